@@ -1,0 +1,18 @@
+"""drone_sim: a fast multi-task, multi-agent quadrotor simulator in C with a zero-copy Python binding.
+
+    import drone_sim
+    env = drone_sim.make(tasks="race,swarm", num_envs=16, agents_per_env=8, action_mode="ctbr", seed=0)
+    obs, _ = env.reset()
+    obs, rewards, terminals, truncations, infos = env.step(actions)
+"""
+from .config import ACTION_MODES, DR_PRESETS, FORMATIONS, NOMINAL_DRONE, TASKS, build_config, parse_tasks
+from .env import OBS_SIZE, OBS_VERSION, STATE_SIZE, DroneVecEnv, make, observe
+from .params import FileFormatError, load_course, load_drone_params
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTION_MODES", "DR_PRESETS", "FORMATIONS", "NOMINAL_DRONE", "TASKS", "OBS_SIZE", "OBS_VERSION", "STATE_SIZE",
+    "DroneVecEnv", "FileFormatError", "build_config", "load_course", "load_drone_params", "make", "observe",
+    "parse_tasks", "__version__",
+]

@@ -1,0 +1,545 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Cython binding of the C drone simulator.
+
+A CVecEnv holds every env of a vector in C memory and steps them in a nogil loop. The observation,
+action, reward, terminal and truncation arrays are numpy arrays owned by Python; each C env points
+into its slice of them, so a step copies nothing across the boundary. Their dtype, shape and layout
+are checked once, here, because a wrong dtype across this boundary corrupts memory silently.
+"""
+import numpy as np
+
+from libc.stdint cimport uint32_t, uint64_t, uint8_t
+from libc.stdlib cimport calloc, free
+
+cdef extern from "csrc/drone_env.h" nogil:
+    ctypedef struct Range:
+        float lo, hi
+    ctypedef struct Arena:
+        float half_x, half_y, height
+    ctypedef struct Ring:
+        float pos[3]
+        float normal[3]
+        float radius
+    ctypedef struct Sphere:
+        float pos[3]
+        float radius
+    ctypedef struct Course:
+        int num_rings
+        Ring rings[32]
+        int num_obstacles
+        Sphere obstacles[64]
+    ctypedef struct DroneParams:
+        float mass, arm
+        float inertia[3]
+        float k_thrust, k_torque, tau_up, tau_down, omega_max
+        float drag[3]
+        float ang_damp[3]
+        float kp[3]
+        float ki[3]
+        float kd[3]
+        float max_rate[3]
+        float latency, radius
+        float wind[3]
+    ctypedef struct DRConfig:
+        int enabled, around_nominal
+        Range arm
+        float arm_ref, mass_ref
+        Range mass_factor, inertia_xy, inertia_z, twr
+        float omega_ref
+        Range omega_factor, torque_ratio, tau, tau_down_ratio, drag_xy, drag_z, ang_damp
+        Range kp_rp, kp_yaw, ki_ratio, kd
+        float tol_mass, tol_inertia, tol_thrust, tol_torque, tol_tau, tol_drag, tol_gains
+        Range latency, obs_noise, wind
+        float init_tilt, init_vel, init_rate, ground_start_prob
+    ctypedef struct SampledDrone:
+        DroneParams params
+        float obs_noise
+    ctypedef struct TaskLog:
+        float n, episode_return, episode_length, score, crash, out_of_bounds, timeout, aux_sum, aux_count
+    ctypedef struct SimConfig:
+        float physics_dt
+        int substeps, integrator, action_mode, auto_reset
+        float task_weights[6]
+        float horizon_s[6]
+        Arena arena
+        int collide_all
+        float crash_speed, success_radius, follow_radius, formation_radius, goal_radius, formation_spacing
+        int race_rings
+        Range ring_radius
+        int obstacles_lo, obstacles_hi
+        Range obstacle_radius
+        int fixed_course
+        Course course
+        DroneParams nominal
+        DRConfig dr
+    ctypedef struct Agent:
+        DroneParams drone
+        float obs_noise, t, ep_return
+        int ep_len, ring, rings_passed, slot, reached, ended
+    ctypedef struct DroneEnv:
+        SimConfig cfg
+        int n
+        float dt
+        float *target
+        float *target_vel
+        Agent *agents
+        int task, step, horizon, formation
+        float t
+        Course course
+        TaskLog logs[6]
+        int nonfinite_actions
+    ctypedef struct ObsInput:
+        float pos[3]
+        float vel[3]
+        float quat[4]
+        float omega[3]
+        float last_action[4]
+        float target_pos[3]
+        float target_vel[3]
+        int has_ring
+        float ring_normal[3]
+        float ring_radius
+        int has_next_ring
+        float next_ring_pos[3]
+        float next_ring_normal[3]
+        int num_drones
+        float drone_pos[3][3]
+        float drone_vel[3][3]
+        int num_obstacles
+        float obstacle_pos[3][3]
+        float obstacle_radius[3]
+        int task
+    ctypedef struct Rng:
+        uint32_t s[4]
+
+    int QS_COUNT
+    int OBS_SIZE, OBS_VERSION, OBS_K_DRONES, OBS_K_OBSTACLES, NUM_TASKS
+    int env_init(DroneEnv *e, const SimConfig *cfg, int n, uint64_t seed)
+    void env_bind(DroneEnv *e, float *obs, float *actions, float *rewards, unsigned char *terminals,
+                  unsigned char *truncations)
+    void env_reset(DroneEnv *e, uint64_t seed)
+    void env_step(DroneEnv *e)
+    void env_close(DroneEnv *e)
+    void env_get_state(const DroneEnv *e, int i, float *x)
+    void env_set_state(DroneEnv *e, int i, const float *x)
+    void env_set_drone(DroneEnv *e, int i, const DroneParams *d)
+    void obs_build(const ObsInput *inp, float *out)
+    float quad_hover_omega(const DroneParams *d)
+    void quad_hover_action(const DroneParams *d, int mode, float *out)
+    void dr_sample(const DRConfig *c, const DroneParams *nominal, Rng *r, SampledDrone *out)
+    void rng_seed(Rng *r, uint64_t seed)
+    void course_generate(Course *c, const Arena *a, int n, float r_lo, float r_hi, Rng *rng)
+    int ring_cross(const Ring *g, const float *p0, const float *p1, float *rim_dist)
+
+STATE_SIZE = QS_COUNT
+OBS_DIM = OBS_SIZE
+OBS_LAYOUT_VERSION = OBS_VERSION
+
+
+# ---------------------------------------------------------------- dict <-> struct
+
+cdef void _vec3(float *dst, object src, str name) except *:
+    vals = list(src)
+    if len(vals) != 3:
+        raise ValueError(f"{name}: expected 3 values, got {len(vals)}")
+    for k in range(3):
+        dst[k] = float(vals[k])
+
+
+cdef void _range(Range *dst, object src, str name) except *:
+    lo, hi = src
+    if not (float(lo) <= float(hi)):
+        raise ValueError(f"{name}: range lower bound {lo} exceeds upper bound {hi}")
+    dst.lo = float(lo)
+    dst.hi = float(hi)
+
+
+cdef void _fill_drone(DroneParams *d, dict p) except *:
+    d.mass = p["mass"]
+    d.arm = p["arm"]
+    _vec3(d.inertia, p["inertia"], "inertia")
+    d.k_thrust = p["k_thrust"]
+    d.k_torque = p["k_torque"]
+    d.tau_up = p["tau_up"]
+    d.tau_down = p["tau_down"]
+    d.omega_max = p["omega_max"]
+    _vec3(d.drag, p["drag"], "drag")
+    _vec3(d.ang_damp, p["ang_damp"], "ang_damp")
+    _vec3(d.kp, p["kp"], "kp")
+    _vec3(d.ki, p["ki"], "ki")
+    _vec3(d.kd, p["kd"], "kd")
+    _vec3(d.max_rate, p["max_rate"], "max_rate")
+    d.latency = p["latency"]
+    d.radius = p["radius"]
+    _vec3(d.wind, p.get("wind", (0.0, 0.0, 0.0)), "wind")
+
+
+cdef dict _drone_dict(const DroneParams *d):
+    return {
+        "mass": d.mass, "arm": d.arm, "inertia": [d.inertia[k] for k in range(3)],
+        "k_thrust": d.k_thrust, "k_torque": d.k_torque, "tau_up": d.tau_up, "tau_down": d.tau_down,
+        "omega_max": d.omega_max, "drag": [d.drag[k] for k in range(3)],
+        "ang_damp": [d.ang_damp[k] for k in range(3)], "kp": [d.kp[k] for k in range(3)],
+        "ki": [d.ki[k] for k in range(3)], "kd": [d.kd[k] for k in range(3)],
+        "max_rate": [d.max_rate[k] for k in range(3)], "latency": d.latency, "radius": d.radius,
+        "wind": [d.wind[k] for k in range(3)],
+    }
+
+
+cdef void _fill_dr(DRConfig *c, dict p) except *:
+    c.enabled = int(p["enabled"])
+    c.around_nominal = int(p["around_nominal"])
+    _range(&c.arm, p["arm"], "arm")
+    c.arm_ref = p["arm_ref"]
+    c.mass_ref = p["mass_ref"]
+    _range(&c.mass_factor, p["mass_factor"], "mass_factor")
+    _range(&c.inertia_xy, p["inertia_xy"], "inertia_xy")
+    _range(&c.inertia_z, p["inertia_z"], "inertia_z")
+    _range(&c.twr, p["twr"], "twr")
+    c.omega_ref = p["omega_ref"]
+    _range(&c.omega_factor, p["omega_factor"], "omega_factor")
+    _range(&c.torque_ratio, p["torque_ratio"], "torque_ratio")
+    _range(&c.tau, p["tau"], "tau")
+    _range(&c.tau_down_ratio, p["tau_down_ratio"], "tau_down_ratio")
+    _range(&c.drag_xy, p["drag_xy"], "drag_xy")
+    _range(&c.drag_z, p["drag_z"], "drag_z")
+    _range(&c.ang_damp, p["ang_damp"], "ang_damp")
+    _range(&c.kp_rp, p["kp_rp"], "kp_rp")
+    _range(&c.kp_yaw, p["kp_yaw"], "kp_yaw")
+    _range(&c.ki_ratio, p["ki_ratio"], "ki_ratio")
+    _range(&c.kd, p["kd"], "kd")
+    c.tol_mass = p["tol_mass"]
+    c.tol_inertia = p["tol_inertia"]
+    c.tol_thrust = p["tol_thrust"]
+    c.tol_torque = p["tol_torque"]
+    c.tol_tau = p["tol_tau"]
+    c.tol_drag = p["tol_drag"]
+    c.tol_gains = p["tol_gains"]
+    _range(&c.latency, p["latency"], "latency")
+    _range(&c.obs_noise, p["obs_noise"], "obs_noise")
+    _range(&c.wind, p["wind"], "wind")
+    c.init_tilt = p["init_tilt"]
+    c.init_vel = p["init_vel"]
+    c.init_rate = p["init_rate"]
+    c.ground_start_prob = p["ground_start_prob"]
+
+
+cdef void _fill_course(Course *c, dict course) except *:
+    rings = course.get("rings", [])
+    obstacles = course.get("obstacles", [])
+    if len(rings) > 32 or len(obstacles) > 64:
+        raise ValueError("course: at most 32 rings and 64 obstacles")
+    c.num_rings = len(rings)
+    for i, g in enumerate(rings):
+        _vec3(c.rings[i].pos, g["position"], "ring position")
+        _vec3(c.rings[i].normal, g["normal"], "ring normal")
+        c.rings[i].radius = g["radius"]
+    c.num_obstacles = len(obstacles)
+    for i, s in enumerate(obstacles):
+        _vec3(c.obstacles[i].pos, s["position"], "obstacle position")
+        c.obstacles[i].radius = s["radius"]
+
+
+cdef dict _course_dict(const Course *c):
+    return {
+        "rings": [{"position": [c.rings[i].pos[k] for k in range(3)],
+                   "normal": [c.rings[i].normal[k] for k in range(3)],
+                   "radius": c.rings[i].radius} for i in range(c.num_rings)],
+        "obstacles": [{"position": [c.obstacles[i].pos[k] for k in range(3)],
+                       "radius": c.obstacles[i].radius} for i in range(c.num_obstacles)],
+    }
+
+
+cdef void _fill_config(SimConfig *c, dict cfg) except *:
+    c.physics_dt = cfg["physics_dt"]
+    c.substeps = cfg["substeps"]
+    c.integrator = cfg["integrator"]
+    c.action_mode = cfg["action_mode"]
+    c.auto_reset = int(cfg["auto_reset"])
+    weights = cfg["task_weights"]
+    horizons = cfg["horizon_s"]
+    for k in range(6):
+        c.task_weights[k] = weights[k]
+        c.horizon_s[k] = horizons[k]
+    hx, hy, h = cfg["arena"]
+    c.arena.half_x = hx
+    c.arena.half_y = hy
+    c.arena.height = h
+    c.collide_all = int(cfg["collide_all"])
+    c.crash_speed = cfg["crash_speed"]
+    c.success_radius = cfg["success_radius"]
+    c.follow_radius = cfg["follow_radius"]
+    c.formation_radius = cfg["formation_radius"]
+    c.goal_radius = cfg["goal_radius"]
+    c.formation_spacing = cfg["formation_spacing"]
+    c.race_rings = cfg["race_rings"]
+    _range(&c.ring_radius, cfg["ring_radius"], "ring_radius")
+    c.obstacles_lo, c.obstacles_hi = cfg["obstacles"]
+    _range(&c.obstacle_radius, cfg["obstacle_radius"], "obstacle_radius")
+    course = cfg.get("course")
+    c.fixed_course = course is not None
+    if course is not None:
+        _fill_course(&c.course, course)
+    _fill_drone(&c.nominal, cfg["nominal"])
+    _fill_dr(&c.dr, cfg["dr"])
+
+
+def _check_buffer(arr, name, dtype, shape):
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(arr).__name__}")
+    if arr.dtype != dtype:
+        raise TypeError(f"{name}: dtype must be {np.dtype(dtype)}, got {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"{name}: shape must be {shape}, got {arr.shape}")
+    if not arr.flags["C_CONTIGUOUS"] or not arr.flags["WRITEABLE"]:
+        raise ValueError(f"{name}: must be a writeable C-contiguous array")
+
+
+LOG_FIELDS = ("n", "episode_return", "episode_length", "score", "crash", "out_of_bounds", "timeout",
+              "aux_sum", "aux_count")
+
+
+cdef class CVecEnv:
+    """num_envs C envs of agents_per_env drones each, stepping into caller-owned numpy buffers."""
+    cdef DroneEnv *envs
+    cdef int num_envs, agents
+    cdef readonly object observations, actions, rewards, terminals, truncations
+
+    def __cinit__(self):
+        self.envs = NULL
+        self.num_envs = 0
+
+    def __init__(self, dict cfg, int num_envs, int agents_per_env, observations, actions, rewards, terminals,
+                 truncations, uint64_t seed=0):
+        if num_envs < 1 or agents_per_env < 1:
+            raise ValueError("num_envs and agents_per_env must be at least 1")
+        cdef int total = num_envs * agents_per_env
+        _check_buffer(observations, "observations", np.float32, (total, OBS_SIZE))
+        _check_buffer(actions, "actions", np.float32, (total, 4))
+        _check_buffer(rewards, "rewards", np.float32, (total,))
+        _check_buffer(terminals, "terminals", np.uint8, (total,))
+        _check_buffer(truncations, "truncations", np.uint8, (total,))
+        cdef SimConfig c
+        _fill_config(&c, cfg)
+        self.observations, self.actions, self.rewards = observations, actions, rewards
+        self.terminals, self.truncations = terminals, truncations
+        cdef float[:, ::1] obs = observations
+        cdef float[:, ::1] act = actions
+        cdef float[::1] rew = rewards
+        cdef uint8_t[::1] term = terminals
+        cdef uint8_t[::1] trunc = truncations
+        self.envs = <DroneEnv *>calloc(num_envs, sizeof(DroneEnv))
+        if self.envs == NULL:
+            raise MemoryError()
+        self.num_envs = num_envs
+        self.agents = agents_per_env
+        cdef int i, off
+        for i in range(num_envs):
+            if env_init(&self.envs[i], &c, agents_per_env, seed + <uint64_t>i) != 0:
+                raise MemoryError("drone env allocation failed")
+            off = i * agents_per_env
+            env_bind(&self.envs[i], &obs[off, 0], &act[off, 0], &rew[off], &term[off], &trunc[off])
+
+    def __dealloc__(self):
+        cdef int i
+        if self.envs != NULL:
+            for i in range(self.num_envs):
+                env_close(&self.envs[i])
+            free(self.envs)
+            self.envs = NULL
+
+    def reset(self, uint64_t seed):
+        cdef int i
+        with nogil:
+            for i in range(self.num_envs):
+                env_reset(&self.envs[i], seed * 1000003ULL + <uint64_t>i)
+
+    def step(self):
+        cdef int i
+        with nogil:
+            for i in range(self.num_envs):
+                env_step(&self.envs[i])
+
+    def logs(self, bint clear=True):
+        """Per-task sums over episodes finished since the last call."""
+        out = []
+        cdef int i, k
+        for k in range(NUM_TASKS):
+            sums = dict.fromkeys(LOG_FIELDS, 0.0)
+            for i in range(self.num_envs):
+                l = self.envs[i].logs[k]
+                sums["n"] += l.n
+                sums["episode_return"] += l.episode_return
+                sums["episode_length"] += l.episode_length
+                sums["score"] += l.score
+                sums["crash"] += l.crash
+                sums["out_of_bounds"] += l.out_of_bounds
+                sums["timeout"] += l.timeout
+                sums["aux_sum"] += l.aux_sum
+                sums["aux_count"] += l.aux_count
+            out.append(sums)
+        if clear:
+            for i in range(self.num_envs):
+                for k in range(NUM_TASKS):
+                    self.envs[i].logs[k] = TaskLog(0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return out
+
+    def nonfinite_actions(self):
+        """How many non-finite action values were replaced by 0 since creation."""
+        return sum(self.envs[i].nonfinite_actions for i in range(self.num_envs))
+
+    def _locate(self, int agent):
+        if agent < 0 or agent >= self.num_envs * self.agents:
+            raise IndexError(f"agent {agent} out of range [0, {self.num_envs * self.agents})")
+        return agent // self.agents, agent % self.agents
+
+    def get_states(self, float[:, ::1] out):
+        """Copy every agent's physical state (QS_COUNT values) into out."""
+        if out.shape[0] != self.num_envs * self.agents or out.shape[1] != QS_COUNT:
+            raise ValueError(f"out must have shape ({self.num_envs * self.agents}, {QS_COUNT})")
+        cdef int i, j
+        for i in range(self.num_envs):
+            for j in range(self.agents):
+                env_get_state(&self.envs[i], j, &out[i * self.agents + j, 0])
+
+    def set_state(self, int agent, float[::1] x):
+        if x.shape[0] != QS_COUNT:
+            raise ValueError(f"state must have {QS_COUNT} values")
+        e, j = self._locate(agent)
+        env_set_state(&self.envs[<int>e], <int>j, &x[0])
+
+    def get_targets(self, float[:, ::1] pos, float[:, ::1] vel):
+        cdef int i, j, k
+        for i in range(self.num_envs):
+            for j in range(self.agents):
+                for k in range(3):
+                    pos[i * self.agents + j, k] = self.envs[i].target[3 * j + k]
+                    vel[i * self.agents + j, k] = self.envs[i].target_vel[3 * j + k]
+
+    def set_target(self, int agent, pos, vel=(0.0, 0.0, 0.0)):
+        e, j = self._locate(agent)
+        _vec3(&self.envs[<int>e].target[3 * <int>j], pos, "target")
+        _vec3(&self.envs[<int>e].target_vel[3 * <int>j], vel, "target velocity")
+
+    def agent_info(self, int agent):
+        e, j = self._locate(agent)
+        cdef Agent *a = &self.envs[<int>e].agents[<int>j]
+        return {"drone": _drone_dict(&a.drone), "obs_noise": a.obs_noise, "t": a.t, "episode_return": a.ep_return,
+                "episode_length": a.ep_len, "ring": a.ring, "rings_passed": a.rings_passed, "slot": a.slot,
+                "reached": a.reached}
+
+    def set_drone(self, int agent, dict params):
+        cdef DroneParams d
+        _fill_drone(&d, params)
+        e, j = self._locate(agent)
+        env_set_drone(&self.envs[<int>e], <int>j, &d)
+
+    def env_info(self, int env):
+        if env < 0 or env >= self.num_envs:
+            raise IndexError(f"env {env} out of range")
+        cdef DroneEnv *e = &self.envs[env]
+        return {"task": e.task, "step": e.step, "horizon": e.horizon, "t": e.t, "formation": e.formation,
+                "course": _course_dict(&e.course), "control_dt": e.dt}
+
+
+# ---------------------------------------------------------------- free functions
+
+def observe(dict s):
+    """Build one observation from a state and target given in world-frame SI units (see drone_sim.observe)."""
+    cdef ObsInput inp
+    _vec3(inp.pos, s["position"], "position")
+    _vec3(inp.vel, s["velocity"], "velocity")
+    q = list(s["quaternion"])
+    if len(q) != 4:
+        raise ValueError("quaternion: expected 4 values (w, x, y, z)")
+    for k in range(4):
+        inp.quat[k] = q[k]
+    _vec3(inp.omega, s["body_rates"], "body_rates")
+    a = list(s["last_action"])
+    if len(a) != 4:
+        raise ValueError("last_action: expected 4 values")
+    for k in range(4):
+        inp.last_action[k] = a[k]
+    _vec3(inp.target_pos, s["target_position"], "target_position")
+    _vec3(inp.target_vel, s.get("target_velocity", (0, 0, 0)), "target_velocity")
+    ring = s.get("ring")
+    inp.has_ring = ring is not None
+    if ring is not None:
+        _vec3(inp.ring_normal, ring["normal"], "ring normal")
+        inp.ring_radius = ring["radius"]
+    nxt = s.get("next_ring")
+    inp.has_next_ring = nxt is not None
+    if nxt is not None:
+        _vec3(inp.next_ring_pos, nxt["position"], "next ring position")
+        _vec3(inp.next_ring_normal, nxt["normal"], "next ring normal")
+    drones = list(s.get("drones", ()))[:OBS_K_DRONES]
+    inp.num_drones = len(drones)
+    for j, d in enumerate(drones):
+        _vec3(inp.drone_pos[j], d["position"], "drone position")
+        _vec3(inp.drone_vel[j], d.get("velocity", (0, 0, 0)), "drone velocity")
+    obstacles = list(s.get("obstacles", ()))[:OBS_K_OBSTACLES]
+    inp.num_obstacles = len(obstacles)
+    for j, ob in enumerate(obstacles):
+        _vec3(inp.obstacle_pos[j], ob["position"], "obstacle position")
+        inp.obstacle_radius[j] = ob["radius"]
+    inp.task = s["task"]
+    out = np.zeros(OBS_SIZE, dtype=np.float32)
+    cdef float[::1] view = out
+    obs_build(&inp, &view[0])
+    return out
+
+
+def hover_omega(dict params):
+    cdef DroneParams d
+    _fill_drone(&d, params)
+    return quad_hover_omega(&d)
+
+
+def hover_action(dict params, int mode):
+    cdef DroneParams d
+    cdef float out[4]
+    _fill_drone(&d, params)
+    quad_hover_action(&d, mode, out)
+    return [out[0], out[1], out[2], out[3]]
+
+
+def sample_drones(dict dr, dict nominal, int count, uint64_t seed):
+    """Draw `count` drones the way episodes do; returns a list of (params dict, obs_noise)."""
+    cdef DRConfig c
+    cdef DroneParams nom
+    cdef Rng rng
+    cdef SampledDrone sd
+    _fill_dr(&c, dr)
+    _fill_drone(&nom, nominal)
+    rng_seed(&rng, seed)
+    out = []
+    for _ in range(count):
+        dr_sample(&c, &nom, &rng, &sd)
+        out.append((_drone_dict(&sd.params), sd.obs_noise))
+    return out
+
+
+def generate_course(uint64_t seed, int rings=7, arena=(15.0, 15.0, 8.0), ring_radius=(0.6, 1.0)):
+    cdef Course c
+    cdef Arena a
+    cdef Rng rng
+    a.half_x, a.half_y, a.height = arena
+    rng_seed(&rng, seed)
+    course_generate(&c, &a, rings, ring_radius[0], ring_radius[1], &rng)
+    c.num_obstacles = 0
+    return _course_dict(&c)
+
+
+def classify_ring_crossing(dict ring, p0, p1):
+    """(result, rim_distance) for the segment p0 -> p1: 0 no cross, 1 passed, 2 wrong way, 3 outside."""
+    cdef Ring g
+    cdef float a[3]
+    cdef float b[3]
+    cdef float rim
+    _vec3(g.pos, ring["position"], "position")
+    _vec3(g.normal, ring["normal"], "normal")
+    g.radius = ring["radius"]
+    _vec3(a, p0, "p0")
+    _vec3(b, p1, "p1")
+    res = ring_cross(&g, a, b, &rim)
+    return res, rim

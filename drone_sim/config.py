@@ -1,0 +1,225 @@
+"""Simulator configuration: tasks, rates, arena, the nominal drone and the domain-randomization presets.
+
+Everything the C side needs is assembled here into one plain dict (``build_config``), so the defaults
+live in one readable place and the binding only copies fields.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Mapping, Sequence
+
+TASKS: tuple[str, ...] = ("hover", "goto", "follow", "race", "swarm", "obstacles")
+ACTION_MODES: tuple[str, ...] = ("rpm", "ctbr")
+INTEGRATORS: tuple[str, ...] = ("rk4", "euler")
+FORMATIONS: tuple[str, ...] = ("sphere", "orbit", "grid", "line")
+
+# What each task's `score` and `aux` logs mean (see drone_env.h).
+TASK_SCORE = {
+    "hover": ("success", "time_to_target_s"),
+    "goto": ("success", "time_to_target_s"),
+    "follow": ("share_within_radius", "tracking_error_m"),
+    "race": ("rings_passed", "lap_time_s"),
+    "swarm": ("share_in_slot", "formation_error_m"),
+    "obstacles": ("success", "time_to_goal_s"),
+}
+
+# A generic 5-inch-class quadrotor; the nominal drone when no params file is given.
+NOMINAL_DRONE: dict = {
+    "mass": 0.5,
+    "arm": 0.1,
+    "inertia": [1.5e-3, 1.5e-3, 2.75e-3],
+    "k_thrust": 5.47e-7,
+    "k_torque": 8.75e-9,
+    "tau_up": 0.03,
+    "tau_down": 0.035,
+    "omega_max": 2800.0,
+    "drag": [0.05, 0.05, 0.1],
+    "ang_damp": [1.5e-4, 1.5e-4, 2.75e-4],
+    "kp": [20.0, 20.0, 10.0],
+    "ki": [10.0, 10.0, 5.0],
+    "kd": [0.02, 0.02, 0.0],
+    "max_rate": [7.0, 7.0, 3.0],
+    "latency": 0.0,
+    "radius": 0.15,
+    "wind": [0.0, 0.0, 0.0],
+}
+
+_DR_DEFAULT: dict = {
+    "enabled": 1,
+    "around_nominal": 0,
+    "arm": (0.03, 0.25),
+    "arm_ref": 0.12,
+    "mass_ref": 0.6,
+    "mass_factor": (0.7, 1.4),
+    "inertia_xy": (0.2, 0.35),
+    "inertia_z": (0.35, 0.6),
+    "twr": (1.8, 4.5),
+    "omega_ref": 2800.0,
+    "omega_factor": (0.8, 1.25),
+    "torque_ratio": (0.008, 0.025),
+    "tau": (0.015, 0.06),
+    "tau_down_ratio": (1.0, 1.5),
+    "drag_xy": (0.05, 0.4),
+    "drag_z": (0.1, 0.5),
+    "ang_damp": (0.0, 0.3),
+    "kp_rp": (15.0, 30.0),
+    "kp_yaw": (8.0, 16.0),
+    "ki_ratio": (0.0, 1.0),
+    "kd": (0.0, 0.04),
+    "tol_mass": 0.05,
+    "tol_inertia": 0.15,
+    "tol_thrust": 0.05,
+    "tol_torque": 0.15,
+    "tol_tau": 0.2,
+    "tol_drag": 0.3,
+    "tol_gains": 0.15,
+    "latency": (0.0, 0.02),
+    "obs_noise": (0.0, 1.0),
+    "wind": (0.0, 0.8),
+    "init_tilt": 0.5,
+    "init_vel": 1.0,
+    "init_rate": 1.0,
+    "ground_start_prob": 0.1,
+}
+
+_DR_WIDE_CHANGES: dict = {
+    "arm": (0.025, 0.3),
+    "mass_factor": (0.6, 1.6),
+    "twr": (1.5, 6.0),
+    "tau": (0.01, 0.1),
+    "drag_xy": (0.0, 0.6),
+    "kp_rp": (12.0, 36.0),
+    "latency": (0.0, 0.04),
+    "obs_noise": (0.0, 2.0),
+    "wind": (0.0, 2.0),
+    "init_tilt": 1.0,
+    "init_vel": 2.0,
+    "init_rate": 3.0,
+    "tol_mass": 0.1,
+    "tol_inertia": 0.3,
+    "tol_thrust": 0.1,
+    "tol_tau": 0.4,
+}
+
+DR_PRESETS: tuple[str, ...] = ("nominal", "default", "wide")
+
+
+def dr_preset(name: str) -> dict:
+    """The domain-randomization ranges of a preset (nominal, default or wide)."""
+    if name not in DR_PRESETS:
+        raise ValueError(f"unknown domain-randomization preset {name!r}; choose one of {', '.join(DR_PRESETS)}")
+    dr = copy.deepcopy(_DR_DEFAULT)
+    if name == "nominal":
+        dr["enabled"] = 0
+    elif name == "wide":
+        dr.update(_DR_WIDE_CHANGES)
+    return dr
+
+
+_SIM_DEFAULTS: dict = {
+    "horizon_s": {"hover": 8.0, "goto": 10.0, "follow": 15.0, "race": 20.0, "swarm": 15.0, "obstacles": 15.0},
+    "arena": (15.0, 15.0, 8.0),
+    "collide_all": False,
+    "crash_speed": 2.0,
+    "success_radius": 0.3,
+    "follow_radius": 0.5,
+    "formation_radius": 0.3,
+    "goal_radius": 0.5,
+    "formation_spacing": 1.2,
+    "race_rings": 7,
+    "ring_radius": (0.6, 1.0),
+    "obstacles": (8, 16),
+    "obstacle_radius": (0.3, 1.2),
+    "auto_reset": True,
+}
+
+
+def parse_tasks(tasks: str | Sequence[str] | Mapping[str, float]) -> dict[str, float]:
+    """Task weights from 'race,swarm', 'race:2,swarm:1', 'all', a list of names or a dict of weights."""
+    if isinstance(tasks, str):
+        items = [t.strip() for t in tasks.split(",") if t.strip()]
+        if items == ["all"]:
+            return {t: 1.0 for t in TASKS}
+        weights: dict[str, float] = {}
+        for item in items:
+            name, _, w = item.partition(":")
+            try:
+                weights[name.strip()] = float(w) if w else 1.0
+            except ValueError:
+                raise ValueError(f"task weight for {name!r} is not a number: {w!r}") from None
+    elif isinstance(tasks, Mapping):
+        weights = {str(k): float(v) for k, v in tasks.items()}
+    else:
+        weights = {str(t): 1.0 for t in tasks}
+    if not weights:
+        raise ValueError("no task given; choose among " + ", ".join(TASKS) + " or 'all'")
+    for name, w in weights.items():
+        if name not in TASKS:
+            raise ValueError(f"unknown task {name!r}; choose among {', '.join(TASKS)} or 'all'")
+        if not w >= 0.0:
+            raise ValueError(f"task weight for {name!r} must be >= 0, got {w}")
+    if sum(weights.values()) <= 0.0:
+        raise ValueError("task weights sum to zero")
+    return weights
+
+
+def build_config(
+    tasks: str | Sequence[str] | Mapping[str, float] = "hover",
+    action_mode: str = "ctbr",
+    physics_hz: float = 500.0,
+    control_hz: float = 50.0,
+    integrator: str = "rk4",
+    dr: str | Mapping = "default",
+    drone: Mapping | None = None,
+    course: Mapping | None = None,
+    **overrides,
+) -> dict:
+    """The full simulator configuration as the binding expects it.
+
+    drone: a flat params dict (see drone_sim.params) replacing the nominal drone; with it, randomization
+    becomes tolerances around that drone. course: a course dict (see drone_sim.params.load_course) that
+    race episodes fly instead of generated courses. overrides: any key of the simulator defaults.
+    """
+    if action_mode not in ACTION_MODES:
+        raise ValueError(f"unknown action mode {action_mode!r}; choose rpm or ctbr")
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"unknown integrator {integrator!r}; choose rk4 or euler")
+    if not (physics_hz > 0 and control_hz > 0):
+        raise ValueError("physics_hz and control_hz must be positive")
+    substeps = physics_hz / control_hz
+    if abs(substeps - round(substeps)) > 1e-6 or round(substeps) < 1:
+        raise ValueError(
+            f"physics rate {physics_hz} Hz must be a whole multiple of the control rate {control_hz} Hz")
+    weights = parse_tasks(tasks)
+    sim = copy.deepcopy(_SIM_DEFAULTS)
+    for key, value in overrides.items():
+        if key not in sim:
+            raise ValueError(f"unknown simulator setting {key!r}; known: {', '.join(sorted(sim))}")
+        if key == "horizon_s":
+            sim[key].update(value)
+        else:
+            sim[key] = value
+    if isinstance(dr, str):
+        dr_cfg = dr_preset(dr)
+    else:
+        dr_cfg = dr_preset("default")
+        unknown = set(dr) - set(dr_cfg)
+        if unknown:
+            raise ValueError(f"unknown domain-randomization keys: {', '.join(sorted(unknown))}")
+        dr_cfg.update(dr)
+    nominal = copy.deepcopy(NOMINAL_DRONE)
+    if drone is not None:
+        nominal.update(drone)
+        dr_cfg["around_nominal"] = 1
+    return {
+        "physics_dt": 1.0 / physics_hz,
+        "substeps": int(round(substeps)),
+        "integrator": INTEGRATORS.index(integrator),
+        "action_mode": ACTION_MODES.index(action_mode),
+        "task_weights": [weights.get(t, 0.0) for t in TASKS],
+        "horizon_s": [float(sim["horizon_s"][t]) for t in TASKS],
+        "nominal": nominal,
+        "dr": dr_cfg,
+        "course": dict(course) if course is not None else None,
+        **{k: v for k, v in sim.items() if k != "horizon_s"},
+    }

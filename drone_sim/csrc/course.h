@@ -1,0 +1,143 @@
+/* course.h - ring courses and obstacle spheres: generation and the geometry of passing and touching.
+ *
+ * A ring is a circle (centre, unit normal, radius) with a thin rim (a torus tube of radius
+ * COURSE_RIM_THICKNESS). It counts as passed when a drone's path crosses the ring's plane in the
+ * direction of the normal with the crossing point inside the radius. Touching the rim is a crash.
+ * The course JSON file of the design (rings in order, obstacle spheres) maps one-to-one onto Course.
+ */
+#ifndef DRONE_COURSE_H
+#define DRONE_COURSE_H
+
+#include <math.h>
+
+#include "rng.h"
+
+#define COURSE_MAX_RINGS 32
+#define COURSE_MAX_OBSTACLES 64
+#define COURSE_RIM_THICKNESS 0.05f
+
+typedef struct {
+    float pos[3], normal[3], radius;
+} Ring;
+
+typedef struct {
+    float pos[3], radius;
+} Sphere;
+
+typedef struct {
+    int num_rings;
+    Ring rings[COURSE_MAX_RINGS];
+    int num_obstacles;
+    Sphere obstacles[COURSE_MAX_OBSTACLES];
+} Course;
+
+/* Arena: x, y in [-half_x, half_x] x [-half_y, half_y], z in [0, height]. */
+typedef struct {
+    float half_x, half_y, height;
+} Arena;
+
+static inline float v3_dot(const float a[3], const float b[3]) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+static inline float v3_norm(const float a[3]) { return sqrtf(v3_dot(a, a)); }
+static inline float v3_dist(const float a[3], const float b[3]) {
+    float d[3] = {a[0] - b[0], a[1] - b[1], a[2] - b[2]};
+    return v3_norm(d);
+}
+
+/* Distance from point p to the ring's rim circle. */
+static inline float ring_rim_distance(const Ring *g, const float p[3]) {
+    float d[3] = {p[0] - g->pos[0], p[1] - g->pos[1], p[2] - g->pos[2]};
+    float h = v3_dot(d, g->normal);
+    float in[3] = {d[0] - h * g->normal[0], d[1] - h * g->normal[1], d[2] - h * g->normal[2]};
+    float rho = v3_norm(in) - g->radius;
+    return sqrtf(h * h + rho * rho);
+}
+
+enum { RING_NO_CROSS = 0, RING_PASSED = 1, RING_WRONG_WAY = 2, RING_OUTSIDE = 3 };
+
+/* Classify the segment p0 -> p1 against ring g. *rim_dist is the distance from the rim at the
+ * plane crossing (or at p1 when the plane is not crossed), so a fast drone cannot tunnel through
+ * the rim between two control steps. */
+static inline int ring_cross(const Ring *g, const float p0[3], const float p1[3], float *rim_dist) {
+    float d0[3] = {p0[0] - g->pos[0], p0[1] - g->pos[1], p0[2] - g->pos[2]};
+    float d1[3] = {p1[0] - g->pos[0], p1[1] - g->pos[1], p1[2] - g->pos[2]};
+    float s0 = v3_dot(d0, g->normal), s1 = v3_dot(d1, g->normal);
+    *rim_dist = ring_rim_distance(g, p1);
+    if ((s0 < 0.0f) == (s1 < 0.0f)) return RING_NO_CROSS;
+    float t = s0 / (s0 - s1);
+    float x[3] = {p0[0] + t * (p1[0] - p0[0]), p0[1] + t * (p1[1] - p0[1]), p0[2] + t * (p1[2] - p0[2])};
+    float rx = ring_rim_distance(g, x);
+    if (rx < *rim_dist) *rim_dist = rx;
+    float r = v3_dist(x, g->pos);
+    if (r >= g->radius) return RING_OUTSIDE;
+    return s0 < 0.0f ? RING_PASSED : RING_WRONG_WAY;
+}
+
+/* Procedural ring course: a closed loop of n rings on a perturbed ellipse around the arena centre,
+ * heights varying smoothly, each normal along the local direction of travel (so every ring can be
+ * entered head-on from the previous one). Rings keep clear of each other and of the arena walls.
+ * Sized like the published champion-level track: 7 rings, about 75 m per lap in 30 x 30 x 8 m. */
+static inline void course_generate(Course *c, const Arena *a, int n, float r_lo, float r_hi, Rng *rng) {
+    if (n < 3) n = 3;
+    if (n > COURSE_MAX_RINGS) n = COURSE_MAX_RINGS;
+    float margin = 2.5f;
+    for (int attempt = 0; attempt < 64; attempt++) {
+        float ax = rng_uniform(rng, 0.65f, 0.85f) * (a->half_x - margin);
+        float ay = rng_uniform(rng, 0.55f, 0.85f) * (a->half_y - margin);
+        float rot = rng_uniform(rng, 0.0f, 6.2831853f), dir = rng_uniform01(rng) < 0.5f ? 1.0f : -1.0f;
+        float cr = cosf(rot), sr = sinf(rot);
+        float zlo = 1.2f, zhi = a->height - 1.5f;
+        float z = rng_uniform(rng, zlo, zhi);
+        for (int i = 0; i < n; i++) {
+            float th = dir * (6.2831853f * ((float)i + rng_uniform(rng, -0.2f, 0.2f)) / (float)n);
+            float s = rng_uniform(rng, 0.8f, 1.1f);
+            float ex = ax * s * cosf(th), ey = ay * s * sinf(th);
+            Ring *g = &c->rings[i];
+            g->pos[0] = cr * ex - sr * ey;
+            g->pos[1] = sr * ex + cr * ey;
+            z = fminf(fmaxf(z + rng_uniform(rng, -2.0f, 2.0f), zlo), zhi);
+            g->pos[2] = z;
+            g->radius = rng_uniform(rng, r_lo, r_hi);
+        }
+        int ok = 1;
+        for (int i = 0; i < n && ok; i++) {
+            Ring *g = &c->rings[i];
+            const Ring *prev = &c->rings[(i + n - 1) % n], *next = &c->rings[(i + 1) % n];
+            float t[3];
+            for (int k = 0; k < 3; k++) t[k] = next->pos[k] - prev->pos[k];
+            t[2] *= 0.5f; /* keep rings closer to upright */
+            float tn = v3_norm(t);
+            for (int k = 0; k < 3; k++) g->normal[k] = t[k] / tn;
+            if (fabsf(g->pos[0]) + g->radius > a->half_x - 1.0f || fabsf(g->pos[1]) + g->radius > a->half_y - 1.0f)
+                ok = 0;
+            if (g->pos[2] - g->radius < 0.3f || g->pos[2] + g->radius > a->height - 0.3f) ok = 0;
+            for (int j = 0; j < i && ok; j++)
+                if (v3_dist(g->pos, c->rings[j].pos) < g->radius + c->rings[j].radius + 3.0f) ok = 0;
+        }
+        if (ok) break;
+    }
+    c->num_rings = n;
+}
+
+/* Length of one lap through the ring centres (m). */
+static inline float course_lap_length(const Course *c) {
+    float len = 0.0f;
+    for (int i = 0; i < c->num_rings; i++)
+        len += v3_dist(c->rings[i].pos, c->rings[(i + 1) % c->num_rings].pos);
+    return len;
+}
+
+/* Random obstacle field between x = -span and x = +span. */
+static inline void course_obstacle_field(Course *c, const Arena *a, int n, float r_lo, float r_hi, float span,
+                                         Rng *rng) {
+    if (n > COURSE_MAX_OBSTACLES) n = COURSE_MAX_OBSTACLES;
+    for (int i = 0; i < n; i++) {
+        Sphere *s = &c->obstacles[i];
+        s->radius = rng_uniform(rng, r_lo, r_hi);
+        s->pos[0] = rng_uniform(rng, -span, span);
+        s->pos[1] = rng_uniform(rng, -(a->half_y - 2.0f), a->half_y - 2.0f);
+        s->pos[2] = rng_uniform(rng, 0.5f, a->height - 0.5f);
+    }
+    c->num_obstacles = n;
+}
+
+#endif
