@@ -81,15 +81,16 @@ static inline void course_generate(Course *c, const Arena *a, int n, float r_lo,
     if (n > COURSE_MAX_RINGS) n = COURSE_MAX_RINGS;
     float margin = 2.5f;
     for (int attempt = 0; attempt < 64; attempt++) {
-        float ax = rng_uniform(rng, 0.65f, 0.85f) * (a->half_x - margin);
-        float ay = rng_uniform(rng, 0.55f, 0.85f) * (a->half_y - margin);
+        float ax = rng_uniform(rng, 0.8f, 0.95f) * (a->half_x - margin);
+        float ay = rng_uniform(rng, 0.7f, 0.95f) * (a->half_y - margin);
         float rot = rng_uniform(rng, 0.0f, 6.2831853f), dir = rng_uniform01(rng) < 0.5f ? 1.0f : -1.0f;
         float cr = cosf(rot), sr = sinf(rot);
         float zlo = 1.2f, zhi = a->height - 1.5f;
         float z = rng_uniform(rng, zlo, zhi);
         for (int i = 0; i < n; i++) {
             float th = dir * (6.2831853f * ((float)i + rng_uniform(rng, -0.2f, 0.2f)) / (float)n);
-            float s = rng_uniform(rng, 0.8f, 1.1f);
+            /* alternate inward and outward so the line weaves (longer laps, real turns) */
+            float s = (i & 1) ? rng_uniform(rng, 0.65f, 0.85f) : rng_uniform(rng, 0.95f, 1.1f);
             float ex = ax * s * cosf(th), ey = ay * s * sinf(th);
             Ring *g = &c->rings[i];
             g->pos[0] = cr * ex - sr * ey;
@@ -97,6 +98,10 @@ static inline void course_generate(Course *c, const Arena *a, int n, float r_lo,
             z = fminf(fmaxf(z + rng_uniform(rng, -2.0f, 2.0f), zlo), zhi);
             g->pos[2] = z;
             g->radius = rng_uniform(rng, r_lo, r_hi);
+            float lim_x = a->half_x - 1.0f - g->radius, lim_y = a->half_y - 1.0f - g->radius;
+            g->pos[0] = fminf(fmaxf(g->pos[0], -lim_x), lim_x);
+            g->pos[1] = fminf(fmaxf(g->pos[1], -lim_y), lim_y);
+            g->pos[2] = fminf(fmaxf(g->pos[2], 0.3f + g->radius), a->height - 0.3f - g->radius);
         }
         int ok = 1;
         for (int i = 0; i < n && ok; i++) {
@@ -107,9 +112,6 @@ static inline void course_generate(Course *c, const Arena *a, int n, float r_lo,
             t[2] *= 0.5f; /* keep rings closer to upright */
             float tn = v3_norm(t);
             for (int k = 0; k < 3; k++) g->normal[k] = t[k] / tn;
-            if (fabsf(g->pos[0]) + g->radius > a->half_x - 1.0f || fabsf(g->pos[1]) + g->radius > a->half_y - 1.0f)
-                ok = 0;
-            if (g->pos[2] - g->radius < 0.3f || g->pos[2] + g->radius > a->height - 0.3f) ok = 0;
             for (int j = 0; j < i && ok; j++)
                 if (v3_dist(g->pos, c->rings[j].pos) < g->radius + c->rings[j].radius + 3.0f) ok = 0;
         }

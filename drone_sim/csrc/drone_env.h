@@ -75,6 +75,7 @@ typedef struct {
     float t;                  /* time since spawn (s) */
     float ep_return, score_acc, aux_acc, dist_prev, reach_time, lap_start;
     int ep_len, aux_n, ring, rings_passed, slot, reached, ring0_seen, ended;
+    int end;                  /* how this step ended the episode (END_*), set before respawning */
     float follow_c[3], follow_a[3], follow_w[3], follow_phi[3];
 } Agent;
 
@@ -765,6 +766,14 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
     return end;
 }
 
+/* Profiling hook: scripts/bench_sim.py --profile defines ENV_PROFILE_MARK(phase) before including this
+ * header to time the phases of env_step (the time since the previous mark is charged to `phase`).
+ * By default it expands to nothing. */
+enum { ENV_PHASE_ACTIONS, ENV_PHASE_PHYSICS, ENV_PHASE_NEIGHBOURS, ENV_PHASE_TASK, ENV_PHASE_OBSERVE, ENV_NUM_PHASES };
+#ifndef ENV_PROFILE_MARK
+#define ENV_PROFILE_MARK(phase) ((void)0)
+#endif
+
 /* Advance every agent one control step using e->actions; write observations, rewards, flags. */
 static inline void env_step(DroneEnv *e) {
     const SimConfig *c = &e->cfg;
@@ -778,6 +787,7 @@ static inline void env_step(DroneEnv *e) {
         }
         e->act[j] = clampf(a, -1.0f, 1.0f);
     }
+    ENV_PROFILE_MARK(ENV_PHASE_ACTIONS);
     for (int i = 0; i < n; i++) {
         env_pos(e, i, e->pos0 + 3 * i);
         e->impact[i] = 0.0f;
@@ -789,6 +799,7 @@ static inline void env_step(DroneEnv *e) {
             quad_commands_rpm(n, e->P, e->act, e->prev_act, e->U, s);
         quad_integrate(n, e->S, e->P, e->U, c->physics_dt, c->integrator, e->impact);
     }
+    ENV_PROFILE_MARK(ENV_PHASE_PHYSICS);
     memcpy(e->prev_act, e->act, sizeof(float) * 4 * (size_t)n);
     e->step++;
     e->t += e->dt;
@@ -798,6 +809,7 @@ static inline void env_step(DroneEnv *e) {
         if (e->task != TASK_RACE) env_update_target(e, i);
     }
     env_find_nearest(e, env_drones_collide(e));
+    ENV_PROFILE_MARK(ENV_PHASE_NEIGHBOURS);
 
     /* Without auto-reset (a simulated vehicle, a scripted test) there is no horizon either. */
     int horizon_reached = c->auto_reset && e->step >= e->horizon;
@@ -817,16 +829,22 @@ static inline void env_step(DroneEnv *e) {
         e->rewards[i] = r;
         e->terminals[i] = end == END_CRASH || end == END_OUT_OF_BOUNDS;
         e->truncations[i] = end == END_TIMEOUT;
-        if (end != END_NONE) {
-            env_log_episode(e, i, end);
-            if (!horizon_reached) {
-                if (c->auto_reset) env_spawn(e, i);
-                else a->ended = 1;
-            }
+        a->end = end;
+    }
+    /* Respawn only after every agent was judged, so a collision counts for both drones involved. */
+    for (int i = 0; i < n; i++) {
+        Agent *a = &e->agents[i];
+        if (a->ended || a->end == END_NONE) continue;
+        env_log_episode(e, i, a->end);
+        if (!horizon_reached) {
+            if (c->auto_reset) env_spawn(e, i);
+            else a->ended = 1;
         }
     }
     if (horizon_reached && c->auto_reset) env_begin_episode(e);
+    ENV_PROFILE_MARK(ENV_PHASE_TASK);
     env_observe_all(e);
+    ENV_PROFILE_MARK(ENV_PHASE_OBSERVE);
 }
 
 static inline void env_close(DroneEnv *e) {

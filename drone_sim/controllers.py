@@ -1,0 +1,105 @@
+"""A hand-written position controller that flies from the observation alone (ctbr actions).
+
+It exists to prove that the observation and the actions mean what observation.h says they mean: it
+decodes the body-frame target block, the rotation matrix and the velocities back into world
+quantities, runs a PID loop on position (the integral absorbs each drone's unknown thrust-to-weight
+ratio and the wind), and turns the wanted acceleration into collective thrust and body rates. The viewer uses it as
+the "hover controller" and tests use it to fly every task's target block.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .env import OBS_SIZE
+
+_G = 9.81
+
+# observation.h offsets and scales (layout version 1)
+_VEL, _ROT, _TARGET, _DIST, _TVEL = 0, 6, 20, 23, 24
+_RING_N, _RING_R = 27, 30
+_DRONES, _DRONE_STRIDE, _OBST, _OBST_STRIDE = 37, 7, 58, 4
+_VEL_SCALE, _DIST_SCALE, _DRONE_CLIP, _OBST_CLIP = 5.0, 10.0, 5.0, 10.0
+
+
+class HoverController:
+    """PID position controller for a batch of drones in ctbr mode."""
+
+    def __init__(self, num_agents: int, max_rate=(7.0, 7.0, 3.0), twr: float = 3.5, kp: float = 2.0,
+                 kd: float = 2.2, ki: float = 1.5, k_att: float = 6.0, max_tilt_acc: float = 6.0,
+                 ring_speed: float = 3.0):
+        self.max_rate = np.asarray(max_rate, dtype=np.float32)
+        self.twr = twr
+        self.kp, self.kd, self.ki, self.k_att = kp, kd, ki, k_att
+        self.max_tilt_acc = max_tilt_acc
+        self.ring_speed = ring_speed
+        self.integral = np.zeros((num_agents, 3), dtype=np.float32)
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Forget the integral of agents whose episode ended (all when mask is None)."""
+        if mask is None:
+            self.integral[:] = 0.0
+        else:
+            self.integral[np.asarray(mask, dtype=bool)] = 0.0
+
+    def __call__(self, obs: np.ndarray, dt: float = 0.02) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32)
+        assert obs.shape[1] == OBS_SIZE
+        n = obs.shape[0]
+        R = obs[:, _ROT:_ROT + 9].reshape(n, 3, 3)  # body-to-world
+        v = np.einsum("nij,nj->ni", R, obs[:, _VEL:_VEL + 3] * _VEL_SCALE)
+        # target: direction from the clipped vector, length from the tanh-coded distance
+        tb = obs[:, _TARGET:_TARGET + 3]
+        tn = np.linalg.norm(tb, axis=1, keepdims=True)
+        dist = _DIST_SCALE * np.arctanh(np.clip(obs[:, _DIST:_DIST + 1], 0.0, 0.999999))
+        p_rel_b = tb / np.maximum(tn, 1e-9) * dist
+        p_rel = np.einsum("nij,nj->ni", R, p_rel_b)
+        tv = np.einsum("nij,nj->ni", R, obs[:, _TVEL:_TVEL + 3] * _VEL_SCALE)
+
+        # race: go through the ring along its normal
+        has_ring = obs[:, _RING_R] > 0
+        ring_n = np.einsum("nij,nj->ni", R, obs[:, _RING_N:_RING_N + 3])
+        tv = np.where(has_ring[:, None], ring_n * self.ring_speed, tv)
+
+        near = (dist < 1.5) & ~has_ring[:, None]  # integrate only while holding a point (anti wind-up)
+        self.integral += np.where(near, np.clip(p_rel, -1.0, 1.0) * dt, 0.0)
+        np.clip(self.integral, -6.0, 6.0, out=self.integral)
+        # race: converge onto the ring's axis (lateral offset only) while flying along its normal
+        along = np.sum(p_rel * ring_n, axis=1, keepdims=True)
+        lateral = p_rel - along * ring_n
+        p_cmd = np.where(has_ring[:, None], 1.5 * lateral, p_rel)
+        acc = self.kp * p_cmd + self.kd * (tv - v) + self.ki * self.integral
+
+        # keep clear of obstacles and other drones (repulsion from the nearest ones)
+        for k in range(3):
+            o = obs[:, _OBST + k * _OBST_STRIDE:_OBST + (k + 1) * _OBST_STRIDE]
+            radius = o[:, 3] * 2.0
+            rel = np.einsum("nij,nj->ni", R, o[:, :3] * _OBST_CLIP)
+            d = np.linalg.norm(rel, axis=1)
+            gap = d - radius
+            push = np.where((radius > 0) & (gap < 2.5), 8.0 * (2.5 - gap) / 2.5, 0.0)
+            acc -= rel / np.maximum(d, 1e-6)[:, None] * push[:, None]
+            dr = obs[:, _DRONES + k * _DRONE_STRIDE:_DRONES + (k + 1) * _DRONE_STRIDE]
+            rel = np.einsum("nij,nj->ni", R, dr[:, :3] * _DRONE_CLIP)
+            d = np.linalg.norm(rel, axis=1)
+            push = np.where((dr[:, 6] > 0) & (d < 1.0), 6.0 * (1.0 - d), 0.0)
+            acc -= rel / np.maximum(d, 1e-6)[:, None] * push[:, None]
+
+        horiz = np.linalg.norm(acc[:, :2], axis=1, keepdims=True)
+        acc[:, :2] *= np.minimum(1.0, self.max_tilt_acc / np.maximum(horiz, 1e-9))
+        acc[:, 2] = np.clip(acc[:, 2], -0.7 * _G, 2.0 * _G)
+        acc[:, 2] += _G
+
+        z_b = R[:, :, 2]
+        thrust_acc = np.sum(acc * z_b, axis=1)
+        z_des = acc / np.linalg.norm(acc, axis=1, keepdims=True)
+        err_w = np.cross(z_b, z_des)
+        err_b = np.einsum("nji,nj->ni", R, err_w)  # R^T err
+        rates = self.k_att * err_b
+        # yaw: face the target when it is far, otherwise hold heading
+        far = dist[:, 0] > 1.0
+        rates[:, 2] = np.where(far, 1.5 * np.arctan2(p_rel_b[:, 1], p_rel_b[:, 0]), 0.0)
+
+        actions = np.empty((n, 4), dtype=np.float32)
+        actions[:, 0] = 2.0 * thrust_acc / (self.twr * _G) - 1.0
+        actions[:, 1:] = rates / self.max_rate
+        return np.clip(actions, -1.0, 1.0)

@@ -1,0 +1,241 @@
+"""The vector env API, the observation contract, domain randomization, files and argument errors."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+import drone_sim
+from drone_sim import binding
+from drone_sim.config import build_config, dr_preset
+from drone_sim.controllers import HoverController
+from conftest import nominal_drone, single, state
+
+
+def rollout(seed, steps=200, tasks="all"):
+    env = drone_sim.make(tasks=tasks, num_envs=4, agents_per_env=4, seed=seed)
+    rng = np.random.default_rng(123)
+    obs, _ = env.reset(seed)
+    out = [obs.copy()]
+    for _ in range(steps):
+        o, r, te, tr, _ = env.step(rng.uniform(-1, 1, (16, 4)).astype(np.float32))
+        out += [o.copy(), r.copy(), te.copy(), tr.copy()]
+    return out
+
+
+def test_same_seed_same_trajectory_bit_for_bit():
+    a, b = rollout(7), rollout(7)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    c = rollout(8)
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize("task", drone_sim.TASKS)
+def test_first_observation_is_not_zero(task):
+    env = drone_sim.make(tasks=task, num_envs=2, agents_per_env=4)
+    obs, _ = env.reset()
+    assert obs.shape == (8, drone_sim.OBS_SIZE) and obs.dtype == np.float32
+    assert np.all(np.abs(obs).sum(axis=1) > 0)
+    assert np.all(obs[:, 70 + drone_sim.TASKS.index(task)] == 1.0)
+
+
+def test_step_returns_the_same_buffers_without_copies():
+    env = drone_sim.make(num_envs=2, agents_per_env=2)
+    obs0, _ = env.reset()
+    obs1, rew, term, trunc, _ = env.step(np.zeros((4, 4), np.float32))
+    assert obs1 is env.observations and obs0 is obs1
+    assert np.shares_memory(term, env.terminals) and term.dtype == np.bool_
+
+
+def test_spaces():
+    env = drone_sim.make(num_envs=3, agents_per_env=2)
+    assert env.single_observation_space.shape == (drone_sim.OBS_SIZE,)
+    assert env.single_action_space.shape == (4,)
+    assert env.single_action_space.low.min() == -1 and env.single_action_space.high.max() == 1
+    assert env.action_space.shape == (6, 4)
+
+
+def test_buffer_dtype_and_shape_are_checked_with_clear_errors():
+    cfg = build_config()
+    good = dict(observations=np.zeros((2, drone_sim.OBS_SIZE), np.float32), actions=np.zeros((2, 4), np.float32),
+                rewards=np.zeros(2, np.float32), terminals=np.zeros(2, np.uint8), truncations=np.zeros(2, np.uint8))
+    binding.CVecEnv(cfg, 1, 2, **good)
+    with pytest.raises(TypeError, match="actions: dtype must be float32, got float64"):
+        binding.CVecEnv(cfg, 1, 2, **{**good, "actions": np.zeros((2, 4), np.float64)})
+    with pytest.raises(ValueError, match=r"observations: shape must be \(2, 76\)"):
+        binding.CVecEnv(cfg, 1, 2, **{**good, "observations": np.zeros((3, drone_sim.OBS_SIZE), np.float32)})
+    with pytest.raises(TypeError, match="terminals: dtype must be uint8, got bool"):
+        binding.CVecEnv(cfg, 1, 2, **{**good, "terminals": np.zeros(2, bool)})
+    with pytest.raises(ValueError, match="rewards: must be a writeable C-contiguous"):
+        binding.CVecEnv(cfg, 1, 2, **{**good, "rewards": np.zeros(4, np.float32)[::2]})
+    env = drone_sim.make(num_envs=1, agents_per_env=2)
+    with pytest.raises(ValueError, match=r"actions must have shape \(2, 4\)"):
+        env.step(np.zeros((3, 4), np.float32))
+
+
+def test_nonfinite_actions_are_neutralized_and_counted():
+    env = drone_sim.make(num_envs=1, agents_per_env=2)
+    a = np.zeros((2, 4), np.float32)
+    a[0, 1] = np.nan
+    a[1, 0] = np.inf
+    obs, r, _, _, _ = env.step(a)
+    assert np.all(np.isfinite(obs)) and np.all(np.isfinite(r))
+    assert env.nonfinite_actions() == 2
+
+
+def test_observe_from_python_matches_the_env_observation():
+    env = single(task="hover", mode="ctbr")
+    wh = binding.hover_omega(env.agent_info(0)["drone"])
+    q = [math.cos(0.3), 0.1, 0.05, math.sin(0.3)]
+    q = list(np.array(q) / np.linalg.norm(q))
+    env.set_state(0, state(pos=(1, 2, 3), vel=(0.5, -0.2, 0.1), quat=q, rates=(0.1, 0.2, -0.3), motors=(wh,) * 4))
+    a = np.array([[0.1, 0.0, 0.0, 0.0]], np.float32)
+    obs, _, _, _, _ = env.step(a)
+    s = env.states()[0]
+    tpos, tvel = env.targets()
+    o = drone_sim.observe(s[0:3], s[3:6], s[6:10], s[10:13], a[0], tpos[0], task="hover", target_velocity=tvel[0])
+    np.testing.assert_allclose(o, obs[0], atol=1e-6)
+
+
+def test_observation_is_in_the_body_frame():
+    # yawed +90 deg: body x points to world +y, body y to world -x
+    q = [math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4)]
+    o = drone_sim.observe((0, 0, 2), (1.0, 0, 0), q, (0, 0, 0), (0, 0, 0, 0), (0, 2.0, 2), task="goto")
+    np.testing.assert_allclose(o[20:23], [0.4, 0, 0], atol=1e-6)  # target 2 m straight ahead, / 5 m
+    np.testing.assert_allclose(o[0:3], [0, -0.2, 0], atol=1e-6)  # world +x velocity is body -y
+    assert o[23] == pytest.approx(math.tanh(0.2))
+    assert o[15] == pytest.approx(2 / 5)
+    far = drone_sim.observe((0, 0, 2), (0, 0, 0), (1, 0, 0, 0), (0, 0, 0), (0, 0, 0, 0), (30.0, 0, 2), task="goto")
+    np.testing.assert_allclose(far[20:23], [1, 0, 0], atol=1e-6)  # clipped to a unit direction
+    assert far[71] == 1 and far[70] == 0
+
+
+def test_observe_rejects_bad_input():
+    with pytest.raises(ValueError, match="quaternion"):
+        drone_sim.observe((0, 0, 1), (0, 0, 0), (1, 0, 0), (0, 0, 0), (0, 0, 0, 0), (0, 0, 1))
+    with pytest.raises(ValueError, match="unknown task"):
+        drone_sim.observe((0, 0, 1), (0, 0, 0), (1, 0, 0, 0), (0, 0, 0), (0, 0, 0, 0), (0, 0, 1), task="dance")
+
+
+@pytest.mark.parametrize("preset", ["default", "wide"])
+def test_every_sampled_drone_is_flyable(preset):
+    drones = binding.sample_drones(dr_preset(preset), drone_sim.NOMINAL_DRONE, 10_000, 42)
+    arms = []
+    for d, noise in drones:
+        values = [d["mass"], d["arm"], d["k_thrust"], d["k_torque"], d["tau_up"], d["tau_down"], d["omega_max"],
+                  *d["inertia"]]
+        assert all(math.isfinite(v) and v > 0 for v in values)
+        wh = binding.hover_omega(d)
+        # hover inside the actuator range with headroom for control
+        assert 0.2 * d["omega_max"] < wh < 0.85 * d["omega_max"]
+        thrust = binding.hover_action(d, 1)[0]  # ctbr collective command for hover
+        assert -0.95 < thrust < 0.45
+        assert d["inertia"][2] > 0.5 * d["inertia"][0]
+        arms.append(d["arm"])
+    assert min(arms) < 0.035 and max(arms) > 0.22  # tiny whoop to ~0.25 m arms
+
+
+def test_randomized_drones_hover_under_the_pd_controller():
+    env = drone_sim.make(tasks="hover", num_envs=8, agents_per_env=16, dr="default", seed=3,
+                         horizon_s={"hover": 6.0})
+    ctl = HoverController(env.num_agents)
+    obs, _ = env.reset()
+    for _ in range(600):
+        obs, _, term, trunc, _ = env.step(ctl(obs, env.control_dt))
+        ctl.reset(term | trunc)
+    logs = env.logs()["hover"]
+    # a fixed-gain controller that assumes the nominal thrust-to-weight; a trained policy does better
+    assert logs["crash_rate"] < 0.05
+    assert logs["success"] > 0.5
+
+
+def test_nominal_preset_gives_the_nominal_drone():
+    env = drone_sim.make(num_envs=1, agents_per_env=3, dr="nominal")
+    for i in range(3):
+        d = env.agent_info(i)["drone"]
+        assert d["mass"] == pytest.approx(drone_sim.NOMINAL_DRONE["mass"])
+        assert env.agent_info(i)["obs_noise"] == 0.0
+
+
+def test_params_file_becomes_nominal_with_tolerances(data_dir):
+    env = drone_sim.make(num_envs=1, agents_per_env=64, dr="default", drone=data_dir / "crazyflie2.json")
+    masses = [env.agent_info(i)["drone"]["mass"] for i in range(64)]
+    assert all(abs(m / 0.027 - 1) <= 0.05 + 1e-6 for m in masses)
+    assert np.std(masses) > 0
+
+
+def test_logs_average_per_task():
+    env = drone_sim.make(tasks="hover,goto", num_envs=8, agents_per_env=4, seed=4, horizon_s={"hover": 1, "goto": 1})
+    ctl = HoverController(env.num_agents)
+    obs, _ = env.reset()
+    for _ in range(120):
+        obs, *_ = env.step(ctl(obs))
+    logs = env.logs()
+    assert set(logs) == {"hover", "goto"}
+    for v in logs.values():
+        assert v["episodes"] > 0
+        assert 0 <= v["crash_rate"] <= 1 and 0 <= v["score"] <= 1
+        assert v["crash_rate"] + v["out_of_bounds_rate"] + v["timeout_rate"] == pytest.approx(1.0)
+    assert env.logs() == {}  # cleared
+
+
+# ---------------------------------------------------------------- files and arguments
+
+def write(tmp_path, name, doc):
+    p = tmp_path / name
+    p.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return p
+
+
+def test_params_file_errors_name_the_problem(tmp_path, data_dir):
+    good = json.loads((data_dir / "crazyflie2.json").read_text())
+    with pytest.raises(drone_sim.FileFormatError, match="not valid JSON"):
+        drone_sim.load_drone_params(write(tmp_path, "a.json", "{mass: 1"))
+    bad = dict(good)
+    del bad["motor"]
+    with pytest.raises(drone_sim.FileFormatError, match="'motor' is a required property"):
+        drone_sim.load_drone_params(write(tmp_path, "b.json", bad))
+    with pytest.raises(drone_sim.FileFormatError, match="field mass"):
+        drone_sim.load_drone_params(write(tmp_path, "c.json", {**good, "mass": -1}))
+    with pytest.raises(drone_sim.FileFormatError, match="field inertia"):
+        drone_sim.load_drone_params(write(tmp_path, "d.json", {**good, "inertia": [1e-5, 1e-5]}))
+    with pytest.raises(drone_sim.FileFormatError, match="cannot hover"):
+        drone_sim.load_drone_params(write(tmp_path, "e.json", {**good, "mass": 2.0}))
+    with pytest.raises(drone_sim.FileFormatError, match="cannot read"):
+        drone_sim.load_drone_params(tmp_path / "missing.json")
+
+
+def test_course_file_loads_and_errors_name_the_problem(tmp_path, data_dir):
+    c = drone_sim.load_course(data_dir / "course_example.json")
+    assert len(c["rings"]) == 7
+    assert all(abs(np.linalg.norm(g["normal"]) - 1) < 1e-6 for g in c["rings"])
+    with pytest.raises(drone_sim.FileFormatError, match="field rings/1/radius"):
+        drone_sim.load_course(write(tmp_path, "a.json", {"schema": "drone-course/1", "rings": [
+            {"position": [0, 0, 1], "normal": [1, 0, 0], "radius": 1},
+            {"position": [3, 0, 1], "normal": [1, 0, 0], "radius": 0}]}))
+    with pytest.raises(drone_sim.FileFormatError, match="normal must not be zero"):
+        drone_sim.load_course(write(tmp_path, "b.json", {"schema": "drone-course/1", "rings": [
+            {"position": [0, 0, 1], "normal": [0, 0, 0], "radius": 1},
+            {"position": [3, 0, 1], "normal": [1, 0, 0], "radius": 1}]}))
+    env = drone_sim.make(tasks="race", course=data_dir / "course_example.json")
+    assert len(env.env_info(0)["course"]["rings"]) == 7
+    assert len(env.env_info(0)["course"]["obstacles"]) == 1
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"tasks": "dance"}, "unknown task 'dance'"),
+    ({"tasks": "race:x"}, "not a number"),
+    ({"action_mode": "pwm"}, "unknown action mode"),
+    ({"physics_hz": 500, "control_hz": 70}, "whole multiple"),
+    ({"dr": "huge"}, "unknown domain-randomization preset"),
+    ({"integrator": "leapfrog"}, "unknown integrator"),
+    ({"crash_sped": 3}, "unknown simulator setting 'crash_sped'"),
+])
+def test_make_argument_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        drone_sim.make(**kwargs)
+
+
+def test_task_weights_parse():
+    assert drone_sim.parse_tasks("race:2,swarm:1") == {"race": 2.0, "swarm": 1.0}
+    assert set(drone_sim.parse_tasks("all")) == set(drone_sim.TASKS)

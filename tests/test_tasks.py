@@ -1,0 +1,204 @@
+"""Task rules: ring crossings, rim contact, formation and obstacle collisions, per-agent resets, scores."""
+import numpy as np
+import pytest
+
+import drone_sim
+from drone_sim import binding
+from drone_sim.controllers import HoverController
+from conftest import nominal_drone, single, state
+
+COURSE = {
+    "rings": [
+        {"position": [0.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": 1.0},
+        {"position": [6.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": 1.0},
+        {"position": [6.0, 6.0, 3.0], "normal": [-1.0, 0.0, 0.0], "radius": 1.0},
+    ],
+    "obstacles": [],
+}
+
+
+def race_env(agents=1):
+    return single(task="race", mode="rpm", course=COURSE, agents=agents)
+
+
+def fly_through(env, agent, pos, vel):
+    """Put the drone at pos with velocity vel at hover thrust and take one 20 ms step."""
+    d = env.agent_info(agent)["drone"]
+    wh = binding.hover_omega(d)
+    env.set_state(agent, state(pos=pos, vel=vel, motors=(wh,) * 4))
+    a = np.tile(np.float32(2 * wh / d["omega_max"] - 1), (env.num_agents, 4))
+    return env.step(a)
+
+
+def test_ring_crossed_in_order_and_direction_counts():
+    env = race_env()
+    _, r, term, _, _ = fly_through(env, 0, (-0.1, 0.2, 3.0), (10.0, 0.0, 0.0))
+    info = env.agent_info(0)
+    assert not term[0]
+    assert info["rings_passed"] == 1 and info["ring"] == 1
+    assert r[0] > 0.5
+
+
+def test_wrong_side_crossing_does_not_count():
+    env = race_env()
+    _, r, term, _, _ = fly_through(env, 0, (0.1, 0.2, 3.0), (-10.0, 0.0, 0.0))
+    info = env.agent_info(0)
+    assert not term[0]
+    assert info["rings_passed"] == 0 and info["ring"] == 0
+
+
+def test_out_of_order_crossing_does_not_count():
+    env = race_env()
+    _, _, term, _, _ = fly_through(env, 0, (5.9, 0.0, 3.0), (10.0, 0.0, 0.0))  # ring 1 while ring 0 is next
+    info = env.agent_info(0)
+    assert not term[0]
+    assert info["rings_passed"] == 0 and info["ring"] == 0
+
+
+def test_crossing_outside_the_radius_does_not_count():
+    env = race_env()
+    fly_through(env, 0, (-0.1, 0.0, 5.0), (10.0, 0.0, 0.0))  # 2 m above the centre, radius 1
+    assert env.agent_info(0)["rings_passed"] == 0
+
+
+def test_rim_contact_is_a_crash():
+    env = race_env()
+    _, r, term, _, _ = fly_through(env, 0, (-0.1, 0.0, 4.0), (10.0, 0.0, 0.0))  # through the top of the rim
+    assert term[0] and r[0] == -1.0
+    logs = env.logs()["race"]
+    assert logs["crash_rate"] == 1.0
+
+
+def test_fast_drone_cannot_tunnel_through_the_rim():
+    env = race_env()
+    _, _, term, _, _ = fly_through(env, 0, (-0.5, 0.0, 4.0), (40.0, 0.0, 0.0))  # 0.8 m per step, rim 5 cm
+    assert term[0]
+
+
+def test_swarm_drone_contact_is_a_crash_for_both():
+    env = drone_sim.make(tasks="swarm", num_envs=1, agents_per_env=3, dr="nominal", action_mode="rpm",
+                         horizon_s={"swarm": 100.0})
+    d = env.agent_info(0)["drone"]
+    wh = binding.hover_omega(d)
+    env.set_state(0, state(pos=(0, 0, 4), motors=(wh,) * 4))
+    env.set_state(1, state(pos=(0.1, 0, 4), motors=(wh,) * 4))
+    env.set_state(2, state(pos=(5, 5, 4), motors=(wh,) * 4))
+    a = np.full((3, 4), 2 * wh / d["omega_max"] - 1, dtype=np.float32)
+    _, _, term, _, _ = env.step(a)
+    assert term[0] and term[1] and not term[2]
+
+
+def test_drone_contact_is_not_a_crash_in_hover_unless_enabled():
+    for collide in (False, True):
+        env = drone_sim.make(tasks="hover", num_envs=1, agents_per_env=2, dr="nominal", action_mode="rpm",
+                             collide_all=collide, horizon_s={"hover": 100.0})
+        d = env.agent_info(0)["drone"]
+        wh = binding.hover_omega(d)
+        env.set_state(0, state(pos=(0, 0, 4), motors=(wh,) * 4))
+        env.set_state(1, state(pos=(0.1, 0, 4), motors=(wh,) * 4))
+        _, _, term, _, _ = env.step(np.full((2, 4), 2 * wh / d["omega_max"] - 1, dtype=np.float32))
+        assert bool(term[0]) == collide
+
+
+def test_obstacle_contact_is_a_crash():
+    env = drone_sim.make(tasks="obstacles", num_envs=1, agents_per_env=2, dr="nominal", action_mode="rpm",
+                         horizon_s={"obstacles": 100.0})
+    sphere = env.env_info(0)["course"]["obstacles"][0]
+    d = env.agent_info(0)["drone"]
+    wh = binding.hover_omega(d)
+    env.set_state(0, state(pos=sphere["position"], motors=(wh,) * 4))
+    env.set_state(1, state(pos=(-13, 0, 4), motors=(wh,) * 4))
+    _, r, term, _, _ = env.step(np.full((2, 4), 2 * wh / d["omega_max"] - 1, dtype=np.float32))
+    assert term[0] and r[0] == -1.0 and not term[1]
+
+
+def test_agents_reset_on_their_own():
+    env = drone_sim.make(tasks="hover", num_envs=1, agents_per_env=3, dr="nominal", action_mode="rpm",
+                         horizon_s={"hover": 100.0})
+    ctl_steps = 5
+    d = env.agent_info(0)["drone"]
+    a = np.full((3, 4), 2 * binding.hover_omega(d) / d["omega_max"] - 1, dtype=np.float32)
+    for _ in range(ctl_steps):
+        env.step(a)
+    env.set_state(0, state(pos=(0, 0, 0.02), vel=(0, 0, -5)))  # dive into the floor
+    _, _, term, trunc, _ = env.step(a)
+    assert term[0] and not term[1] and not term[2] and not trunc.any()
+    assert env.agent_info(0)["episode_length"] == 0  # already respawned
+    assert env.agent_info(1)["episode_length"] == ctl_steps + 1
+    assert env.states()[0][2] > 0.3  # respawned in the air, away from the floor
+
+
+def test_horizon_truncates_every_agent_without_terminal():
+    env = drone_sim.make(tasks="hover", num_envs=1, agents_per_env=4, dr="nominal", seed=2,
+                         horizon_s={"hover": 1.0})
+    ctl = HoverController(4)
+    obs, _ = env.reset(seed=2)
+    seen = False
+    for _ in range(60):
+        obs, _, term, trunc, _ = env.step(ctl(obs))
+        assert not term.any()
+        if trunc.any():
+            assert trunc.all()
+            seen = True
+            break
+    assert seen
+    logs = env.logs()["hover"]
+    assert logs["timeout_rate"] == 1.0 and logs["episodes"] == 4
+
+
+def test_out_of_bounds_is_terminal():
+    env = single(task="hover")
+    d = env.agent_info(0)["drone"]
+    wh = binding.hover_omega(d)
+    env.set_state(0, state(pos=(14.95, 0, 3), vel=(10, 0, 0), motors=(wh,) * 4))
+    _, r, term, _, _ = env.step(np.full((1, 4), 2 * wh / d["omega_max"] - 1, dtype=np.float32))
+    assert term[0] and r[0] == -1.0
+    assert env.logs()["hover"]["out_of_bounds_rate"] == 1.0
+
+
+@pytest.mark.parametrize("task", drone_sim.TASKS)
+def test_rewards_stay_in_unit_range_under_random_actions(task):
+    env = drone_sim.make(tasks=task, num_envs=2, agents_per_env=8, seed=5)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        _, r, _, _, _ = env.step(rng.uniform(-1, 1, (16, 4)).astype(np.float32))
+        assert r.min() >= -1.0 and r.max() <= 1.0
+
+
+def test_generated_courses_are_sized_like_the_champion_track():
+    lengths = []
+    for seed in range(50):
+        c = binding.generate_course(seed)
+        rings = c["rings"]
+        assert len(rings) == 7
+        p = np.array([g["position"] for g in rings])
+        assert np.all(np.abs(p[:, :2]) < 15.0) and np.all(p[:, 2] > 0.3) and np.all(p[:, 2] < 8.0)
+        d = np.linalg.norm(np.roll(p, -1, axis=0) - p, axis=1)
+        lengths.append(d.sum())
+        # each ring faces the way from the previous ring
+        for i, g in enumerate(rings):
+            inc = p[i] - p[i - 1]
+            assert np.dot(inc, g["normal"]) > 0
+    assert 55.0 < np.mean(lengths) < 95.0
+
+
+def test_each_env_episode_picks_among_enabled_tasks():
+    env = drone_sim.make(tasks="race:1,swarm:1", num_envs=16, agents_per_env=2, seed=1)
+    seen = {env.env_info(i)["task_name"] for i in range(16)}
+    assert seen == {"race", "swarm"}
+
+
+@pytest.mark.parametrize("task,metric,minimum", [
+    ("hover", "success", 0.95), ("goto", "success", 0.9), ("follow", "share_within_radius", 0.7),
+    ("race", "rings_passed", 4.0), ("swarm", "share_in_slot", 0.4), ("obstacles", "success", 0.6),
+])
+def test_hand_written_controller_flies_every_task_from_the_observation(task, metric, minimum):
+    """The PD controller only reads the observation: if it flies each task, the target block means what it says."""
+    env = drone_sim.make(tasks=task, num_envs=4, agents_per_env=8, seed=3, dr="nominal")
+    ctl = HoverController(env.num_agents)
+    obs, _ = env.reset()
+    for _ in range(1500):
+        obs, _, term, trunc, _ = env.step(ctl(obs, env.control_dt))
+        ctl.reset(term | trunc)
+    logs = env.logs()[task]
+    assert logs[metric] >= minimum, logs
