@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set-up on a fresh machine: system packages (a C compiler, Xvfb for the viewer tests), a virtual
+# environment in .venv, and the project installed in it (this compiles the C simulator).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "installing system packages: ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -c "import drone_sim; print('drone_sim', drone_sim.__version__, 'ready, observation layout v%d' % drone_sim.OBS_VERSION)"
