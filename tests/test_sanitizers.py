@@ -18,9 +18,13 @@ def _cc():
     return cc
 
 
-def _build_and_run(tmp_path, flags, env=None):
-    exe = tmp_path / "test_env"
-    cmd = [_cc(), "-std=c11", *WARNINGS, *flags, f"-I{CSRC}", str(ROOT / "tests" / "c" / "test_env.c"), "-o", str(exe),
+SANITIZE = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
+
+
+def _build_and_run(tmp_path, flags, env=None, source="test_env.c"):
+    exe = tmp_path / source.replace(".c", "")
+    cmd = [_cc(), "-std=c11", *WARNINGS, *flags, f"-I{CSRC}", str(ROOT / "tests" / "c" / source), "-o", str(exe),
            "-lm"]
     build = subprocess.run(cmd, capture_output=True, text=True)
     assert build.returncode == 0, f"build failed:\n{' '.join(cmd)}\n{build.stderr}"
@@ -35,7 +39,10 @@ def test_headers_compile_cleanly_with_all_warnings_optimized(tmp_path):
 
 
 def test_env_under_address_and_undefined_behaviour_sanitizers(tmp_path):
-    run = _build_and_run(tmp_path, ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
-                                    "-fno-sanitize-recover=all"],
-                         env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "UBSAN_OPTIONS": "print_stacktrace=1"})
+    run = _build_and_run(tmp_path, SANITIZE, env=SANITIZER_ENV)
     assert "runtime error" not in run.stderr
+
+
+def test_fast_neighbour_search_equals_the_plain_double_loop(tmp_path):
+    run = _build_and_run(tmp_path, SANITIZE, env=SANITIZER_ENV, source="test_nearest.c")
+    assert "0 mismatches" in run.stdout

@@ -19,6 +19,7 @@
 #define DRONE_QUADROTOR_H
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #define QUAD_GRAVITY 9.81f
@@ -28,7 +29,10 @@
  * around them vectorizes (per-drone temporaries become registers). */
 #if defined(__GNUC__) && !defined(__clang__)
 #define QUAD_UNROLL _Pragma("GCC unroll 32")
-/* Loops over drones: iterations are independent (each touches column i only). */
+/* Loops over drones: iterations are independent (each touches column i only). Their index is a
+ * ptrdiff_t, not an int: Python builds extensions with -fwrapv, under which an int index expression
+ * like j * n + i may wrap, so GCC cannot prove the accesses contiguous and vectorizes nothing (the
+ * binding ran 3x slower than the same code built without -fwrapv). */
 #define QUAD_SIMD _Pragma("GCC ivdep")
 #elif defined(__clang__)
 #define QUAD_UNROLL _Pragma("clang loop unroll(full)")
@@ -36,6 +40,12 @@
 #else
 #define QUAD_UNROLL
 #define QUAD_SIMD
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define QUAD_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define QUAD_ALWAYS_INLINE
 #endif
 
 /* max/min as plain compares: they vectorize without -ffast-math (fmaxf's NaN rules do not). */
@@ -190,9 +200,16 @@ static inline void quad_deriv(const float *x, const float *p, const float *u, fl
  * velocity and feels ground friction; impact[i] keeps the fastest downward speed at which drone i
  * touched the floor during this control step (the caller decides what counts as a crash). */
 static inline void quad_integrate(int n, float *restrict S, const float *restrict P, const float *restrict U,
-                                  float dt, int integrator, float *restrict impact) {
+                                  float dt, int integrator, float *restrict impact);
+
+/* The loop of quad_integrate for one integrator: `euler` is a constant at both calls, so each inlined
+ * copy holds one integrator. (With the integrator test inside a single loop, GCC if-converted it and
+ * computed both integrators for every drone: Euler cost as much as RK4, and RK4 paid for Euler.) */
+QUAD_ALWAYS_INLINE
+static inline void quad_integrate_with(int n, float *restrict S, const float *restrict P, const float *restrict U,
+                                       float dt, const int euler, float *restrict impact) {
 QUAD_SIMD
-    for (int i = 0; i < n; i++) {
+    for (ptrdiff_t i = 0; i < n; i++) {
         float x[QS_COUNT], p[QP_COUNT], u[4], k[QS_COUNT], acc[QS_COUNT], tmp[QS_COUNT];
         QUAD_UNROLL
         for (int j = 0; j < QS_COUNT; j++) x[j] = S[j * n + i];
@@ -202,7 +219,7 @@ QUAD_SIMD
         for (int j = 0; j < 4; j++) u[j] = U[j * n + i];
 
         quad_deriv(x, p, u, k);
-        if (integrator == INTEGRATOR_EULER) {
+        if (euler) {
             QUAD_UNROLL
             for (int j = 0; j < QS_COUNT; j++) acc[j] = x[j] + dt * k[j];
         } else {
@@ -239,12 +256,20 @@ QUAD_SIMD
     }
 }
 
+static inline void quad_integrate(int n, float *restrict S, const float *restrict P, const float *restrict U,
+                                  float dt, int integrator, float *restrict impact) {
+    if (integrator == INTEGRATOR_EULER)
+        quad_integrate_with(n, S, P, U, dt, 1, impact);
+    else
+        quad_integrate_with(n, S, P, U, dt, 0, impact);
+}
+
 /* rpm mode: action a in [-1, 1] per motor maps linearly to a motor speed command in [0, omega_max].
  * prev holds the previous control step's action, used for the first `latency` substeps. */
 static inline void quad_commands_rpm(int n, const float *restrict P, const float *restrict act,
                                      const float *restrict prev, float *restrict U, int substep) {
 QUAD_SIMD
-    for (int i = 0; i < n; i++) {
+    for (ptrdiff_t i = 0; i < n; i++) {
         float late = (float)substep < P[QP_LATENCY * n + i] ? 1.0f : 0.0f;
         float wmax = P[QP_WMAX * n + i];
         QUAD_UNROLL
@@ -265,7 +290,7 @@ static inline void quad_commands_ctbr(int n, const float *restrict S, const floa
                                       const float *restrict act, const float *restrict prev, float *restrict C,
                                       float *restrict U, int substep, float dt) {
 QUAD_SIMD
-    for (int i = 0; i < n; i++) {
+    for (ptrdiff_t i = 0; i < n; i++) {
         float late = (float)substep < P[QP_LATENCY * n + i] ? 1.0f : 0.0f;
         float a[4];
         QUAD_UNROLL
