@@ -1,0 +1,74 @@
+"""Checkpoints: everything needed to resume, evaluate or export a policy, in one torch file.
+
+Besides the weights (observation normalization included) a checkpoint carries what deploy must check
+before flying it: the observation layout version and size, the action mode, the control rate, the tasks,
+the randomization and the drone it was trained on.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import drone_sim
+
+from .config import TrainConfig
+from .model import ActorCritic
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the problem."""
+
+
+def save_checkpoint(path: str | Path, model: ActorCritic, optimizer: torch.optim.Optimizer | None,
+                    cfg: TrainConfig, env_config: dict, global_step: int, iteration: int, elapsed_s: float) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "format": "drone-policy-checkpoint/1",
+        "project_version": drone_sim.__version__,
+        "model_config": model.config,
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "train_config": cfg.to_dict(),
+        "env_config": env_config,
+        "obs_version": drone_sim.OBS_VERSION,
+        "obs_size": drone_sim.OBS_SIZE,
+        "action_mode": cfg.action_mode,
+        "control_hz": cfg.control_hz,
+        "physics_hz": cfg.physics_hz,
+        "tasks": cfg.tasks,
+        "global_step": global_step,
+        "iteration": iteration,
+        "elapsed_s": elapsed_s,
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(data, tmp)
+    os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint behind
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such checkpoint file")
+    try:
+        data = torch.load(p, map_location=device, weights_only=False)
+    except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
+        raise CheckpointError(f"{p}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict) or data.get("format") != "drone-policy-checkpoint/1":
+        raise CheckpointError(f"{p}: not a drone policy checkpoint (missing format 'drone-policy-checkpoint/1')")
+    if data["obs_version"] != drone_sim.OBS_VERSION or data["obs_size"] != drone_sim.OBS_SIZE:
+        raise CheckpointError(f"{p}: trained for observation layout v{data['obs_version']} ({data['obs_size']} values), "
+                              f"this simulator builds v{drone_sim.OBS_VERSION} ({drone_sim.OBS_SIZE} values)")
+    return data
+
+
+def load_policy(path: str | Path, device: torch.device | str = "cpu") -> tuple[ActorCritic, dict[str, Any]]:
+    """The model of a checkpoint, ready for inference, and the checkpoint's metadata."""
+    data = load_checkpoint(path, device)
+    model = ActorCritic(**data["model_config"]).to(device)
+    model.load_state_dict(data["model_state"])
+    model.eval()
+    return model, data

@@ -1,0 +1,147 @@
+"""Training configuration: one dataclass holds every hyperparameter with its default and help text.
+
+The same fields appear in `drone-train --help`, in a `--config FILE.toml` file (a flat table, or the
+table [train]), and in the checkpoint, so a run can always be reproduced from what it saved.
+Precedence: defaults < config file < command line.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value or file that cannot be used; the message names it."""
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    # what to train on
+    tasks: str = _f("hover", "tasks and weights: hover, 'race,swarm', 'race:2,swarm:1' or all")
+    action_mode: str = _f("ctbr", "rpm (motor speeds) or ctbr (collective thrust + body rates)")
+    num_envs: int = _f(32, "envs in the vector (each with its own task episode)")
+    agents_per_env: int = _f(64, "drones per env")
+    total_steps: int = _f(30_000_000, "agent-steps to train for")
+    dr: str = _f("default", "domain randomization: nominal, default or wide")
+    drone: str = _f("", "drone params JSON; randomization becomes tolerances around it")
+    course: str = _f("", "course JSON for race episodes (default: generated courses)")
+    physics_hz: float = _f(500.0, "physics rate (RK4 substeps)")
+    control_hz: float = _f(50.0, "policy rate")
+    seed: int = _f(0, "seed of envs, weights and sampling")
+    # model
+    hidden: int = _f(64, "hidden units per layer")
+    layers: int = _f(2, "hidden layers of the MLP actor and critic")
+    lstm: bool = _f(False, "use an LSTM policy instead of the MLP")
+    activation: str = _f("tanh", "tanh, relu or elu")
+    init_log_std: float = _f(-0.5, "initial log standard deviation of the Gaussian actions")
+    # PPO
+    horizon: int = _f(32, "rollout length per update (steps per agent)")
+    gamma: float = _f(0.99, "discount")
+    gae_lambda: float = _f(0.95, "GAE lambda")
+    learning_rate: float = _f(1e-3, "Adam learning rate (start of the schedule)")
+    lr_schedule: str = _f("linear", "constant or linear (to lr_final_fraction of the start)")
+    lr_final_fraction: float = _f(0.1, "learning rate at the end, as a fraction of the start")
+    epochs: int = _f(3, "passes over each rollout")
+    minibatch_size: int = _f(16384, "samples per gradient step")
+    clip: float = _f(0.2, "PPO ratio clip")
+    vf_coef: float = _f(0.5, "value loss weight")
+    ent_coef: float = _f(0.0, "entropy bonus weight")
+    max_grad_norm: float = _f(0.5, "gradient clipping (global norm)")
+    norm_adv: bool = _f(True, "normalize advantages per minibatch")
+    # running
+    device: str = _f("auto", "auto, cpu or cuda")
+    threads: int = _f(0, "torch CPU threads (0: all cores)")
+    checkpoint_every: int = _f(10_000_000, "agent-steps between checkpoints")
+    log_every: float = _f(2.0, "seconds between progress updates")
+
+    @classmethod
+    def fields(cls) -> list[dataclasses.Field]:
+        return list(dataclasses.fields(cls))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "TrainConfig":
+        positive = ["num_envs", "agents_per_env", "total_steps", "hidden", "layers", "horizon", "epochs",
+                    "minibatch_size", "learning_rate", "physics_hz", "control_hz", "checkpoint_every"]
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        choices = {"action_mode": ("rpm", "ctbr"), "dr": ("nominal", "default", "wide"),
+                   "lr_schedule": ("constant", "linear"), "device": ("auto", "cpu", "cuda"),
+                   "activation": ("tanh", "relu", "elu")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name in ("drone", "course"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ConfigError(f"--{name}: no such file: {path}")
+        return self
+
+
+def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
+    kind = type(f.default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: {f.name} must be true or false, got {value!r}")
+    try:
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {f.name} must be {kind.__name__}, got {value!r}") from None
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config: a flat table of TrainConfig fields, or the same under [train]."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    table = data.get("train", data)
+    known = {f.name: f for f in TrainConfig.fields()}
+    out = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"{p}: unknown setting {key!r}")
+        out[key] = _coerce(known[key], value, str(p))
+    return out
+
+
+def make_config(file_values: dict[str, Any] | None = None, cli_values: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults, then the config file, then explicitly given command-line values."""
+    cfg = TrainConfig()
+    known = {f.name: f for f in TrainConfig.fields()}
+    for source, where in ((file_values or {}, "config file"), (cli_values or {}, "command line")):
+        for key, value in source.items():
+            if key not in known:
+                raise ConfigError(f"{where}: unknown setting {key!r}")
+            setattr(cfg, key, _coerce(known[key], value, where))
+    return cfg.validate()
+
+
+def default_toml() -> str:
+    """Every setting with its default, as a TOML file (written to each run directory)."""
+    lines = ["[train]"]
+    for f in TrainConfig.fields():
+        v = f.default
+        text = ("true" if v else "false") if isinstance(v, bool) else repr(v) if not isinstance(v, str) else f'"{v}"'
+        lines.append(f"{f.name} = {text}  # {f.metadata['help']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,136 @@
+"""The policy: an actor-critic with observation normalization inside the model.
+
+The normalizer's statistics are buffers of the module, so they are saved with every checkpoint and
+exported into the ONNX graph: the laptop normalizes exactly as training did. The actor is a Gaussian
+with a state-independent log standard deviation; the deterministic policy is its mean. An LSTM variant
+carries its recurrent state explicitly (inputs and outputs), which is also how it exports.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class RunningNorm(nn.Module):
+    """Running mean and variance of observations (parallel-merge formula), applied as (x - mean) / std."""
+
+    def __init__(self, size: int, clip: float = 10.0, eps: float = 1e-8):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(size))
+        self.register_buffer("var", torch.ones(size))
+        self.register_buffer("count", torch.tensor(eps, dtype=torch.float64))
+        self.clip = clip
+        self.eps = eps
+
+    @torch.no_grad()
+    def update(self, batch_mean: torch.Tensor, batch_var: torch.Tensor, batch_count: float) -> None:
+        """Merge a batch's statistics (already all-reduced across ranks when distributed)."""
+        count = self.count.item()
+        total = count + batch_count
+        delta = batch_mean - self.mean
+        new_mean = self.mean + delta * (batch_count / total)
+        m2 = self.var * count + batch_var * batch_count + delta.pow(2) * (count * batch_count / total)
+        self.mean.copy_(new_mean)
+        self.var.copy_(m2 / total)
+        self.count.fill_(total)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp((x - self.mean) / torch.sqrt(self.var + self.eps), -self.clip, self.clip)
+
+
+def _mlp(sizes: list[int], activation: type[nn.Module], out_gain: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        lin = nn.Linear(sizes[i], sizes[i + 1])
+        last = i == len(sizes) - 2
+        nn.init.orthogonal_(lin.weight, out_gain if last else math.sqrt(2))
+        nn.init.zeros_(lin.bias)
+        layers.append(lin)
+        if not last:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    """MLP (default) or LSTM actor-critic for continuous (Gaussian) or discrete (categorical) actions."""
+
+    def __init__(self, obs_size: int, action_size: int, hidden: int = 64, layers: int = 2, lstm: bool = False,
+                 discrete: bool = False, init_log_std: float = -0.5, activation: str = "tanh"):
+        super().__init__()
+        act = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}[activation]
+        self.obs_size, self.action_size, self.hidden = obs_size, action_size, hidden
+        self.is_lstm, self.discrete = lstm, discrete
+        self.config = {"obs_size": obs_size, "action_size": action_size, "hidden": hidden, "layers": layers,
+                       "lstm": lstm, "discrete": discrete, "init_log_std": init_log_std, "activation": activation}
+        self.norm = RunningNorm(obs_size)
+        body = [hidden] * layers
+        if lstm:
+            self.encoder = _mlp([obs_size, hidden], act, math.sqrt(2))
+            self.encoder.append(act())
+            self.lstm = nn.LSTM(hidden, hidden)
+            self.actor = _mlp([hidden, hidden, action_size], act, 0.01)
+            self.critic = _mlp([hidden, hidden, 1], act, 1.0)
+        else:
+            self.actor = _mlp([obs_size, *body, action_size], act, 0.01)
+            self.critic = _mlp([obs_size, *body, 1], act, 1.0)
+        if not discrete:
+            self.log_std = nn.Parameter(torch.full((action_size,), init_log_std))
+
+    # -- recurrent state ----------------------------------------------------------------------------
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero LSTM state (h, c), each (1, batch, hidden); empty tensors for the MLP."""
+        if not self.is_lstm:
+            z = torch.zeros(0, device=device)
+            return z, z
+        z = torch.zeros(1, batch, self.hidden, device=device)
+        return z, z.clone()
+
+    def _features(self, obs_n: torch.Tensor, state, done: torch.Tensor | None):
+        """obs_n (T, B, obs) normalized -> features (T, B, H), new state. done (T, B) resets state before a step."""
+        x = self.encoder(obs_n)
+        h, c = state
+        outs = []
+        for t in range(x.shape[0]):
+            if done is not None:
+                keep = (1.0 - done[t]).view(1, -1, 1)
+                h, c = h * keep, c * keep
+            y, (h, c) = self.lstm(x[t:t + 1], (h, c))
+            outs.append(y)
+        return torch.cat(outs, 0), (h, c)
+
+    # -- heads --------------------------------------------------------------------------------------
+    def forward(self, obs: torch.Tensor, state=None, done=None):
+        """Action mean (or logits), value, next state. obs: (B, obs) for the MLP, (T, B, obs) for the LSTM."""
+        x = self.norm(obs)
+        if self.is_lstm:
+            if obs.dim() == 2:
+                x = x.unsqueeze(0)
+                done = None if done is None else done.unsqueeze(0)
+                feats, state = self._features(x, state, done)
+                feats = feats.squeeze(0)
+            else:
+                feats, state = self._features(x, state, done)
+            return self.actor(feats), self.critic(feats).squeeze(-1), state
+        return self.actor(x), self.critic(x).squeeze(-1), state
+
+    def distribution(self, mean_or_logits: torch.Tensor):
+        if self.discrete:
+            return torch.distributions.Categorical(logits=mean_or_logits)
+        return torch.distributions.Normal(mean_or_logits, self.log_std.exp().expand_as(mean_or_logits))
+
+    def deterministic(self, mean_or_logits: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            return mean_or_logits.argmax(-1)
+        return torch.clamp(mean_or_logits, -1.0, 1.0)
+
+
+def log_prob(dist, actions: torch.Tensor, discrete: bool) -> torch.Tensor:
+    lp = dist.log_prob(actions)
+    return lp if discrete else lp.sum(-1)
+
+
+def entropy(dist, discrete: bool) -> torch.Tensor:
+    e = dist.entropy()
+    return e if discrete else e.sum(-1)

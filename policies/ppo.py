@@ -1,0 +1,127 @@
+"""PPO with GAE: rollout storage, advantage computation and the clipped update.
+
+Storage is allocated once (time-major: T steps x N agents) and written in place during the rollout.
+Truncated episodes (timeouts) are bootstrapped rather than treated as failures: since the env has
+already reset the agent, the value of its last state stands in for the value of the state it would
+have reached (r += gamma * V(s_t)); crashes are true terminals with no bootstrap.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .model import ActorCritic, entropy, log_prob
+
+
+class Rollout:
+    """Preallocated time-major rollout storage for T steps of N agents."""
+
+    def __init__(self, steps: int, agents: int, obs_size: int, action_shape: tuple[int, ...], device,
+                 action_dtype=torch.float32, hidden: int = 0):
+        T, N = steps, agents
+        self.steps, self.agents = T, N
+        self.obs = torch.zeros(T, N, obs_size, device=device)
+        self.actions = torch.zeros(T, N, *action_shape, device=device, dtype=action_dtype)
+        self.logp = torch.zeros(T, N, device=device)
+        self.values = torch.zeros(T + 1, N, device=device)
+        self.rewards = torch.zeros(T, N, device=device)
+        self.dones = torch.zeros(T, N, device=device)        # episode ended after step t
+        self.starts = torch.zeros(T, N, device=device)       # episode started at step t (LSTM state reset)
+        self.advantages = torch.zeros(T, N, device=device)
+        self.returns = torch.zeros(T, N, device=device)
+        self.h0 = torch.zeros(1, N, hidden, device=device)     # LSTM state at the rollout's start
+        self.c0 = torch.zeros(1, N, hidden, device=device)
+
+
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, gamma: float, lam: float,
+                out_adv: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation. values has T + 1 rows (the last one bootstraps the tail);
+    dones[t] = 1 means no bootstrap from step t to t + 1. Returns (advantages, returns)."""
+    T = rewards.shape[0]
+    adv = out_adv if out_adv is not None else torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[0])
+    for t in range(T - 1, -1, -1):
+        nonterminal = 1.0 - dones[t]
+        delta = rewards[t] + gamma * values[t + 1] * nonterminal - values[t]
+        last = delta + gamma * lam * nonterminal * last
+        adv[t] = last
+    return adv, adv + values[:T]
+
+
+@dataclass
+class UpdateStats:
+    policy_loss: float = 0.0
+    value_loss: float = 0.0
+    entropy: float = 0.0
+    approx_kl: float = 0.0
+    clip_fraction: float = 0.0
+    grad_norm: float = 0.0
+
+
+def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, clip: float) -> torch.Tensor:
+    """PPO's pessimistic clipped objective, as a loss (to minimize)."""
+    return -torch.min(ratio * adv, torch.clamp(ratio, 1.0 - clip, 1.0 + clip) * adv).mean()
+
+
+def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, buf: Rollout, *, epochs: int,
+               minibatch_size: int, clip: float, vf_coef: float, ent_coef: float, max_grad_norm: float,
+               norm_adv: bool = True, generator: torch.Generator | None = None,
+               grad_hook=None) -> UpdateStats:
+    """Several epochs of minibatch PPO on one rollout. grad_hook(model) runs between backward and the
+    optimizer step (the distributed trainer all-reduces gradients there)."""
+    T, N = buf.steps, buf.agents
+    stats = UpdateStats()
+    updates = 0
+    discrete = model.discrete
+    if model.is_lstm:  # minibatches of whole agent sequences
+        per_mb = max(1, min(N, minibatch_size // T))
+        index_count, unit = N, per_mb
+    else:
+        index_count, unit = T * N, min(minibatch_size, T * N)
+        flat_obs = buf.obs.view(T * N, -1)
+        flat_act = buf.actions.view(T * N, *buf.actions.shape[2:])
+        flat = [buf.logp.view(-1), buf.advantages.view(-1), buf.returns.view(-1)]
+    for _ in range(epochs):
+        perm = torch.randperm(index_count, generator=generator, device="cpu").to(buf.obs.device)
+        for start in range(0, index_count, unit):
+            idx = perm[start:start + unit]
+            if model.is_lstm:
+                state = (buf.h0[:, idx], buf.c0[:, idx])
+                mean, value, _ = model(buf.obs[:, idx], state, buf.starts[:, idx])
+                mean, value = mean.reshape(-1, mean.shape[-1]), value.reshape(-1)
+                act = buf.actions[:, idx].reshape(-1, *buf.actions.shape[2:])
+                old_logp, adv = buf.logp[:, idx].reshape(-1), buf.advantages[:, idx].reshape(-1)
+                ret = buf.returns[:, idx].reshape(-1)
+            else:
+                mean, value, _ = model(flat_obs[idx])
+                act = flat_act[idx]
+                old_logp, adv, ret = (x[idx] for x in flat)
+            dist = model.distribution(mean)
+            new_logp = log_prob(dist, act, discrete)
+            ent = entropy(dist, discrete).mean()
+            if norm_adv:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            logratio = new_logp - old_logp
+            ratio = logratio.exp()
+            pg_loss = clipped_surrogate(ratio, adv, clip)
+            v_loss = 0.5 * (value - ret).pow(2).mean()
+            loss = pg_loss + vf_coef * v_loss - ent_coef * ent
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_hook is not None:
+                grad_hook(model)
+            gn = nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            optimizer.step()
+            with torch.no_grad():
+                stats.policy_loss += pg_loss.item()
+                stats.value_loss += v_loss.item()
+                stats.entropy += ent.item()
+                stats.approx_kl += ((ratio - 1) - logratio).mean().item()
+                stats.clip_fraction += ((ratio - 1.0).abs() > clip).float().mean().item()
+                stats.grad_norm += float(gn)
+            updates += 1
+    for k in vars(stats):
+        setattr(stats, k, getattr(stats, k) / max(updates, 1))
+    return stats

@@ -1,0 +1,262 @@
+"""The PPO training loop: one policy across the enabled tasks and randomized drones.
+
+The hot path is the rollout: the env writes observations into a numpy buffer that a torch tensor views
+(no copy), the policy runs under inference mode, and actions and statistics go into preallocated
+storage. Under torchrun every rank steps its own envs with its own seeds; gradients and observation
+statistics are all-reduced so the ranks' weights stay identical, and rank 0 alone writes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+import drone_sim
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig, default_toml
+from .metrics import MetricsWriter
+from .model import ActorCritic, log_prob
+from .ppo import Rollout, compute_gae, ppo_update
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def make_env(cfg: TrainConfig, seed: int, num_envs: int | None = None, **overrides) -> drone_sim.DroneVecEnv:
+    return drone_sim.make(tasks=cfg.tasks, num_envs=num_envs or cfg.num_envs, agents_per_env=cfg.agents_per_env,
+                          action_mode=cfg.action_mode, seed=seed, dr=cfg.dr, drone=cfg.drone or None,
+                          course=cfg.course or None, physics_hz=cfg.physics_hz, control_hz=cfg.control_hz,
+                          **overrides)
+
+
+class Distributed:
+    """torch.distributed when launched by torchrun (WORLD_SIZE > 1), otherwise a single process."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.enabled = self.world > 1
+        if self.enabled:
+            import torch.distributed as dist
+
+            self.dist = dist
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def average_gradients(self, model: torch.nn.Module) -> None:
+        if not self.enabled:
+            return
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        self.dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            self.dist.all_reduce(t)
+        return t
+
+    def broadcast_model(self, model: torch.nn.Module) -> None:
+        if self.enabled:
+            for tensor in list(model.parameters()) + list(model.buffers()):
+                self.dist.broadcast(tensor.data, 0)
+
+    def close(self) -> None:
+        if self.enabled and self.dist.is_initialized():
+            self.dist.destroy_process_group()
+
+
+class TaskStats:
+    """Episode-weighted averages of the env's per-task logs over a logging window."""
+
+    KEYS = ("episode_return", "episode_length", "score", "crash_rate", "out_of_bounds_rate", "timeout_rate")
+
+    def __init__(self):
+        self.sums: dict[str, dict[str, float]] = {}
+
+    def add(self, logs: dict[str, dict[str, float]]) -> None:
+        for task, m in logs.items():
+            s = self.sums.setdefault(task, {k: 0.0 for k in (*self.KEYS, "episodes", "aux", "aux_n")})
+            n = m["episodes"]
+            s["episodes"] += n
+            for k in self.KEYS:
+                s[k] += m[k] * n
+            aux_name = drone_sim.config.TASK_SCORE[task][1]
+            if not math.isnan(m[aux_name]):
+                s["aux"] += m[aux_name] * n
+                s["aux_n"] += n
+
+    def means(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for task, s in self.sums.items():
+            n = max(s["episodes"], 1e-9)
+            aux_name = drone_sim.config.TASK_SCORE[task][1]
+            out[task] = {k: s[k] / n for k in self.KEYS}
+            out[task]["episodes"] = s["episodes"]
+            out[task][aux_name] = s["aux"] / s["aux_n"] if s["aux_n"] > 0 else float("nan")
+        return out
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
+          progress: Callable[[dict], None] | None = None) -> dict:
+    """Train a policy; returns the final summary. Writes config, metrics, checkpoints and curves to out_dir."""
+    device = pick_device(cfg.device)
+    dist = Distributed(device)
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist.world))
+    out = Path(out_dir)
+    ckpt_path = out / "checkpoints" / "latest.pt"
+    seed = cfg.seed + 1000 * dist.rank
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    np.random.seed(seed)
+
+    env = make_env(cfg, seed)
+    N = env.num_agents
+    model = ActorCritic(drone_sim.OBS_SIZE, 4, hidden=cfg.hidden, layers=cfg.layers, lstm=cfg.lstm,
+                        init_log_std=cfg.init_log_std, activation=cfg.activation).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
+    global_step, iteration, elapsed_before = 0, 0, 0.0
+    if resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        ck = load_checkpoint(ckpt_path, device)
+        model.load_state_dict(ck["model_state"])
+        optimizer.load_state_dict(ck["optimizer_state"])
+        global_step, iteration = ck["global_step"], ck["iteration"]
+        elapsed_before = ck.get("elapsed_s", 0.0)
+    dist.broadcast_model(model)
+
+    writer = None
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.toml").write_text(_config_toml(cfg))
+        writer = MetricsWriter(out, append=resume)
+
+    T = cfg.horizon
+    buf = Rollout(T, N, drone_sim.OBS_SIZE, (4,), device, hidden=cfg.hidden if cfg.lstm else 0)
+    obs_np = env.observations
+    obs_cpu = torch.from_numpy(obs_np)  # views the env's buffer: refreshed in place by every step
+    act_np = env.actions
+    rew_t = torch.from_numpy(env.rewards)
+    term_t = torch.from_numpy(env.terminals)
+    trunc_t = torch.from_numpy(env.truncations)
+    state = model.initial_state(N, device)
+    starts = torch.ones(N, device=device)
+    gen = torch.Generator().manual_seed(seed)
+
+    steps_per_iter = T * N * dist.world
+    total_iters = max(1, math.ceil(cfg.total_steps / steps_per_iter))
+    stats_window = TaskStats()
+    last_log = time.time()
+    t_start = time.time()
+    steps_at_start = global_step
+    update_stats = None
+    obs, _ = env.reset(seed)
+    while iteration < total_iters:
+        frac = iteration / total_iters
+        lr = cfg.learning_rate * (1.0 - (1.0 - cfg.lr_final_fraction) * frac if cfg.lr_schedule == "linear" else 1.0)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        # ---- rollout
+        if model.is_lstm:  # the update replays each agent's sequence from this state
+            buf.h0.copy_(state[0])
+            buf.c0.copy_(state[1])
+        with torch.inference_mode():
+            for t in range(T):
+                o = obs_cpu.to(device, non_blocking=True)
+                buf.obs[t].copy_(o)
+                buf.starts[t].copy_(starts)
+                mean, value, state = model(o, state, starts if model.is_lstm else None)
+                dist_t = model.distribution(mean)
+                a = dist_t.sample()
+                buf.actions[t].copy_(a)
+                buf.logp[t].copy_(log_prob(dist_t, a, model.discrete))
+                buf.values[t].copy_(value)
+                np.copyto(act_np, a.cpu().numpy())
+                env.step()
+                r = rew_t.to(device).clamp_(-1.0, 1.0)
+                term = term_t.to(device).float()
+                trunc = trunc_t.to(device).float()
+                buf.rewards[t].copy_(r + cfg.gamma * value * trunc)  # bootstrap timeouts
+                buf.dones[t].copy_(torch.clamp(term + trunc, max=1.0))
+                starts = buf.dones[t]
+            o = obs_cpu.to(device)
+            _, last_value, _ = model(o, state, starts if model.is_lstm else None)
+            buf.values[T].copy_(last_value)
+        stats_window.add(env.logs())
+        compute_gae(buf.rewards, buf.values, buf.dones, cfg.gamma, cfg.gae_lambda, out_adv=buf.advantages)
+        torch.add(buf.advantages, buf.values[:T], out=buf.returns)
+        # ---- update
+        update_stats = ppo_update(model, optimizer, buf, epochs=cfg.epochs, minibatch_size=cfg.minibatch_size,
+                                  clip=cfg.clip, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
+                                  max_grad_norm=cfg.max_grad_norm, norm_adv=cfg.norm_adv, generator=gen,
+                                  grad_hook=dist.average_gradients)
+        # ---- observation statistics for the next rollout (identical on every rank)
+        flat = buf.obs.view(-1, buf.obs.shape[-1]).double()
+        moments = torch.cat([flat.sum(0), flat.pow(2).sum(0), torch.tensor([flat.shape[0]], dtype=torch.float64,
+                                                                            device=flat.device)])
+        moments = dist.sum(moments)
+        count = moments[-1].item()
+        mean_b = moments[:flat.shape[1]] / count
+        var_b = (moments[flat.shape[1]:-1] / count - mean_b.pow(2)).clamp_min(0.0)
+        model.norm.update(mean_b.float(), var_b.float(), count)
+
+        iteration += 1
+        global_step += steps_per_iter
+        now = time.time()
+        done = iteration >= total_iters
+        if dist.is_main and (now - last_log >= cfg.log_every or done):
+            sps = (global_step - steps_at_start) / max(now - t_start, 1e-9)
+            record = {"step": global_step, "iteration": iteration, "time_s": elapsed_before + now - t_start,
+                      "sps": sps, "lr": lr, **{k: v for k, v in vars(update_stats).items()},
+                      "tasks": stats_window.means()}
+            writer.write(record)
+            if progress is not None:
+                progress({**record, "total_steps": total_iters * steps_per_iter})
+            stats_window = TaskStats()
+            last_log = now
+        if dist.is_main and (global_step // cfg.checkpoint_every != (global_step - steps_per_iter) // cfg.checkpoint_every
+                             or done):
+            save_checkpoint(ckpt_path, model, optimizer, cfg, env.config, global_step, iteration,
+                            elapsed_before + time.time() - t_start)
+    wall = time.time() - t_start
+    summary = {"global_step": global_step, "iterations": iteration, "wall_time_s": wall,
+               "agent_steps_per_s": (global_step - steps_at_start) / max(wall, 1e-9), "world_size": dist.world}
+    if dist.is_main:
+        save_checkpoint(out / "model.pt", model, optimizer, cfg, env.config, global_step, iteration,
+                        elapsed_before + wall)
+        writer.close()
+        summary["last"] = writer.last
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    dist.close()
+    return summary
+
+
+def _config_toml(cfg: TrainConfig) -> str:
+    lines = ["# effective configuration of this run (drone-train --config accepts this file)", "[train]"]
+    for key, value in cfg.to_dict().items():
+        text = ("true" if value else "false") if isinstance(value, bool) else json.dumps(value)
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["train", "make_env", "pick_device", "default_toml"]
