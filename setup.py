@@ -27,7 +27,7 @@ setup(
     name="drone-sim2real",
     version="0.1.0",
     description="Fast multi-task C drone simulator, PPO trainer and MAVLink deploy stack",
-    packages=find_packages(include=["drone_sim", "drone_sim.*"]),
+    packages=find_packages(include=["drone_sim", "drone_sim.*", "policies", "policies.*"]),
     package_data={"drone_sim": ["csrc/*.h", "data/*.json", "*.pyx"]},
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}),
     python_requires=">=3.10",
@@ -37,11 +37,16 @@ setup(
         "jsonschema>=4.0",
         "raylib>=5.0",
         "opencv-python-headless>=4.8",
+        "torch>=2.1",
+        "rich>=13",
+        "matplotlib>=3.7",
     ],
     extras_require={"test": ["pytest>=7"]},
     entry_points={
         "console_scripts": [
             "drone-view=drone_sim.view:main",
+            "drone-train=policies.cli:train_entry",
+            "drone-eval=policies.cli:eval_entry",
         ]
     },
 )

@@ -81,6 +81,16 @@ class Distributed:
             for tensor in list(model.parameters()) + list(model.buffers()):
                 self.dist.broadcast(tensor.data, 0)
 
+    def weight_spread(self, model: torch.nn.Module) -> float:
+        """Largest difference of any weight between ranks (0.0 when they are in lockstep, as they must be)."""
+        if not self.enabled:
+            return 0.0
+        flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()] + [model.norm.mean, model.norm.var])
+        hi, lo = flat.clone(), flat.clone()
+        self.dist.all_reduce(hi, op=self.dist.ReduceOp.MAX)
+        self.dist.all_reduce(lo, op=self.dist.ReduceOp.MIN)
+        return float((hi - lo).max())
+
     def close(self) -> None:
         if self.enabled and self.dist.is_initialized():
             self.dist.destroy_process_group()
@@ -240,7 +250,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                             elapsed_before + time.time() - t_start)
     wall = time.time() - t_start
     summary = {"global_step": global_step, "iterations": iteration, "wall_time_s": wall,
-               "agent_steps_per_s": (global_step - steps_at_start) / max(wall, 1e-9), "world_size": dist.world}
+               "agent_steps_per_s": (global_step - steps_at_start) / max(wall, 1e-9), "world_size": dist.world,
+               "rank_weight_spread": dist.weight_spread(model)}
     if dist.is_main:
         save_checkpoint(out / "model.pt", model, optimizer, cfg, env.config, global_step, iteration,
                         elapsed_before + wall)

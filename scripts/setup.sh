@@ -19,5 +19,8 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
+# PyTorch first, pinned: on the CPU-only machines this project targets, that version is a CPU build
+# (an unpinned torch would pull a multi-GB CUDA build). Where it is already installed this does nothing.
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[test]"
 .venv/bin/python -c "import drone_sim; print('drone_sim', drone_sim.__version__, 'ready, observation layout v%d' % drone_sim.OBS_VERSION)"

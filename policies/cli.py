@@ -1,0 +1,205 @@
+"""Command lines: drone-train and drone-eval."""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import sys
+from pathlib import Path
+
+from .config import ConfigError, TrainConfig, load_toml, make_config
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="drone-train",
+        description="Train one PPO policy across drone tasks and randomized drones.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", metavar="FILE.toml", help="settings file ([train] table); the command line wins")
+    p.add_argument("--out", metavar="DIR", help="run directory (default runs/TASKS-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    for f in TrainConfig.fields():
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            p.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
+                           help=f"{f.metadata['help']} (default: {f.default})")
+        else:
+            p.add_argument(flag, dest=f.name, default=None, type=_number_or_str(f.default), metavar=f.name.upper(),
+                           help=f"{f.metadata['help']} (default: {f.default})")
+    return p
+
+
+def _number_or_str(default):
+    if isinstance(default, int):
+        return lambda s: int(float(s)) if float(s).is_integer() else _bad_int(s)
+    if isinstance(default, float):
+        return float
+    return str
+
+
+def _bad_int(s: str):
+    raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}")
+
+
+def _check_tasks(tasks: str) -> None:
+    import drone_sim
+
+    drone_sim.parse_tasks(tasks)
+
+
+class _Progress:
+    """Live progress in the terminal (rich), or plain lines when output is not a terminal."""
+
+    def __init__(self, total: int):
+        from rich.console import Console
+
+        self.console = Console()
+        self.live = None
+        self.total = total
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(console=self.console, refresh_per_second=4)
+            self.live.start()
+
+    def __call__(self, r: dict) -> None:
+        if self.live is not None:
+            self.live.update(self._table(r))
+        else:
+            tasks = "  ".join(f"{t}: score {m['score']:.2f} crash {m['crash_rate']:.2f}" for t, m in r["tasks"].items())
+            print(f"[{r['step'] / 1e6:7.2f}M / {r['total_steps'] / 1e6:.1f}M] {r['sps'] / 1e3:6.0f}k steps/s  "
+                  f"pg {r['policy_loss']:+.4f} v {r['value_loss']:.3f} ent {r['entropy']:+.2f} kl {r['approx_kl']:.4f}"
+                  f"  {tasks}", flush=True)
+
+    def _table(self, r: dict):
+        from rich.table import Table
+
+        t = Table(title=f"drone-train  {r['step'] / 1e6:.2f}M / {r['total_steps'] / 1e6:.1f}M agent-steps  "
+                        f"{r['sps'] / 1e3:.0f}k steps/s  {r['time_s']:.0f} s")
+        for col in ("task", "episodes", "score", "crash", "out of bounds", "return", "length"):
+            t.add_column(col, justify="right")
+        for task, m in r["tasks"].items():
+            t.add_row(task, f"{m['episodes']:.0f}", f"{m['score']:.3f}", f"{m['crash_rate']:.3f}",
+                      f"{m['out_of_bounds_rate']:.3f}", f"{m['episode_return']:.1f}", f"{m['episode_length']:.0f}")
+        t.caption = (f"policy {r['policy_loss']:+.4f}  value {r['value_loss']:.4f}  entropy {r['entropy']:+.3f}  "
+                     f"kl {r['approx_kl']:.4f}  clip {r['clip_fraction']:.3f}  lr {r['lr']:.2e}")
+        return t
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    parser = _train_parser()
+    args = parser.parse_args(argv)
+    cli = {f.name: getattr(args, f.name) for f in TrainConfig.fields() if getattr(args, f.name) is not None}
+    try:
+        file_values = {}
+        if args.config:
+            file_values = load_toml(args.config)
+        elif args.resume and args.out and (Path(args.out) / "config.toml").is_file():
+            file_values = load_toml(Path(args.out) / "config.toml")
+        cfg = make_config(file_values, cli)
+        _check_tasks(cfg.tasks)
+    except (ConfigError, ValueError) as exc:
+        parser.error(str(exc))
+    if args.resume and not args.out:
+        parser.error("--resume needs --out DIR (the run to continue)")
+    out = Path(args.out or f"runs/{cfg.tasks.replace(',', '_').replace(':', '')}-"
+                          f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    if args.resume and not (out / "checkpoints" / "latest.pt").is_file():
+        parser.error(f"--resume: no checkpoint at {out / 'checkpoints' / 'latest.pt'}")
+
+    from .train import train
+
+    import os
+
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    progress = _Progress(cfg.total_steps) if is_main else None
+    try:
+        summary = train(cfg, out, resume=args.resume, progress=progress)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the latest checkpoint is in", out / "checkpoints", file=sys.stderr)
+        return 130
+    finally:
+        if progress is not None:
+            progress.close()
+    if is_main:
+        _print_summary(summary, out)
+    return 0
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console()
+    last = summary.get("last", {})
+    t = Table(title=f"done: {summary['global_step'] / 1e6:.1f}M agent-steps in {summary['wall_time_s']:.0f} s "
+                    f"({summary['agent_steps_per_s'] / 1e3:.0f}k steps/s)")
+    for col in ("task", "episodes", "score", "crash", "return"):
+        t.add_column(col, justify="right")
+    for task, m in last.get("tasks", {}).items():
+        t.add_row(task, f"{m['episodes']:.0f}", f"{m['score']:.3f}", f"{m['crash_rate']:.3f}", f"{m['episode_return']:.1f}")
+    c.print(t)
+    c.print(f"policy: {out / 'model.pt'}   curves: {out / 'curves.png'}   metrics: {out / 'metrics.csv'}")
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="drone-eval", description="Deterministic evaluation of a trained policy.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="a model.pt or checkpoints/latest.pt written by drone-train")
+    p.add_argument("--tasks", help="tasks to evaluate (default: those it was trained on)")
+    p.add_argument("--episodes", type=int, default=200, help="episodes per task and drone set")
+    p.add_argument("--seed", type=int, default=12345, help="evaluation seed (unseen courses and drones)")
+    p.add_argument("--drones", choices=("both", "nominal", "randomized"), default="both")
+    args = p.parse_args(argv)
+
+    import drone_sim
+
+    from .checkpoint import CheckpointError, load_policy
+    from .evaluate import TABLE_COLUMNS, TorchPolicy, evaluate_task
+
+    try:
+        model, meta = load_policy(args.checkpoint)
+    except CheckpointError as exc:
+        p.error(str(exc))
+    tcfg = meta["train_config"]
+    try:
+        tasks = list(drone_sim.parse_tasks(args.tasks or meta["tasks"]))
+    except ValueError as exc:
+        p.error(str(exc))
+    sets = {"both": ["nominal", tcfg["dr"]], "nominal": ["nominal"], "randomized": [tcfg["dr"]]}[args.drones]
+    if tcfg["dr"] == "nominal" and args.drones == "both":
+        sets = ["nominal", "default"]
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"drone-eval {args.checkpoint}\n{meta['global_step'] / 1e6:.1f}M steps, "
+                        f"{meta['action_mode']}, deterministic actions, seed {args.seed}")
+    for col in ("task", "drones", "episodes", "score", "detail", "crash", "out"):
+        table.add_column(col, justify="right")
+    results = {}
+    for task in tasks:
+        for dr in sets:
+            m = evaluate_task(lambda n: TorchPolicy(model, n), task, dr=dr, episodes=args.episodes, seed=args.seed,
+                              action_mode=meta["action_mode"], control_hz=meta["control_hz"],
+                              physics_hz=meta["physics_hz"], drone=tcfg["drone"] or None,
+                              course=tcfg["course"] or None)
+            results[task, dr] = m
+            (n1, k1), (n2, k2) = TABLE_COLUMNS[task]
+            v2 = m.get(k2, float("nan"))
+            table.add_row(task, dr, f"{m['episodes']:.0f}", f"{n1} {m[k1]:.3f}",
+                          f"{n2} {'-' if math.isnan(v2) else f'{v2:.2f}'}", f"{m['crash_rate']:.3f}",
+                          f"{m['out_of_bounds_rate']:.3f}")
+    Console().print(table)
+    return 0
+
+
+def train_entry() -> None:
+    sys.exit(train_main())
+
+
+def eval_entry() -> None:
+    sys.exit(eval_main())

@@ -1,0 +1,75 @@
+"""Deterministic evaluation of a policy on each task, on the nominal drone and on randomized drones."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+import drone_sim
+from drone_sim.config import TASK_SCORE
+
+from .model import ActorCritic
+
+# what the evaluation table shows per task: (column name, log key)
+TABLE_COLUMNS = {
+    "hover": [("success", "score"), ("time to target s", "time_to_target_s")],
+    "goto": [("success", "score"), ("time to target s", "time_to_target_s")],
+    "follow": [("within 0.5 m", "score"), ("tracking error m", "tracking_error_m")],
+    "race": [("rings / episode", "score"), ("lap time s", "lap_time_s")],
+    "swarm": [("in slot", "score"), ("formation error m", "formation_error_m")],
+    "obstacles": [("success", "score"), ("time to goal s", "time_to_goal_s")],
+}
+
+
+class TorchPolicy:
+    """obs batch -> deterministic actions, carrying LSTM state across steps and resetting it on episode ends."""
+
+    def __init__(self, model: ActorCritic, num_agents: int, device: torch.device | str = "cpu"):
+        self.model, self.device = model, device
+        self.state = model.initial_state(num_agents, device)
+        self.starts = torch.ones(num_agents, device=device)
+
+    @torch.inference_mode()
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        o = torch.from_numpy(obs).to(self.device)
+        mean, _, self.state = self.model(o, self.state, self.starts if self.model.is_lstm else None)
+        return self.model.deterministic(mean).cpu().numpy()
+
+    def episode_ended(self, done: np.ndarray) -> None:
+        self.starts = torch.from_numpy(done.astype(np.float32)).to(self.device)
+
+
+def evaluate_task(policy_factory: Callable[[int], Callable], task: str, *, dr: str, episodes: int, seed: int,
+                  action_mode: str, control_hz: float, physics_hz: float, drone=None, course=None,
+                  num_envs: int = 8, agents_per_env: int = 8, max_steps: int = 20_000) -> dict[str, float]:
+    """Run the policy on one task until at least `episodes` episodes ended; per-task metrics from the C logs."""
+    env = drone_sim.make(tasks=task, num_envs=num_envs, agents_per_env=agents_per_env, action_mode=action_mode,
+                         seed=seed, dr=dr, drone=drone, course=course, physics_hz=physics_hz, control_hz=control_hz)
+    policy = policy_factory(env.num_agents)
+    obs, _ = env.reset(seed)
+    sums: dict[str, float] = {}
+    n = 0.0
+    aux_name = TASK_SCORE[task][1]
+    aux_sum = aux_n = 0.0
+    for _ in range(max_steps):
+        obs, _, term, trunc, _ = env.step(policy(obs))
+        if hasattr(policy, "episode_ended"):
+            policy.episode_ended(term | trunc)
+        logs = env.logs().get(task)
+        if logs:
+            k = logs["episodes"]
+            for key, v in logs.items():
+                if key not in ("episodes", aux_name) and not math.isnan(v):
+                    sums[key] = sums.get(key, 0.0) + v * k
+            if not math.isnan(logs[aux_name]):
+                aux_sum += logs[aux_name] * k
+                aux_n += k
+            n += k
+            if n >= episodes:
+                break
+    out = {key: v / max(n, 1e-9) for key, v in sums.items()}
+    out["episodes"] = n
+    out[aux_name] = aux_sum / aux_n if aux_n else float("nan")
+    return out

@@ -1,0 +1,157 @@
+"""The trainer: PPO math on tiny cases, normalization state, CLI errors, resume, LSTM, two-rank training."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from policies.checkpoint import CheckpointError, load_checkpoint, load_policy
+from policies.cli import train_main
+from policies.config import ConfigError, load_toml, make_config
+from policies.model import ActorCritic, RunningNorm
+from policies.ppo import clipped_surrogate, compute_gae
+from policies.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(tasks="hover", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64, epochs=2, total_steps=512,
+            log_every=0.0, checkpoint_every=256, threads=1)
+
+
+def test_gae_matches_a_hand_computation():
+    gamma, lam = 0.9, 0.8
+    r = torch.tensor([[1.0], [0.5], [-1.0]])
+    v = torch.tensor([[0.2], [0.4], [0.1], [0.7]])  # last row: bootstrap value
+    d = torch.tensor([[0.0], [1.0], [0.0]])  # the episode ends after step 1
+    adv, ret = compute_gae(r, v, d, gamma, lam)
+    # by hand, backwards
+    delta2 = -1.0 + 0.9 * 0.7 - 0.1
+    a2 = delta2
+    delta1 = 0.5 + 0.0 - 0.4  # terminal: no bootstrap
+    a1 = delta1
+    delta0 = 1.0 + 0.9 * 0.4 - 0.2
+    a0 = delta0 + 0.9 * 0.8 * a1
+    np.testing.assert_allclose(adv[:, 0].numpy(), [a0, a1, a2], rtol=1e-6)
+    np.testing.assert_allclose(ret[:, 0].numpy(), [a0 + 0.2, a1 + 0.4, a2 + 0.1], rtol=1e-6)
+
+
+def test_clipped_surrogate_caps_the_incentive():
+    adv = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    ratio = torch.tensor([1.5, 0.9, 0.5, 1.1], requires_grad=True)
+    loss = clipped_surrogate(ratio, adv, 0.2)
+    # min(r*A, clip(r)*A): 1.2, 0.9, -0.8, -1.1 -> mean 0.05, loss -0.05
+    assert loss.item() == pytest.approx(-(1.2 + 0.9 - 0.8 - 1.1) / 4)
+    loss.backward()
+    # no gradient through the clipped terms (1.5 with A > 0, 0.5 with A < 0)
+    np.testing.assert_allclose(ratio.grad.numpy(), [0.0, -0.25, 0.0, 0.25])
+
+
+def test_running_norm_merges_batches_like_one_big_batch_and_survives_save_load():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(3, 2, (500, 4)), rng.normal(-1, 0.5, (300, 4))
+    norm = RunningNorm(4, eps=1e-12)
+    for x in (a, b):
+        t = torch.tensor(x, dtype=torch.float32)
+        norm.update(t.mean(0), t.var(0, unbiased=False), len(x))
+    both = np.concatenate([a, b])
+    np.testing.assert_allclose(norm.mean.numpy(), both.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(norm.var.numpy(), both.var(0), rtol=1e-4)
+    model = ActorCritic(4, 2)
+    model.norm.load_state_dict(norm.state_dict())
+    obs = torch.randn(5, 4)
+    out = model(obs)[0]
+    clone = ActorCritic(4, 2)
+    clone.load_state_dict(model.state_dict())
+    torch.testing.assert_close(clone(obs)[0], out)
+    torch.testing.assert_close(clone.norm.mean, norm.mean)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--tasks", "dance"], "unknown task 'dance'"),
+    (["--action-mode", "pwm"], "action_mode must be one of rpm, ctbr"),
+    (["--drone", "no/such/params.json"], "no such file"),
+    (["--total-steps", "1.5"], "expected a whole number"),
+    (["--resume"], "--resume needs --out"),
+])
+def test_cli_argument_errors_are_clear(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_config_file_errors_and_precedence(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[train]\nlearning_rate = 0.01\nhorizon = 16\n")
+    cfg = make_config(load_toml(p), {"horizon": 8})
+    assert cfg.learning_rate == 0.01 and cfg.horizon == 8
+    p.write_text("[train]\nlerning_rate = 0.01\n")
+    with pytest.raises(ConfigError, match="unknown setting 'lerning_rate'"):
+        load_toml(p)
+    p.write_text("[train\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_toml(p)
+
+
+def test_bad_checkpoint_file_is_a_clear_error(tmp_path):
+    p = tmp_path / "x.pt"
+    p.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        load_checkpoint(p)
+    torch.save({"weights": 1}, p)
+    with pytest.raises(CheckpointError, match="not a drone policy checkpoint"):
+        load_checkpoint(p)
+
+
+def test_train_writes_run_files_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    s1 = train(make_config(cli_values=TINY), out)
+    assert s1["global_step"] == 512
+    for name in ("config.toml", "metrics.jsonl", "metrics.csv", "curves.png", "model.pt", "summary.json",
+                 "checkpoints/latest.pt"):
+        assert (out / name).is_file(), name
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["step"] == 512
+    # resume to a larger budget: continues from the checkpoint, appends metrics
+    s2 = train(make_config(load_toml(out / "config.toml"), {"total_steps": 1024}), out, resume=True)
+    assert s2["global_step"] == 1024
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps[0] == 128 and steps[-1] == 1024 and steps == sorted(steps)
+    model, meta = load_policy(out / "model.pt")
+    assert meta["global_step"] == 1024 and meta["obs_version"] >= 1 and meta["action_mode"] == "ctbr"
+
+
+def test_lstm_policy_trains_and_evaluates(tmp_path):
+    out = tmp_path / "lstm"
+    train(make_config(cli_values={**TINY, "lstm": True}), out)
+    model, _ = load_policy(out / "model.pt")
+    assert model.is_lstm
+    from policies.evaluate import TorchPolicy, evaluate_task
+
+    m = evaluate_task(lambda n: TorchPolicy(model, n), "hover", dr="nominal", episodes=4, seed=1,
+                      action_mode="ctbr", control_hz=50, physics_hz=500, num_envs=1, agents_per_env=4)
+    assert m["episodes"] >= 4 and 0.0 <= m["score"] <= 1.0
+    pol = TorchPolicy(model, 4)
+    obs = np.zeros((4, 76), np.float32)
+    a1 = pol(obs)
+    a2 = pol(obs)  # the state moved on, so the same input may give another action
+    assert a1.shape == (4, 4) and np.all(np.abs(a1) <= 1)
+    pol.episode_ended(np.ones(4, bool))
+    assert np.all(np.isfinite(a2))
+
+
+def test_two_cpu_ranks_keep_identical_weights(tmp_path):
+    out = tmp_path / "ddp"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "MASTER_", "LOCAL_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m", "policies",
+           "--out", str(out), *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert summary["global_step"] == 512
+    assert summary["rank_weight_spread"] == 0.0
