@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set-up on a fresh machine: system packages (a C compiler, Xvfb for the viewer tests), a virtual
+# Set-up on a fresh machine: system packages (a C compiler, Xvfb and xdotool for the viewer tests), a virtual
 # environment in .venv, and the project installed in it (this compiles the C simulator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+command -v xdotool >/dev/null 2>&1 || need+=(xdotool)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -199,3 +199,21 @@ def test_ctbr_mixer_saturates_without_nan():
         s = env.states()[0]
         assert np.all(np.isfinite(s))
         assert np.all(s[13:17] >= 0) and np.all(s[13:17] <= d["omega_max"] * 1.0001)
+
+
+def test_a_drone_resting_tilted_on_the_floor_sits_level_and_can_take_off():
+    d = nominal_drone()
+    env = single(drone=d)
+    yaw = 0.7
+    tilted = [np.cos(0.2) * np.cos(yaw / 2), np.sin(0.2), 0.0, np.cos(0.2) * np.sin(yaw / 2)]
+    tilted = list(np.array(tilted) / np.linalg.norm(tilted))
+    env.set_state(0, state(pos=(0, 0, 0), quat=tilted, rates=(1.0, -1.0, 0.0)))
+    env.step(rpm_action(d, (0,) * 4))
+    s = env.states()[0]
+    assert s[2] == 0.0 and abs(s[7]) < 1e-6 and abs(s[8]) < 1e-6  # level
+    assert abs(2 * np.arctan2(s[9], s[6]) - yaw) < 0.05  # heading kept
+    w = 0.9 * d["omega_max"]
+    for _ in range(25):
+        env.step(rpm_action(d, (w,) * 4))
+    s = env.states()[0]
+    assert s[2] > 0.5 and abs(s[0]) < 0.05 and abs(s[1]) < 0.05  # straight up

@@ -250,6 +250,15 @@ QUAD_SIMD
         acc[QS_VZ] = below * quad_max(acc[QS_VZ], 0.0f) + (1.0f - below) * acc[QS_VZ];
         acc[QS_VX] *= keep; acc[QS_VY] *= keep;
         acc[QS_WX] *= keep; acc[QS_WY] *= keep; acc[QS_WZ] *= keep;
+        /* Standing on its legs, the frame sits level: keep only the yaw part of the attitude (the twist
+         * about z of a swing-twist decomposition) and drop roll and pitch rates, so a drone that landed
+         * tilted can take off again. */
+        float tn = 1.0f / sqrtf(quad_max(acc[QS_QW] * acc[QS_QW] + acc[QS_QZ] * acc[QS_QZ], 1e-12f));
+        float lvl = 1.0f - below;
+        acc[QS_QW] = lvl * acc[QS_QW] + below * acc[QS_QW] * tn;
+        acc[QS_QZ] = lvl * acc[QS_QZ] + below * acc[QS_QZ] * tn;
+        acc[QS_QX] *= lvl; acc[QS_QY] *= lvl;
+        acc[QS_WX] *= lvl; acc[QS_WY] *= lvl;
 
         QUAD_UNROLL
         for (int j = 0; j < QS_COUNT; j++) S[j * n + i] = acc[j];

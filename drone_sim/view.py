@@ -1,0 +1,328 @@
+"""drone-view: fly drones in the simulator and watch them in the raylib viewer, or record a video / screenshot.
+
+    drone-view --tasks race --controller hover
+    drone-view --tasks swarm --agents 16 --steps 500 --video swarm.mp4
+    drone-view --tasks obstacles --steps 200 --screenshot obstacles.png --hidden
+
+What flies the drones is an "actor": any object with `name`, `__call__(obs) -> actions` ((num_agents, 4)
+in [-1, 1]) and `reset(mask)` (called with the agents whose episode just ended). `make_actor` builds
+one from the command line; `run` drives an env, an actor and a viewer, and is what other tools (a policy
+evaluator, the trainer's playback) can call with their own actor.
+
+Offscreen (--video, --hidden) the window is hidden and frames come from a RenderTexture, but raylib
+still needs a display: on a headless machine run under `xvfb-run -a drone-view ...`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import binding
+from .config import ACTION_MODES, DR_PRESETS
+from .controllers import HoverController
+from .params import FileFormatError
+
+CONTROLLERS = ("hover", "random")
+
+
+class HoverActor:
+    """drone_sim.controllers.HoverController as an actor (ctbr only)."""
+
+    name = "hover"
+
+    def __init__(self, env):
+        if env.action_mode != "ctbr":
+            raise ValueError("the hover controller commands ctbr actions; use --action-mode ctbr "
+                             "or --controller random")
+        self.env = env
+        self.ctl = HoverController(env.num_agents)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.ctl(obs, self.env.control_dt)
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        self.ctl.reset(mask)
+
+
+class RandomActor:
+    """Uniform random actions around each drone's own hover command (ctbr thrust or rpm motor speeds)."""
+
+    name = "random"
+
+    def __init__(self, env, seed: int = 0, thrust_spread: float = 0.15, rate_spread: float = 0.25,
+                 rpm_spread: float = 0.06):
+        self.env = env
+        self.rng = np.random.default_rng(seed)
+        self.mode = ACTION_MODES.index(env.action_mode)
+        if env.action_mode == "ctbr":
+            self.spread = np.array([thrust_spread, rate_spread, rate_spread, rate_spread], dtype=np.float32)
+        else:
+            self.spread = np.full(4, rpm_spread, dtype=np.float32)
+        self.base = np.zeros((env.num_agents, 4), dtype=np.float32)
+        self.reset(None)
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """The drones of ended episodes were resampled: recompute their hover command."""
+        agents = range(self.env.num_agents) if mask is None else np.flatnonzero(mask)
+        for i in agents:
+            self.base[i] = binding.hover_action(self.env.agent_info(int(i))["drone"], self.mode)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        noise = self.rng.uniform(-1.0, 1.0, self.base.shape).astype(np.float32) * self.spread
+        return np.clip(self.base + noise, -1.0, 1.0)
+
+
+def make_actor(args: argparse.Namespace, env):
+    """The actor named on the command line.
+
+    Hook for policies: a later `--policy CHECKPOINT` option adds a branch here that loads the checkpoint
+    (torch or ONNX), checks that its action mode / observation version match `env`, and returns an
+    object with `name`, `__call__(obs) -> actions` and `reset(mask)` like the two controllers below.
+    """
+    if args.controller == "hover":
+        return HoverActor(env)
+    return RandomActor(env, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="drone-view",
+        description="Fly drones in the C simulator and watch them in a raylib 3D viewer, "
+                    "or record a video / screenshot offscreen.",
+        epilog="In the window: left drag rotate, wheel zoom, right drag pan, F follow, R reset camera, "
+               "N/P next/previous env, T trails, L labels, H help, SPACE pause, ESC quit.")
+    g = p.add_argument_group("simulation")
+    g.add_argument("--tasks", default="hover",
+                   help="tasks as drone_sim.make takes them: hover, race,swarm, race:2,swarm:1, all (default hover)")
+    g.add_argument("--agents", type=int, default=8, help="drones per env (default 8)")
+    g.add_argument("--num-envs", type=int, default=1, help="envs in the vector (default 1)")
+    g.add_argument("--env", type=int, default=0, help="which env to show (default 0; N/P switch in the window)")
+    g.add_argument("--action-mode", choices=ACTION_MODES, default="ctbr", help="ctbr (default) or rpm")
+    g.add_argument("--dr", choices=DR_PRESETS, default="nominal",
+                   help="domain randomization preset (default nominal)")
+    g.add_argument("--drone", metavar="PARAMS.json", help="drone params file (replaces the nominal drone)")
+    g.add_argument("--course", metavar="COURSE.json", help="race course file (rings, obstacles)")
+    g.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
+    g.add_argument("--controller", choices=CONTROLLERS, default="hover",
+                   help="hover: the position controller of drone_sim.controllers (ctbr only); "
+                        "random: uniform random actions around hover (default hover)")
+    g.add_argument("--steps", type=int, default=None,
+                   help="stop after N control steps (default: run until the window is closed)")
+    g.add_argument("--speed", type=float, default=1.0,
+                   help="simulated seconds per real second in the window; 0 = as fast as possible (default 1). "
+                        "Offscreen runs never wait.")
+    o = p.add_argument_group("output")
+    o.add_argument("--video", metavar="OUT.mp4", help="render offscreen (hidden window) and write an mp4 video")
+    o.add_argument("--fps", type=float, default=None, help="video frame rate (default: the control rate)")
+    o.add_argument("--screenshot", metavar="OUT.png", help="save the last frame to a PNG file")
+    o.add_argument("--frame-info", metavar="OUT.json",
+                   help="write what the last frame shows (camera, drones with pixel positions) as JSON")
+    o.add_argument("--hidden", action="store_true", help="no visible window (needs --steps)")
+    o.add_argument("--width", type=int, default=1280, help="frame width in pixels (default 1280)")
+    o.add_argument("--height", type=int, default=720, help="frame height in pixels (default 720)")
+    o.add_argument("--drone-scale", type=float, default=1.0,
+                   help="draw drones at least this many times their real size (default 1)")
+    o.add_argument("--min-drone-px", type=float, default=16.0,
+                   help="wide views draw drones larger so that an arm is at least this many pixels long "
+                        "(default 16; 0 = always true size x --drone-scale); the HUD says when drones are enlarged")
+    o.add_argument("--supersample", type=int, choices=(1, 2), default=2,
+                   help="render the 3D scene at 2x and filter down (default 2; 1 is faster)")
+    return p
+
+
+def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.agents < 1:
+        p.error(f"--agents must be at least 1, got {args.agents}")
+    if args.num_envs < 1:
+        p.error(f"--num-envs must be at least 1, got {args.num_envs}")
+    if not 0 <= args.env < args.num_envs:
+        p.error(f"--env {args.env} is out of range: there are {args.num_envs} env(s), 0..{args.num_envs - 1}")
+    if args.controller == "hover" and args.action_mode != "ctbr":
+        p.error("--controller hover commands ctbr actions (collective thrust + body rates); "
+                f"it cannot fly --action-mode {args.action_mode}. Use --action-mode ctbr or --controller random.")
+    if args.steps is not None and args.steps < 1:
+        p.error(f"--steps must be at least 1, got {args.steps}")
+    if args.video and args.steps is None:
+        p.error("--video renders offscreen in a hidden window: give --steps N to say how long to record")
+    if args.hidden and args.steps is None:
+        p.error("--hidden needs --steps N (a hidden window cannot be closed)")
+    if args.fps is not None and not args.fps > 0:
+        p.error(f"--fps must be positive, got {args.fps}")
+    if args.speed < 0:
+        p.error(f"--speed must be >= 0, got {args.speed}")
+    if not (64 <= args.width <= 8192 and 64 <= args.height <= 8192):
+        p.error(f"--width/--height must be within 64..8192, got {args.width}x{args.height}")
+    if not args.drone_scale > 0:
+        p.error(f"--drone-scale must be positive, got {args.drone_scale}")
+    if args.min_drone_px < 0:
+        p.error(f"--min-drone-px must be >= 0, got {args.min_drone_px}")
+    if args.video and Path(args.video).suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        p.error(f"--video {args.video}: the mp4v codec writes .mp4 (or .m4v / .mov) files")
+    for opt in ("drone", "course"):
+        path = getattr(args, opt)
+        if path and not Path(path).is_file():
+            p.error(f"--{opt} {path}: no such file")
+
+
+def run(env, actor, viewer=None, steps: int | None = None, video=None, speed: float = 1.0,
+        max_steps_per_frame: int = 10) -> int:
+    """Step env with actor and show it in viewer; returns the number of control steps done.
+
+    video: an object with write(rgb_frame) (see VideoOut); with it (or a hidden viewer) every step is
+    drawn and nothing waits. In a visible window the simulation keeps to `speed` simulated seconds per
+    real second (0 = as fast as possible): when drawing is slower than the control rate, up to
+    max_steps_per_frame steps run between two frames, and beyond that the simulation slows down.
+    Stops after `steps`, when the window closes, or on Ctrl-C.
+    """
+    obs, _ = env.reset()
+    actor.reset(None)
+    dt = env.control_dt
+    done = 0
+    realtime = viewer is not None and not viewer.hidden and video is None and speed > 0
+    wall0 = time.perf_counter()
+    try:
+        while steps is None or done < steps:
+            if viewer is not None and viewer.should_close():
+                break
+            if viewer is not None and viewer.paused:
+                viewer.draw()
+                time.sleep(1.0 / 60.0)
+                wall0 = time.perf_counter() - done * dt / max(speed, 1e-9)
+                continue
+            n = 1
+            if realtime:
+                due = int((time.perf_counter() - wall0) * speed / dt) - done
+                if due > max_steps_per_frame:  # drawing cannot keep up: slow the simulation down instead
+                    wall0 += (due - max_steps_per_frame) * dt / speed
+                    due = max_steps_per_frame
+                n = max(1, due)
+                if steps is not None:
+                    n = min(n, steps - done)
+            for _ in range(n):
+                actions = actor(obs)
+                obs, rewards, term, trunc, _ = env.step(actions)
+                ended = term | trunc
+                actor.reset(ended)
+                done += 1
+                if viewer is not None:
+                    viewer.update(rewards, ended)
+            if viewer is not None:
+                viewer.draw()
+                if video is not None:
+                    video.write(viewer.frame())
+                if realtime:
+                    wait = wall0 + done * dt / speed - time.perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
+    except KeyboardInterrupt:
+        print(f"drone-view: interrupted after {done} steps", file=sys.stderr)
+    return done
+
+
+class VideoOut:
+    """RGB frames -> mp4 (OpenCV, mp4v)."""
+
+    def __init__(self, path, fps: float, width: int, height: int):
+        import cv2
+
+        self.path = Path(path)
+        self.size = (width, height)
+        self.frames = 0
+        self._w = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
+        if not self._w.isOpened():
+            raise OSError(f"cannot open {self.path} for writing an mp4v video (OpenCV VideoWriter refused it)")
+
+    def write(self, rgb: np.ndarray) -> None:
+        if (rgb.shape[1], rgb.shape[0]) != self.size:
+            raise ValueError(f"video frame is {rgb.shape[1]}x{rgb.shape[0]}, expected {self.size[0]}x{self.size[1]}")
+        self._w.write(np.ascontiguousarray(rgb[:, :, ::-1]))
+        self.frames += 1
+
+    def close(self) -> None:
+        self._w.release()
+
+
+def _has_display() -> bool:
+    if sys.platform != "linux":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+
+    import drone_sim
+
+    try:
+        env = drone_sim.make(tasks=args.tasks, num_envs=args.num_envs, agents_per_env=args.agents,
+                             action_mode=args.action_mode, seed=args.seed, dr=args.dr, drone=args.drone,
+                             course=args.course)
+    except (ValueError, FileFormatError) as exc:
+        parser.error(str(exc))
+    try:
+        actor = make_actor(args, env)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    if not _has_display():
+        print("drone-view: error: no display (DISPLAY is not set). raylib needs one even offscreen; "
+              "run under a virtual X server: xvfb-run -a drone-view ...", file=sys.stderr)
+        return 1
+
+    for out in (args.video, args.screenshot, args.frame_info):
+        if out:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+
+    from .viewer import Viewer
+
+    hidden = bool(args.hidden or args.video)
+    try:
+        viewer = Viewer(env, env_index=args.env, width=args.width, height=args.height, hidden=hidden,
+                        controller_name=actor.name, drone_scale=args.drone_scale, supersample=args.supersample,
+                        min_drone_px=args.min_drone_px)
+    except RuntimeError as exc:
+        print(f"drone-view: error: {exc}", file=sys.stderr)
+        return 1
+    video = None
+    status = 0
+    try:
+        if args.video:
+            fps = args.fps if args.fps is not None else 1.0 / env.control_dt
+            video = VideoOut(args.video, fps, args.width, args.height)
+        steps = run(env, actor, viewer, steps=args.steps, video=video, speed=args.speed)
+        if args.screenshot:
+            viewer.save_screenshot(args.screenshot)
+            print(f"drone-view: wrote screenshot {args.screenshot} ({args.width}x{args.height})")
+        if args.frame_info:
+            Path(args.frame_info).write_text(json.dumps(viewer.frame_info(), indent=1))
+        if video is not None:
+            video.close()
+            print(f"drone-view: wrote video {args.video} ({video.frames} frames, {args.width}x{args.height}, "
+                  f"{fps:g} fps)")
+            video = None
+        print(f"drone-view: {steps} steps ({steps * env.control_dt:.2f} s simulated)")
+        for task, log in env.logs().items():
+            print(f"  {task}: {log['episodes']:g} episodes, return {log['episode_return']:+.2f}, "
+                  f"score {log['score']:.2f}, crash {log['crash_rate']:.2f}, "
+                  f"out of bounds {log['out_of_bounds_rate']:.2f}")
+    except OSError as exc:
+        print(f"drone-view: error: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        if video is not None:
+            video.close()
+        viewer.close()
+        env.close()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
