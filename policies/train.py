@@ -93,6 +93,7 @@ class Distributed:
 
     def close(self) -> None:
         if self.enabled and self.dist.is_initialized():
+            self.dist.barrier()  # rank 0 may still be writing; tearing gloo down under it aborts the process
             self.dist.destroy_process_group()
 
 
