@@ -58,7 +58,7 @@ cdef extern from "csrc/drone_env.h" nogil:
         float n, episode_return, episode_length, score, crash, out_of_bounds, timeout, aux_sum, aux_count
     ctypedef struct SimConfig:
         float physics_dt
-        int substeps, integrator, action_mode, auto_reset
+        int substeps, integrator, action_mode, auto_reset, evaluation
         float task_weights[6]
         float horizon_s[6]
         Arena arena
@@ -256,6 +256,7 @@ cdef void _fill_config(SimConfig *c, dict cfg) except *:
     c.integrator = cfg["integrator"]
     c.action_mode = cfg["action_mode"]
     c.auto_reset = int(cfg["auto_reset"])
+    c.evaluation = int(cfg["evaluation"])
     weights = cfg["task_weights"]
     horizons = cfg["horizon_s"]
     for k in range(6):

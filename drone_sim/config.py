@@ -131,6 +131,7 @@ _SIM_DEFAULTS: dict = {
     "obstacles": (8, 16),
     "obstacle_radius": (0.3, 1.2),
     "auto_reset": True,
+    "evaluation": False,
 }
 
 

@@ -78,13 +78,33 @@ class RandomActor:
         return np.clip(self.base + noise, -1.0, 1.0)
 
 
-def make_actor(args: argparse.Namespace, env):
-    """The actor named on the command line.
+def load_policy_for_view(path: str):
+    """(model, checkpoint metadata) of a drone-train checkpoint; ValueError with the reason if unusable.
 
-    Hook for policies: a later `--policy CHECKPOINT` option adds a branch here that loads the checkpoint
-    (torch or ONNX), checks that its action mode / observation version match `env`, and returns an
-    object with `name`, `__call__(obs) -> actions` and `reset(mask)` like the two controllers below.
+    The trainer lives in the `policies` package, which needs torch; the simulator itself does not, so the
+    import happens only when a policy is asked for.
     """
+    try:
+        from policies.checkpoint import CheckpointError, load_policy
+    except ImportError as exc:  # pragma: no cover - torch is a declared dependency
+        raise ValueError(f"--policy needs the policies package and torch: {exc}") from None
+    try:
+        return load_policy(path)
+    except CheckpointError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def make_actor(args: argparse.Namespace, env, policy=None):
+    """The actor named on the command line: a trained policy (`policy` = (model, metadata) from
+    load_policy_for_view) or one of the two controllers. Every actor has `name`,
+    `__call__(obs) -> actions` and `reset(mask)`."""
+    if policy is not None:
+        from policies.evaluate import PolicyActor
+
+        model, meta = policy
+        if meta["action_mode"] != env.action_mode:
+            raise ValueError(f"the policy commands {meta['action_mode']} actions, the env is in {env.action_mode}")
+        return PolicyActor(model, env.num_agents, name=f"policy {Path(args.policy).name}")
     if args.controller == "hover":
         return HoverActor(env)
     return RandomActor(env, seed=args.seed)
@@ -103,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--agents", type=int, default=8, help="drones per env (default 8)")
     g.add_argument("--num-envs", type=int, default=1, help="envs in the vector (default 1)")
     g.add_argument("--env", type=int, default=0, help="which env to show (default 0; N/P switch in the window)")
-    g.add_argument("--action-mode", choices=ACTION_MODES, default="ctbr", help="ctbr (default) or rpm")
+    g.add_argument("--action-mode", choices=ACTION_MODES, default=None,
+                   help="ctbr or rpm (default: the policy's, or ctbr)")
     g.add_argument("--dr", choices=DR_PRESETS, default="nominal",
                    help="domain randomization preset (default nominal)")
     g.add_argument("--drone", metavar="PARAMS.json", help="drone params file (replaces the nominal drone)")
@@ -112,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--controller", choices=CONTROLLERS, default="hover",
                    help="hover: the position controller of drone_sim.controllers (ctbr only); "
                         "random: uniform random actions around hover (default hover)")
+    g.add_argument("--policy", metavar="CHECKPOINT",
+                   help="fly a policy trained by drone-train (model.pt or checkpoints/*.pt) instead of a controller; "
+                        "the env takes the policy's action mode and rates")
     g.add_argument("--steps", type=int, default=None,
                    help="stop after N control steps (default: run until the window is closed)")
     g.add_argument("--speed", type=float, default=1.0,
@@ -136,14 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace, policy_meta: dict | None = None) -> None:
+    if policy_meta is not None:
+        if args.action_mode not in (None, policy_meta["action_mode"]):
+            p.error(f"--action-mode {args.action_mode}: the policy {args.policy} was trained for "
+                    f"{policy_meta['action_mode']} actions")
+        args.action_mode = policy_meta["action_mode"]
+    elif args.action_mode is None:
+        args.action_mode = "ctbr"
     if args.agents < 1:
         p.error(f"--agents must be at least 1, got {args.agents}")
     if args.num_envs < 1:
         p.error(f"--num-envs must be at least 1, got {args.num_envs}")
     if not 0 <= args.env < args.num_envs:
         p.error(f"--env {args.env} is out of range: there are {args.num_envs} env(s), 0..{args.num_envs - 1}")
-    if args.controller == "hover" and args.action_mode != "ctbr":
+    if policy_meta is None and args.controller == "hover" and args.action_mode != "ctbr":
         p.error("--controller hover commands ctbr actions (collective thrust + body rates); "
                 f"it cannot fly --action-mode {args.action_mode}. Use --action-mode ctbr or --controller random.")
     if args.steps is not None and args.steps < 1:
@@ -248,6 +279,36 @@ class VideoOut:
         self._w.release()
 
 
+def play(env, actor, *, video: str | Path | None = None, steps: int | None = None, width: int = 1280,
+         height: int = 720, screenshot: str | Path | None = None, title: str | None = None) -> int:
+    """Show `actor` flying `env` in a window, or record it to an mp4 offscreen when `video` is given.
+
+    For other tools (drone-eval --view / --video) that already have an env and an actor. Returns the number
+    of control steps run. Raises RuntimeError when there is no display (raylib needs one even offscreen).
+    """
+    if not _has_display():
+        raise RuntimeError("no display (DISPLAY is not set); raylib needs one even offscreen: run under xvfb-run -a")
+    if video is not None and steps is None:
+        raise ValueError("recording a video needs a number of steps")
+    from .viewer import Viewer
+
+    viewer = Viewer(env, width=width, height=height, hidden=video is not None,
+                    controller_name=title or actor.name)
+    out = None
+    try:
+        if video is not None:
+            Path(video).parent.mkdir(parents=True, exist_ok=True)
+            out = VideoOut(video, 1.0 / env.control_dt, width, height)
+        n = run(env, actor, viewer, steps=steps, video=out)
+        if screenshot is not None:
+            viewer.save_screenshot(str(screenshot))
+        return n
+    finally:
+        if out is not None:
+            out.close()
+        viewer.close()
+
+
 def _has_display() -> bool:
     if sys.platform != "linux":
         return True
@@ -257,18 +318,27 @@ def _has_display() -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_args(parser, args)
+    policy = None
+    if args.policy:
+        try:
+            policy = load_policy_for_view(args.policy)
+        except ValueError as exc:
+            parser.error(f"--policy: {exc}")
+    _check_args(parser, args, policy[1] if policy else None)
 
     import drone_sim
 
+    rates = {}
+    if policy is not None:
+        rates = {"physics_hz": policy[1]["physics_hz"], "control_hz": policy[1]["control_hz"]}
     try:
         env = drone_sim.make(tasks=args.tasks, num_envs=args.num_envs, agents_per_env=args.agents,
                              action_mode=args.action_mode, seed=args.seed, dr=args.dr, drone=args.drone,
-                             course=args.course)
+                             course=args.course, **rates)
     except (ValueError, FileFormatError) as exc:
         parser.error(str(exc))
     try:
-        actor = make_actor(args, env)
+        actor = make_actor(args, env, policy)
     except ValueError as exc:
         parser.error(str(exc))
 

@@ -154,7 +154,20 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=200, help="episodes per task and drone set")
     p.add_argument("--seed", type=int, default=12345, help="evaluation seed (unseen courses and drones)")
     p.add_argument("--drones", choices=("both", "nominal", "randomized"), default="both")
+    p.add_argument("--video", metavar="OUT.mp4",
+                   help="after the table, record the policy flying each task (randomized drones) to an mp4; "
+                        "with several tasks, one file per task: OUT-TASK.mp4 (needs a display, e.g. xvfb-run -a)")
+    p.add_argument("--view", action="store_true",
+                   help="after the table, watch the policy fly each task in the viewer window (close it for the next)")
+    p.add_argument("--video-steps", type=int, default=500, help="control steps per task in --video / --view")
+    p.add_argument("--video-agents", type=int, default=8, help="drones in the env shown by --video / --view")
     args = p.parse_args(argv)
+    if args.episodes < 1:
+        p.error(f"--episodes must be at least 1, got {args.episodes}")
+    if args.video and Path(args.video).suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        p.error(f"--video {args.video}: the mp4v codec writes .mp4 (or .m4v / .mov) files")
+    if args.video_steps < 1 or args.video_agents < 1:
+        p.error("--video-steps and --video-agents must be at least 1")
 
     import drone_sim
 
@@ -193,7 +206,40 @@ def eval_main(argv: list[str] | None = None) -> int:
             table.add_row(task, dr, f"{m['episodes']:.0f}", f"{n1} {m[k1]:.3f}",
                           f"{n2} {'-' if math.isnan(v2) else f'{v2:.2f}'}", f"{m['crash_rate']:.3f}",
                           f"{m['out_of_bounds_rate']:.3f}")
-    Console().print(table)
+    # piped output (logs, CI) would otherwise wrap at 80 columns
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
+    if args.video or args.view:
+        return _show(args, model, meta, tasks, sets[-1])
+    return 0
+
+
+def _show(args, model, meta: dict, tasks: list[str], dr: str) -> int:
+    """drone-eval --video / --view: the evaluated policy flying each task in the viewer."""
+    import drone_sim
+    from drone_sim.view import play
+
+    from .evaluate import PolicyActor
+
+    tcfg = meta["train_config"]
+    for task in tasks:
+        env = drone_sim.make(tasks=task, num_envs=1, agents_per_env=args.video_agents,
+                             action_mode=meta["action_mode"], seed=args.seed, dr=dr, drone=tcfg["drone"] or None,
+                             course=tcfg["course"] or None, physics_hz=meta["physics_hz"],
+                             control_hz=meta["control_hz"])
+        actor = PolicyActor(model, env.num_agents, name=f"{Path(args.checkpoint).name} ({dr} drones)")
+        video = None
+        if args.video:
+            v = Path(args.video)
+            video = v if len(tasks) == 1 else v.with_name(f"{v.stem}-{task}{v.suffix}")
+        try:
+            n = play(env, actor, video=video, steps=args.video_steps if video else None)
+        except (RuntimeError, OSError) as exc:
+            print(f"drone-eval: error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            env.close()
+        if video:
+            print(f"drone-eval: wrote {video} ({n} steps of {task})")
     return 0
 
 

@@ -41,19 +41,45 @@ class TorchPolicy:
         self.starts = torch.from_numpy(done.astype(np.float32)).to(self.device)
 
 
+class PolicyActor:
+    """A trained policy as a drone_sim.view actor (name, __call__(obs), reset(mask)), so the viewer,
+    its video recorder and drone-view fly it exactly as they fly the built-in controllers."""
+
+    def __init__(self, model: ActorCritic, num_agents: int, name: str = "policy"):
+        self.name = name
+        self.policy = TorchPolicy(model, num_agents)
+        self.num_agents = num_agents
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.policy(obs)
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        self.policy.episode_ended(np.ones(self.num_agents, bool) if mask is None else np.asarray(mask))
+
+
 def evaluate_task(policy_factory: Callable[[int], Callable], task: str, *, dr: str, episodes: int, seed: int,
                   action_mode: str, control_hz: float, physics_hz: float, drone=None, course=None,
-                  num_envs: int = 8, agents_per_env: int = 8, max_steps: int = 20_000) -> dict[str, float]:
-    """Run the policy on one task until at least `episodes` episodes ended; per-task metrics from the C logs."""
+                  num_envs: int = 8, agents_per_env: int = 8) -> dict[str, float]:
+    """Run the policy on one task for whole env-episodes until at least `episodes` drone-episodes were
+    logged; per-task metrics from the C logs.
+
+    The env runs in evaluation mode: every env-episode lasts its full horizon from reset and only the
+    episode each drone began it with counts. Counting every episode that happened to end (as training
+    statistics do) would over-count short ones, i.e. crashes, and stopping at the first N episodes would
+    do the same.
+    """
     env = drone_sim.make(tasks=task, num_envs=num_envs, agents_per_env=agents_per_env, action_mode=action_mode,
-                         seed=seed, dr=dr, drone=drone, course=course, physics_hz=physics_hz, control_hz=control_hz)
+                         seed=seed, dr=dr, drone=drone, course=course, physics_hz=physics_hz, control_hz=control_hz,
+                         evaluation=True)
+    horizon = int(env.config["horizon_s"][drone_sim.TASKS.index(task)] * control_hz + 0.5)
+    rounds = math.ceil(episodes / env.num_agents)
     policy = policy_factory(env.num_agents)
     obs, _ = env.reset(seed)
     sums: dict[str, float] = {}
     n = 0.0
     aux_name = TASK_SCORE[task][1]
     aux_sum = aux_n = 0.0
-    for _ in range(max_steps):
+    for _ in range(rounds * horizon):
         obs, _, term, trunc, _ = env.step(policy(obs))
         if hasattr(policy, "episode_ended"):
             policy.episode_ended(term | trunc)
@@ -67,9 +93,10 @@ def evaluate_task(policy_factory: Callable[[int], Callable], task: str, *, dr: s
                 aux_sum += logs[aux_name] * k
                 aux_n += k
             n += k
-            if n >= episodes:
-                break
-    out = {key: v / max(n, 1e-9) for key, v in sums.items()}
+    env.close()
+    if n != rounds * env.num_agents:
+        raise RuntimeError(f"evaluation of {task} logged {n:g} episodes, expected {rounds * env.num_agents}")
+    out = {key: v / n for key, v in sums.items()}
     out["episodes"] = n
     out[aux_name] = aux_sum / aux_n if aux_n else float("nan")
     return out

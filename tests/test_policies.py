@@ -155,3 +155,17 @@ def test_two_cpu_ranks_keep_identical_weights(tmp_path):
     assert summary["world_size"] == 2
     assert summary["global_step"] == 512
     assert summary["rank_weight_spread"] == 0.0
+
+
+def test_evaluation_counts_one_episode_per_drone_per_env_episode():
+    """Falling drones crash and respawn many times; evaluation must still count each drone's first episode
+    only, so the crash rate is the share of drones that crashed, not the share of episodes that ended."""
+    from policies.evaluate import evaluate_task
+
+    def fall(n):
+        return lambda obs: np.tile(np.array([-1.0, 0.0, 0.0, 0.0], np.float32), (n, 1))
+
+    m = evaluate_task(fall, "hover", dr="nominal", episodes=12, seed=3, action_mode="ctbr", control_hz=50,
+                      physics_hz=500, num_envs=2, agents_per_env=4)
+    assert m["episodes"] == 16  # two whole env-episodes of 8 drones
+    assert m["crash_rate"] > 0.7 and m["score"] == 0.0

@@ -225,3 +225,47 @@ def test_frames_and_layout():
     # quaternion body-to-world: 90 deg yaw turns body x (nose) to world y
     q = np.array([[np.cos(np.pi / 4), 0, 0, np.sin(np.pi / 4)]])
     assert np.allclose(quat_to_matrix(q)[0] @ [1, 0, 0], [0, 1, 0], atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A policy from a few seconds of training: enough to check that tools load and fly it."""
+    from policies.config import make_config
+    from policies.train import train
+
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    train(make_config(cli_values=dict(tasks="hover", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64,
+                                      epochs=1, total_steps=256, log_every=0.0, threads=1)), out)
+    return out / "model.pt"
+
+
+def test_policy_in_drone_view_and_drone_eval_video(display, tiny_checkpoint, tmp_path):
+    import cv2
+
+    png = tmp_path / "policy.png"
+    res = _view(["--policy", str(tiny_checkpoint), "--steps", "20", "--hidden", "--screenshot", str(png),
+                 "--width", "320", "--height", "200", "--supersample", "1"], display)
+    assert res.returncode == 0, f"drone-view --policy failed:\n{res.stdout}\n{res.stderr}"
+    assert png.is_file() and "20 steps" in res.stdout
+
+    video = tmp_path / "eval.mp4"
+    res = subprocess.run([sys.executable, "-c", "from policies.cli import eval_entry; eval_entry()",
+                          str(tiny_checkpoint), "--episodes", "8", "--drones", "nominal", "--video", str(video),
+                          "--video-steps", "25", "--video-agents", "2"],
+                         cwd=ROOT, env=_env(display), capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, f"drone-eval --video failed:\n{res.stdout}\n{res.stderr}"
+    assert "hover" in res.stdout and "success" in res.stdout  # the table came first
+    cap = cv2.VideoCapture(str(video))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    cap.release()
+    assert 24 <= frames <= 26, f"{frames} frames"
+
+
+def test_policy_with_the_wrong_action_mode_is_refused(tiny_checkpoint):
+    res = _view(["--policy", str(tiny_checkpoint), "--action-mode", "rpm", "--steps", "1"], display=None, timeout=60)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "ctbr" in res.stderr and "--action-mode rpm" in res.stderr, res.stderr
+    res = _view(["--policy", str(tiny_checkpoint.parent / "missing.pt"), "--steps", "1"], display=None, timeout=60)
+    assert res.returncode != 0 and "no such checkpoint" in res.stderr, res.stderr

@@ -51,6 +51,9 @@ typedef struct {
     int integrator;           /* INTEGRATOR_RK4 or INTEGRATOR_EULER */
     int action_mode;          /* ACTION_RPM or ACTION_CTBR */
     int auto_reset;           /* respawn ended agents (1) or leave them where they are (0) */
+    int evaluation;           /* 1: env-episodes run their full horizon from reset, and only the episode each
+                                 drone began with the env-episode is logged (one per drone), so that crashed,
+                                 short episodes are not counted more often than long ones */
     float task_weights[NUM_TASKS];
     float horizon_s[NUM_TASKS];
     Arena arena;
@@ -77,6 +80,7 @@ typedef struct {
     float t;                  /* time since spawn (s) */
     float ep_return, score_acc, aux_acc, dist_prev, reach_time, lap_start;
     int ep_len, aux_n, ring, rings_passed, slot, reached, ring0_seen, ended;
+    int first;                /* spawned when the env-episode began (not a respawn) */
     int end;                  /* how this step ended the episode (END_*), set before respawning */
     float follow_c[3], follow_a[3], follow_w[3], follow_phi[3];
 } Agent;
@@ -341,6 +345,7 @@ static inline void env_spawn(DroneEnv *e, int i) {
     a->t = 0.0f;
     a->ep_return = a->score_acc = a->aux_acc = 0.0f;
     a->ep_len = a->aux_n = a->rings_passed = a->reached = a->ring0_seen = a->ended = 0;
+    a->first = e->step == 0;
     a->reach_time = -1.0f;
     a->lap_start = 0.0f;
     a->dist_prev = env_target_dist(e, i);
@@ -684,7 +689,7 @@ static inline void env_reset(DroneEnv *e, uint64_t seed) {
     rng_seed(&e->rng, seed);
     env_begin_episode(e);
     /* Spread env-episode ends over time so a vector of envs does not end all its episodes at once. */
-    e->horizon = (int)((float)e->horizon * rng_uniform(&e->rng, 0.5f, 1.0f)) + 1;
+    if (!e->cfg.evaluation) e->horizon = (int)((float)e->horizon * rng_uniform(&e->rng, 0.5f, 1.0f)) + 1;
     for (int i = 0; i < e->n; i++) {
         e->rewards[i] = 0.0f;
         e->terminals[i] = e->truncations[i] = 0;
@@ -695,6 +700,7 @@ static inline void env_reset(DroneEnv *e, uint64_t seed) {
 static inline void env_log_episode(DroneEnv *e, int i, int end) {
     Agent *a = &e->agents[i];
     TaskLog *l = &e->logs[e->task];
+    if (e->cfg.evaluation && !a->first) return;
     float score = 0.0f;
     switch (e->task) {
     case TASK_HOVER:

@@ -113,7 +113,43 @@ static void run(int task, int mode, int dr, int auto_reset, int n) {
     free(trunc);
 }
 
+/* Evaluation mode: whole env-episodes from reset, one logged episode per drone per env-episode, however
+   often crashed drones respawn in between. */
+static void run_evaluation(int task, int n) {
+    SimConfig c;
+    fill_config(&c, task, ACTION_CTBR, 1, 1);
+    c.evaluation = 1;
+    DroneEnv e;
+    float *obs = calloc((size_t)n * OBS_SIZE, sizeof(float));
+    float *act = calloc((size_t)n * 4, sizeof(float));
+    float *rew = calloc((size_t)n, sizeof(float));
+    unsigned char *term = calloc((size_t)n, 1), *trunc = calloc((size_t)n, 1);
+    CHECK(env_init(&e, &c, n, 5) == 0, "env_init failed");
+    env_bind(&e, obs, act, rew, term, trunc);
+    env_reset(&e, 13);
+    Rng r;
+    rng_seed(&r, 9);
+    int horizon = e.horizon, rounds = 3, ends = 0;
+    for (int step = 0; step < rounds * horizon; step++) {
+        for (int j = 0; j < 4 * n; j++) act[j] = rng_uniform(&r, -1.0f, 1.0f);
+        env_step(&e);
+        for (int i = 0; i < n; i++) ends += term[i] || trunc[i];
+    }
+    CHECK(e.step == 0, "task %d: evaluation env-episodes must run exactly their horizon (%d steps)", task, horizon);
+    CHECK((int)e.logs[task].n == rounds * n, "task %d: evaluation logged %d episodes, expected %d",
+          task, (int)e.logs[task].n, rounds * n);
+    CHECK(ends > rounds * n, "task %d: random actions should have crashed and respawned some drones", task);
+    env_close(&e);
+    free(obs);
+    free(act);
+    free(rew);
+    free(term);
+    free(trunc);
+}
+
 int main(void) {
+    run_evaluation(TASK_HOVER, 4);
+    run_evaluation(TASK_RACE, 3);
     for (int task = 0; task < NUM_TASKS; task++)
         for (int mode = 0; mode < 2; mode++)
             for (int dr = 0; dr < 2; dr++) run(task, mode, dr, 1, task == TASK_SWARM ? 9 : 4);
