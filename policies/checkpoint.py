@@ -34,8 +34,9 @@ def save_checkpoint(path: str | Path, model: ActorCritic, optimizer: torch.optim
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "train_config": cfg.to_dict(),
         "env_config": env_config,
-        "obs_version": drone_sim.OBS_VERSION,
-        "obs_size": drone_sim.OBS_SIZE,
+        "env": cfg.env,
+        "obs_version": drone_sim.OBS_VERSION if cfg.env == "drone" else 0,
+        "obs_size": model.obs_size,
         "action_mode": cfg.action_mode,
         "control_hz": cfg.control_hz,
         "physics_hz": cfg.physics_hz,
@@ -59,6 +60,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
         raise CheckpointError(f"{p}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict) or data.get("format") != "drone-policy-checkpoint/1":
         raise CheckpointError(f"{p}: not a drone policy checkpoint (missing format 'drone-policy-checkpoint/1')")
+    if data.get("env", "drone") != "drone":
+        return data  # an ocean regression env: its observation size is checked against the env when run
     if data["obs_version"] != drone_sim.OBS_VERSION or data["obs_size"] != drone_sim.OBS_SIZE:
         raise CheckpointError(f"{p}: trained for observation layout v{data['obs_version']} ({data['obs_size']} values), "
                               f"this simulator builds v{drone_sim.OBS_VERSION} ({drone_sim.OBS_SIZE} values)")

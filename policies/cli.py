@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import math
+from math import nan
 import sys
 from pathlib import Path
 
@@ -66,7 +67,9 @@ class _Progress:
         if self.live is not None:
             self.live.update(self._table(r))
         else:
-            tasks = "  ".join(f"{t}: score {m['score']:.2f} crash {m['crash_rate']:.2f}" for t, m in r["tasks"].items())
+            tasks = "  ".join(f"{t}: score {m.get('score', nan):.2f}"
+                              + (f" crash {m['crash_rate']:.2f}" if "crash_rate" in m else "")
+                              for t, m in r["tasks"].items())
             print(f"[{r['step'] / 1e6:7.2f}M / {r['total_steps'] / 1e6:.1f}M] {r['sps'] / 1e3:6.0f}k steps/s  "
                   f"pg {r['policy_loss']:+.4f} v {r['value_loss']:.3f} ent {r['entropy']:+.2f} kl {r['approx_kl']:.4f}"
                   f"  {tasks}", flush=True)
@@ -79,8 +82,9 @@ class _Progress:
         for col in ("task", "episodes", "score", "crash", "out of bounds", "return", "length"):
             t.add_column(col, justify="right")
         for task, m in r["tasks"].items():
-            t.add_row(task, f"{m['episodes']:.0f}", f"{m['score']:.3f}", f"{m['crash_rate']:.3f}",
-                      f"{m['out_of_bounds_rate']:.3f}", f"{m['episode_return']:.1f}", f"{m['episode_length']:.0f}")
+            t.add_row(task, f"{m['episodes']:.0f}", f"{m.get('score', nan):.3f}", f"{m.get('crash_rate', nan):.3f}",
+                      f"{m.get('out_of_bounds_rate', nan):.3f}", f"{m.get('episode_return', nan):.1f}",
+                      f"{m.get('episode_length', nan):.0f}")
         t.caption = (f"policy {r['policy_loss']:+.4f}  value {r['value_loss']:.4f}  entropy {r['entropy']:+.3f}  "
                      f"kl {r['approx_kl']:.4f}  clip {r['clip_fraction']:.3f}  lr {r['lr']:.2e}")
         return t
@@ -101,12 +105,14 @@ def train_main(argv: list[str] | None = None) -> int:
         elif args.resume and args.out and (Path(args.out) / "config.toml").is_file():
             file_values = load_toml(Path(args.out) / "config.toml")
         cfg = make_config(file_values, cli)
-        _check_tasks(cfg.tasks)
+        if cfg.env == "drone":
+            _check_tasks(cfg.tasks)
     except (ConfigError, ValueError) as exc:
         parser.error(str(exc))
     if args.resume and not args.out:
         parser.error("--resume needs --out DIR (the run to continue)")
-    out = Path(args.out or f"runs/{cfg.tasks.replace(',', '_').replace(':', '')}-"
+    name = cfg.tasks.replace(',', '_').replace(':', '') if cfg.env == "drone" else cfg.env
+    out = Path(args.out or f"runs/{name}-"
                           f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
     if args.resume and not (out / "checkpoints" / "latest.pt").is_file():
         parser.error(f"--resume: no checkpoint at {out / 'checkpoints' / 'latest.pt'}")
@@ -141,7 +147,8 @@ def _print_summary(summary: dict, out: Path) -> None:
     for col in ("task", "episodes", "score", "crash", "return"):
         t.add_column(col, justify="right")
     for task, m in last.get("tasks", {}).items():
-        t.add_row(task, f"{m['episodes']:.0f}", f"{m['score']:.3f}", f"{m['crash_rate']:.3f}", f"{m['episode_return']:.1f}")
+        t.add_row(task, f"{m['episodes']:.0f}", f"{m.get('score', nan):.3f}", f"{m.get('crash_rate', nan):.3f}",
+                  f"{m.get('episode_return', nan):.1f}")
     c.print(t)
     c.print(f"policy: {out / 'model.pt'}   curves: {out / 'curves.png'}   metrics: {out / 'metrics.csv'}")
 

@@ -13,6 +13,23 @@ from pathlib import Path
 from typing import Any
 
 
+# Default training budgets (agent-steps) per task: what a default run needs to fly that task well
+# (measured: BENCHMARKS.md "Training"). A run trains for the largest budget among its tasks.
+TASK_BUDGETS = {"hover": 6_000_000, "goto": 10_000_000, "follow": 15_000_000, "race": 30_000_000,
+                "swarm": 30_000_000, "obstacles": 30_000_000}
+
+
+def default_budget(tasks: str) -> int:
+    """Agent-steps for a run on `tasks` when none is given: the budget of its hardest task."""
+    import drone_sim
+
+    try:
+        names = drone_sim.parse_tasks(tasks)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return max(TASK_BUDGETS[t] for t, w in names.items() if w > 0)
+
+
 class ConfigError(ValueError):
     """A configuration value or file that cannot be used; the message names it."""
 
@@ -24,11 +41,14 @@ def _f(default, help: str, **kw):
 @dataclass
 class TrainConfig:
     # what to train on
+    env: str = _f("drone", "drone (the drone simulator, on --tasks) or an ocean regression env: "
+                           "target, cartpole, pong, breakout, snake, connect4")
     tasks: str = _f("hover", "tasks and weights: hover, 'race,swarm', 'race:2,swarm:1' or all")
     action_mode: str = _f("ctbr", "rpm (motor speeds) or ctbr (collective thrust + body rates)")
     num_envs: int = _f(32, "envs in the vector (each with its own task episode)")
     agents_per_env: int = _f(64, "drones per env")
-    total_steps: int = _f(30_000_000, "agent-steps to train for")
+    total_steps: int = _f(0, "agent-steps to train for; 0: the budget of the hardest task enabled "
+                             "(hover 6M, goto 10M, follow 15M, race/swarm/obstacles 30M)")
     dr: str = _f("default", "domain randomization: nominal, default or wide")
     drone: str = _f("", "drone params JSON; randomization becomes tolerances around it")
     course: str = _f("", "course JSON for race episodes (default: generated courses)")
@@ -69,6 +89,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def validate(self) -> "TrainConfig":
+        if self.total_steps == 0:
+            self.total_steps = default_budget(self.tasks) if self.env == "drone" else 5_000_000
         positive = ["num_envs", "agents_per_env", "total_steps", "hidden", "layers", "horizon", "epochs",
                     "minibatch_size", "learning_rate", "physics_hz", "control_hz", "checkpoint_every"]
         for name in positive:
@@ -125,10 +147,35 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     return out
 
 
+# Settings that differ from the drone defaults for the ocean regression envs (single-agent games need
+# more envs for a batch; short games want longer rollouts). Tuned with scripts/regression.py.
+OCEAN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "target": {"num_envs": 256, "agents_per_env": 1, "horizon": 32, "minibatch_size": 2048, "hidden": 32,
+               "total_steps": 200_000, "learning_rate": 3e-3, "ent_coef": 0.01},
+    "cartpole": {"num_envs": 64, "agents_per_env": 1, "horizon": 128, "minibatch_size": 2048,
+                 "total_steps": 1_000_000, "learning_rate": 2.5e-3, "ent_coef": 0.0, "epochs": 4},
+    "pong": {"num_envs": 256, "agents_per_env": 1, "horizon": 64, "minibatch_size": 4096,
+             "total_steps": 10_000_000, "ent_coef": 0.01},
+    "breakout": {"num_envs": 256, "agents_per_env": 1, "horizon": 64, "minibatch_size": 4096,
+                 "total_steps": 20_000_000, "ent_coef": 0.01, "hidden": 128},
+    "snake": {"num_envs": 64, "agents_per_env": 4, "horizon": 64, "minibatch_size": 4096,
+              "total_steps": 20_000_000, "ent_coef": 0.01, "hidden": 128},
+    "connect4": {"num_envs": 256, "agents_per_env": 1, "horizon": 32, "minibatch_size": 4096,
+                 "total_steps": 5_000_000, "ent_coef": 0.01, "hidden": 128},
+}
+
+
 def make_config(file_values: dict[str, Any] | None = None, cli_values: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults, then the config file, then explicitly given command-line values."""
+    """Defaults (with an ocean env's own defaults when one is chosen), then the config file, then
+    explicitly given command-line values."""
     cfg = TrainConfig()
     known = {f.name: f for f in TrainConfig.fields()}
+    env = (cli_values or {}).get("env") or (file_values or {}).get("env") or "drone"
+    if env != "drone":
+        if env not in OCEAN_DEFAULTS:
+            raise ConfigError(f"unknown env {env!r}; choose drone or one of {', '.join(OCEAN_DEFAULTS)}")
+        for key, value in OCEAN_DEFAULTS[env].items():
+            setattr(cfg, key, value)
     for source, where in ((file_values or {}, "config file"), (cli_values or {}, "command line")):
         for key, value in source.items():
             if key not in known:

@@ -82,7 +82,8 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path) -> None:
     panels = [("score", "task score"), ("crash_rate", "crash rate"), ("episode_return", "episode return")]
     for ax, (key, title) in zip(axes.flat, panels):
         for task in tasks:
-            pts = [(r["step"], r["tasks"][task][key]) for r in records if task in r.get("tasks", {})]
+            pts = [(r["step"], r["tasks"][task][key]) for r in records
+                   if key in r.get("tasks", {}).get(task, {})]
             if pts:
                 ax.plot(*zip(*pts), label=task)
         ax.set_title(title)

@@ -34,7 +34,11 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_env(cfg: TrainConfig, seed: int, num_envs: int | None = None, **overrides) -> drone_sim.DroneVecEnv:
+def make_env(cfg: TrainConfig, seed: int, num_envs: int | None = None, **overrides):
+    """The drone simulator on cfg.tasks, or the ocean regression env cfg.env."""
+    if cfg.env != "drone":
+        return drone_sim.make_ocean(cfg.env, num_envs=num_envs or cfg.num_envs, seed=seed,
+                                    agents_per_env=cfg.agents_per_env)
     return drone_sim.make(tasks=cfg.tasks, num_envs=num_envs or cfg.num_envs, agents_per_env=cfg.agents_per_env,
                           action_mode=cfg.action_mode, seed=seed, dr=cfg.dr, drone=cfg.drone or None,
                           course=cfg.course or None, physics_hz=cfg.physics_hz, control_hz=cfg.control_hz,
@@ -97,34 +101,40 @@ class Distributed:
             self.dist.destroy_process_group()
 
 
-class TaskStats:
-    """Episode-weighted averages of the env's per-task logs over a logging window."""
+def env_spaces(env) -> tuple[int, int, bool]:
+    """(observation size, action size or number of discrete actions, discrete?) of a drone or ocean env."""
+    if hasattr(env, "num_actions"):
+        return env.obs_size, env.num_actions, True
+    return drone_sim.OBS_SIZE, 4, False
 
-    KEYS = ("episode_return", "episode_length", "score", "crash_rate", "out_of_bounds_rate", "timeout_rate")
+
+class TaskStats:
+    """Episode-weighted averages of the env's per-task logs over a logging window. A metric that is NaN
+    for some episodes (a lap time when no lap was flown) is averaged over the episodes that have it."""
 
     def __init__(self):
-        self.sums: dict[str, dict[str, float]] = {}
+        self.sums: dict[str, dict[str, list[float]]] = {}
+        self.episodes: dict[str, float] = {}
 
     def add(self, logs: dict[str, dict[str, float]]) -> None:
         for task, m in logs.items():
-            s = self.sums.setdefault(task, {k: 0.0 for k in (*self.KEYS, "episodes", "aux", "aux_n")})
             n = m["episodes"]
-            s["episodes"] += n
-            for k in self.KEYS:
-                s[k] += m[k] * n
-            aux_name = drone_sim.config.TASK_SCORE[task][1]
-            if not math.isnan(m[aux_name]):
-                s["aux"] += m[aux_name] * n
-                s["aux_n"] += n
+            self.episodes[task] = self.episodes.get(task, 0.0) + n
+            sums = self.sums.setdefault(task, {})
+            for k, v in m.items():
+                if k == "episodes":
+                    continue
+                acc = sums.setdefault(k, [0.0, 0.0])
+                if math.isnan(v):
+                    continue
+                acc[0] += v * n
+                acc[1] += n
 
     def means(self) -> dict[str, dict[str, float]]:
         out = {}
-        for task, s in self.sums.items():
-            n = max(s["episodes"], 1e-9)
-            aux_name = drone_sim.config.TASK_SCORE[task][1]
-            out[task] = {k: s[k] / n for k in self.KEYS}
-            out[task]["episodes"] = s["episodes"]
-            out[task][aux_name] = s["aux"] / s["aux_n"] if s["aux_n"] > 0 else float("nan")
+        for task, sums in self.sums.items():
+            out[task] = {k: total / count if count > 0 else math.nan for k, (total, count) in sums.items()}
+            out[task]["episodes"] = self.episodes[task]
         return out
 
 
@@ -142,8 +152,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
 
     env = make_env(cfg, seed)
     N = env.num_agents
-    model = ActorCritic(drone_sim.OBS_SIZE, 4, hidden=cfg.hidden, layers=cfg.layers, lstm=cfg.lstm,
-                        init_log_std=cfg.init_log_std, activation=cfg.activation).to(device)
+    obs_size, action_size, discrete = env_spaces(env)
+    model = ActorCritic(obs_size, action_size, hidden=cfg.hidden, layers=cfg.layers, lstm=cfg.lstm,
+                        discrete=discrete, init_log_std=cfg.init_log_std, activation=cfg.activation).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     global_step, iteration, elapsed_before = 0, 0, 0.0
     if resume:
@@ -163,7 +174,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
         writer = MetricsWriter(out, append=resume)
 
     T = cfg.horizon
-    buf = Rollout(T, N, drone_sim.OBS_SIZE, (4,), device, hidden=cfg.hidden if cfg.lstm else 0)
+    buf = Rollout(T, N, obs_size, () if discrete else (action_size,), device,
+                  action_dtype=torch.long if discrete else torch.float32, hidden=cfg.hidden if cfg.lstm else 0)
     obs_np = env.observations
     obs_cpu = torch.from_numpy(obs_np)  # views the env's buffer: refreshed in place by every step
     act_np = env.actions
