@@ -69,8 +69,24 @@ def read_jsonl(path: str | Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def plot_curves(metrics_path: str | Path, png_path: str | Path) -> None:
-    """Learning curves per task (score, crash rate, return) and the losses, one PNG."""
+def _smoothed(steps: list[float], values: list[float], weights: list[float], min_weight: float) -> list[float]:
+    """Episode-weighted trailing average over at least `min_weight` episodes: a logging window may hold only
+    a couple of episodes of a task, so raw per-window figures jump between 0 and 1."""
+    out, acc_v, acc_w, start = [], 0.0, 0.0, 0
+    for i, (v, w) in enumerate(zip(values, weights)):
+        acc_v += v * w
+        acc_w += w
+        while start < i and acc_w - weights[start] >= min_weight:
+            acc_v -= values[start] * weights[start]
+            acc_w -= weights[start]
+            start += 1
+        out.append(acc_v / acc_w if acc_w > 0 else math.nan)
+    return out
+
+
+def plot_curves(metrics_path: str | Path, png_path: str | Path, smooth_episodes: float = 2000.0) -> None:
+    """Learning curves per task (score, crash rate, return, the task's own figure), throughput and the PPO
+    statistics, one PNG. Thin lines are the raw logging windows, thick ones episode-weighted averages."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,27 +94,44 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path) -> None:
 
     records = read_jsonl(metrics_path)
     tasks = sorted({t for r in records for t in r.get("tasks", {})})
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    panels = [("score", "task score"), ("crash_rate", "crash rate"), ("episode_return", "episode return")]
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8))
+    std = {"episode_return", "episode_length", "score", "crash_rate", "out_of_bounds_rate", "timeout_rate",
+           "episodes"}
+    aux = {t: k for r in records for t, m in r.get("tasks", {}).items() for k in m if k not in std}
+    panels = [("score", "task score"), ("crash_rate", "crash rate (training, stochastic actions)"),
+              ("episode_return", "episode return"), (None, "task figure: " + ", ".join(sorted(set(aux.values()))))]
     for ax, (key, title) in zip(axes.flat, panels):
-        for task in tasks:
-            pts = [(r["step"], r["tasks"][task][key]) for r in records
-                   if key in r.get("tasks", {}).get(task, {})]
-            if pts:
-                ax.plot(*zip(*pts), label=task)
+        for c, task in enumerate(tasks):
+            k = key or aux.get(task)
+            if k is None:
+                continue
+            pts = [(r["step"], r["tasks"][task][k], r["tasks"][task]["episodes"]) for r in records
+                   if k in r.get("tasks", {}).get(task, {}) and not math.isnan(r["tasks"][task][k])]
+            if not pts:
+                continue
+            x, y, w = (list(v) for v in zip(*pts))
+            color = f"C{c}"
+            ax.plot(x, y, color=color, alpha=0.2, lw=0.7)
+            ax.plot(x, _smoothed(x, y, w, smooth_episodes), color=color, lw=2,
+                    label=task if key else f"{task}: {k}")
         ax.set_title(title)
         ax.set_xlabel("agent-steps")
         ax.grid(alpha=0.3)
-        if tasks:
-            ax.legend()
-    ax = axes.flat[3]
+        if ax.lines:
+            ax.legend(fontsize=8)
+    ax = axes.flat[4]
+    ax.plot([r["step"] for r in records], [r["sps"] / 1e3 for r in records])
+    ax.set_title("throughput (k agent-steps/s, since the run started)")
+    ax.set_xlabel("agent-steps")
+    ax.grid(alpha=0.3)
+    ax = axes.flat[5]
     for key in ("policy_loss", "value_loss", "entropy", "approx_kl"):
         ax.plot([r["step"] for r in records], [r[key] for r in records], label=key)
     ax.set_title("PPO")
     ax.set_xlabel("agent-steps")
     ax.set_yscale("symlog", linthresh=1e-3)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    fig.savefig(png_path, dpi=90)
     plt.close(fig)
