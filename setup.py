@@ -20,7 +20,15 @@ extensions = [
         include_dirs=["drone_sim"],
         depends=[os.path.join("drone_sim", "csrc", f) for f in os.listdir(os.path.join("drone_sim", "csrc"))],
         extra_compile_args=flags,
-    )
+    ),
+    Extension(
+        "drone_sim.ocean.binding",
+        sources=["drone_sim/ocean/binding.pyx"],
+        include_dirs=[os.path.join("drone_sim", "ocean", "csrc")],
+        depends=[os.path.join("drone_sim", "csrc", "rng.h")]
+        + [os.path.join("drone_sim", "ocean", "csrc", f) for f in os.listdir(os.path.join("drone_sim", "ocean", "csrc"))],
+        extra_compile_args=flags,
+    ),
 ]
 
 setup(
@@ -28,7 +36,7 @@ setup(
     version="0.1.0",
     description="Fast multi-task C drone simulator, PPO trainer and MAVLink deploy stack",
     packages=find_packages(include=["drone_sim", "drone_sim.*", "policies", "policies.*"]),
-    package_data={"drone_sim": ["csrc/*.h", "data/*.json", "*.pyx"]},
+    package_data={"drone_sim": ["csrc/*.h", "data/*.json", "*.pyx", "ocean/csrc/*.h", "ocean/*.pyx"]},
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}),
     python_requires=">=3.10",
     install_requires=[

@@ -7,12 +7,13 @@
 """
 from .config import ACTION_MODES, DR_PRESETS, FORMATIONS, NOMINAL_DRONE, TASKS, build_config, parse_tasks
 from .env import OBS_SIZE, OBS_VERSION, STATE_SIZE, DroneVecEnv, make, observe
+from .ocean import make_ocean
 from .params import FileFormatError, load_course, load_drone_params
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTION_MODES", "DR_PRESETS", "FORMATIONS", "NOMINAL_DRONE", "TASKS", "OBS_SIZE", "OBS_VERSION", "STATE_SIZE",
-    "DroneVecEnv", "FileFormatError", "build_config", "load_course", "load_drone_params", "make", "observe",
+    "DroneVecEnv", "FileFormatError", "build_config", "load_course", "load_drone_params", "make", "make_ocean", "observe",
     "parse_tasks", "__version__",
 ]

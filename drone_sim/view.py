@@ -115,14 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="drone-view",
         description="Fly drones in the C simulator and watch them in a raylib 3D viewer, "
                     "or record a video / screenshot offscreen.",
-        epilog="In the window: left drag rotate, wheel zoom, right drag pan, F follow, R reset camera, "
+        epilog="Ocean regression games: drone-view --env NAME [--policy CKPT] (see drone-view --env x --help). "
+               "In the window: left drag rotate, wheel zoom, right drag pan, F follow, R reset camera, "
                "N/P next/previous env, T trails, L labels, H help, SPACE pause, ESC quit.")
     g = p.add_argument_group("simulation")
     g.add_argument("--tasks", default="hover",
                    help="tasks as drone_sim.make takes them: hover, race,swarm, race:2,swarm:1, all (default hover)")
     g.add_argument("--agents", type=int, default=8, help="drones per env (default 8)")
     g.add_argument("--num-envs", type=int, default=1, help="envs in the vector (default 1)")
-    g.add_argument("--env", type=int, default=0, help="which env to show (default 0; N/P switch in the window)")
+    g.add_argument("--env-index", type=int, default=0,
+                   help="which env of the vector to show (default 0; N/P switch in the window)")
     g.add_argument("--action-mode", choices=ACTION_MODES, default=None,
                    help="ctbr or rpm (default: the policy's, or ctbr)")
     g.add_argument("--dr", choices=DR_PRESETS, default="nominal",
@@ -172,8 +174,9 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace, policy_met
         p.error(f"--agents must be at least 1, got {args.agents}")
     if args.num_envs < 1:
         p.error(f"--num-envs must be at least 1, got {args.num_envs}")
-    if not 0 <= args.env < args.num_envs:
-        p.error(f"--env {args.env} is out of range: there are {args.num_envs} env(s), 0..{args.num_envs - 1}")
+    if not 0 <= args.env_index < args.num_envs:
+        p.error(f"--env-index {args.env_index} is out of range: there are {args.num_envs} env(s), "
+                f"0..{args.num_envs - 1}")
     if policy_meta is None and args.controller == "hover" and args.action_mode != "ctbr":
         p.error("--controller hover commands ctbr actions (collective thrust + body rates); "
                 f"it cannot fly --action-mode {args.action_mode}. Use --action-mode ctbr or --controller random.")
@@ -316,6 +319,11 @@ def _has_display() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--env" or a.startswith("--env=") for a in argv):  # an ocean regression game, not drones
+        from .ocean.view import main as ocean_main
+
+        return ocean_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     policy = None
@@ -355,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
 
     hidden = bool(args.hidden or args.video)
     try:
-        viewer = Viewer(env, env_index=args.env, width=args.width, height=args.height, hidden=hidden,
+        viewer = Viewer(env, env_index=args.env_index, width=args.width, height=args.height, hidden=hidden,
                         controller_name=actor.name, drone_scale=args.drone_scale, supersample=args.supersample,
                         min_drone_px=args.min_drone_px)
     except RuntimeError as exc:

@@ -100,3 +100,35 @@ def evaluate_task(policy_factory: Callable[[int], Callable], task: str, *, dr: s
     out["episodes"] = n
     out[aux_name] = aux_sum / aux_n if aux_n else float("nan")
     return out
+
+
+def evaluate_ocean(policy_factory: Callable[[int], Callable], name: str, *, episodes: int, seed: int,
+                   agents_per_env: int | None = None, num_envs: int = 64, max_steps: int = 100_000) -> dict[str, float]:
+    """Average log of an ocean regression game over at least `episodes` finished episodes.
+
+    Every episode that ends counts, so short episodes weigh a little more than long ones; in these games a
+    short episode is a lost one (the pole fell, the snake died, the balls ran out), which makes the figure
+    conservative rather than flattering.
+    """
+    env = drone_sim.make_ocean(name, num_envs=num_envs, seed=seed, agents_per_env=agents_per_env)
+    policy = policy_factory(env.num_agents)
+    obs, _ = env.reset(seed)
+    sums: dict[str, float] = {}
+    n = 0.0
+    for _ in range(max_steps):
+        obs, _, term, trunc, _ = env.step(policy(obs))
+        if hasattr(policy, "episode_ended"):
+            policy.episode_ended(term | trunc)
+        logs = env.logs().get(name)
+        if logs:
+            k = logs["episodes"]
+            for key, v in logs.items():
+                if key != "episodes":
+                    sums[key] = sums.get(key, 0.0) + v * k
+            n += k
+            if n >= episodes:
+                break
+    env.close()
+    out = {key: v / max(n, 1e-9) for key, v in sums.items()}
+    out["episodes"] = n
+    return out

@@ -153,6 +153,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     env = make_env(cfg, seed)
     N = env.num_agents
     obs_size, action_size, discrete = env_spaces(env)
+    env_config = env.config if cfg.env == "drone" else {"env": cfg.env, "agents_per_env": env.agents_per_env,
+                                                        "obs_size": obs_size, "num_actions": action_size}
     model = ActorCritic(obs_size, action_size, hidden=cfg.hidden, layers=cfg.layers, lstm=cfg.lstm,
                         discrete=discrete, init_log_std=cfg.init_log_std, activation=cfg.activation).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
@@ -259,14 +261,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
             last_log = now
         if dist.is_main and (global_step // cfg.checkpoint_every != (global_step - steps_per_iter) // cfg.checkpoint_every
                              or done):
-            save_checkpoint(ckpt_path, model, optimizer, cfg, env.config, global_step, iteration,
+            save_checkpoint(ckpt_path, model, optimizer, cfg, env_config, global_step, iteration,
                             elapsed_before + time.time() - t_start)
     wall = time.time() - t_start
     summary = {"global_step": global_step, "iterations": iteration, "wall_time_s": wall,
                "agent_steps_per_s": (global_step - steps_at_start) / max(wall, 1e-9), "world_size": dist.world,
                "rank_weight_spread": dist.weight_spread(model)}
     if dist.is_main:
-        save_checkpoint(out / "model.pt", model, optimizer, cfg, env.config, global_step, iteration,
+        save_checkpoint(out / "model.pt", model, optimizer, cfg, env_config, global_step, iteration,
                         elapsed_before + wall)
         writer.close()
         summary["last"] = writer.last

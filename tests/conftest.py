@@ -1,4 +1,8 @@
 import copy
+import os
+import select
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -30,3 +34,41 @@ def state(pos=(0, 0, 3), vel=(0, 0, 0), quat=(1, 0, 0, 0), rates=(0, 0, 0), moto
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def display():
+    """A private Xvfb server (it picks a free display number itself via -displayfd)."""
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        msg = "Xvfb is not installed (apt-get install xvfb); the viewer tests need a virtual X display"
+        if _in_ci():
+            pytest.fail(msg + " and CI is set, so they may not be skipped")
+        pytest.skip(msg)
+    r, w = os.pipe()
+    proc = subprocess.Popen([xvfb, "-displayfd", str(w), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.close(w)
+    try:
+        ready, _, _ = select.select([r], [], [], 20.0)
+        number = os.read(r, 64).decode().strip() if ready else ""
+        if not number:
+            proc.kill()
+            err = proc.communicate(timeout=5)[1].decode(errors="replace")
+            pytest.fail(f"Xvfb did not start: {err.strip()[-500:]}")
+        yield f":{number}"
+    finally:
+        os.close(r)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+

@@ -46,3 +46,18 @@ def test_env_under_address_and_undefined_behaviour_sanitizers(tmp_path):
 def test_fast_neighbour_search_equals_the_plain_double_loop(tmp_path):
     run = _build_and_run(tmp_path, SANITIZE, env=SANITIZER_ENV, source="test_nearest.c")
     assert "0 mismatches" in run.stdout
+
+
+def test_breakout_and_snake_under_sanitizers_with_random_and_hostile_actions(tmp_path):
+    ocean = f"-I{ROOT / 'drone_sim' / 'ocean' / 'csrc'}"
+    run = _build_and_run(tmp_path, [*SANITIZE, ocean], env=SANITIZER_ENV, source="test_breakout_snake.c")
+    assert "runtime error" not in run.stderr
+
+
+def test_ocean_envs_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+    run = _build_and_run(tmp_path, SANITIZE, env=SANITIZER_ENV, source="test_ocean.c")
+    assert "runtime error" not in run.stderr
+
+
+def test_ocean_envs_compile_cleanly_with_all_warnings_optimized(tmp_path):
+    _build_and_run(tmp_path, ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"], source="test_ocean.c")

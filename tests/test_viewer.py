@@ -20,10 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "test-output"
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 def _env(display: str | None = None) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -35,38 +31,6 @@ def _env(display: str | None = None) -> dict:
 def _view(args: list[str], display: str | None, timeout: float = 120.0) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "drone_sim.view", *args], cwd=ROOT, env=_env(display),
                           capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def display():
-    """A private Xvfb server (it picks a free display number itself via -displayfd)."""
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        msg = "Xvfb is not installed (apt-get install xvfb); the viewer tests need a virtual X display"
-        if _in_ci():
-            pytest.fail(msg + " and CI is set, so they may not be skipped")
-        pytest.skip(msg)
-    r, w = os.pipe()
-    proc = subprocess.Popen([xvfb, "-displayfd", str(w), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    os.close(w)
-    try:
-        ready, _, _ = select.select([r], [], [], 20.0)
-        number = os.read(r, 64).decode().strip() if ready else ""
-        if not number:
-            proc.kill()
-            err = proc.communicate(timeout=5)[1].decode(errors="replace")
-            pytest.fail(f"Xvfb did not start: {err.strip()[-500:]}")
-        yield f":{number}"
-    finally:
-        os.close(r)
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _read_png(path: Path) -> np.ndarray:
