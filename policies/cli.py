@@ -156,7 +156,10 @@ def _print_summary(summary: dict, out: Path) -> None:
 def eval_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="drone-eval", description="Deterministic evaluation of a trained policy.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("checkpoint", help="a model.pt or checkpoints/latest.pt written by drone-train")
+    p.add_argument("checkpoint", nargs="?", help="a model.pt or checkpoints/latest.pt written by drone-train")
+    p.add_argument("--onnx", metavar="POLICY.onnx",
+                   help="evaluate this drone-export file with onnxruntime instead of a checkpoint (the env settings "
+                        "come from its metadata)")
     p.add_argument("--tasks", help="tasks to evaluate (default: those it was trained on)")
     p.add_argument("--episodes", type=int, default=200, help="episodes per task and drone set")
     p.add_argument("--seed", type=int, default=12345, help="evaluation seed (unseen courses and drones)")
@@ -175,16 +178,20 @@ def eval_main(argv: list[str] | None = None) -> int:
         p.error(f"--video {args.video}: the mp4v codec writes .mp4 (or .m4v / .mov) files")
     if args.video_steps < 1 or args.video_agents < 1:
         p.error("--video-steps and --video-agents must be at least 1")
+    if (args.checkpoint is None) == (args.onnx is None):
+        p.error("give either a CHECKPOINT or --onnx POLICY.onnx")
 
     import drone_sim
 
     from .checkpoint import CheckpointError, load_policy
     from .evaluate import TABLE_COLUMNS, TorchPolicy, evaluate_task
+    from .onnx_policy import OnnxPolicyError
 
     try:
-        model, meta = load_policy(args.checkpoint)
-    except CheckpointError as exc:
+        model, meta = _load_onnx(args.onnx) if args.onnx else load_policy(args.checkpoint)
+    except (CheckpointError, OnnxPolicyError) as exc:
         p.error(str(exc))
+    make_policy = (lambda n: model.clone()) if args.onnx else (lambda n: TorchPolicy(model, n))
     tcfg = meta["train_config"]
     try:
         tasks = list(drone_sim.parse_tasks(args.tasks or meta["tasks"]))
@@ -196,14 +203,14 @@ def eval_main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"drone-eval {args.checkpoint}\n{meta['global_step'] / 1e6:.1f}M steps, "
+    table = Table(title=f"drone-eval {args.onnx or args.checkpoint}\n{meta['global_step'] / 1e6:.1f}M steps, "
                         f"{meta['action_mode']}, deterministic actions, seed {args.seed}")
     for col in ("task", "drones", "episodes", "score", "detail", "crash", "out"):
         table.add_column(col, justify="right")
     results = {}
     for task in tasks:
         for dr in sets:
-            m = evaluate_task(lambda n: TorchPolicy(model, n), task, dr=dr, episodes=args.episodes, seed=args.seed,
+            m = evaluate_task(make_policy, task, dr=dr, episodes=args.episodes, seed=args.seed,
                               action_mode=meta["action_mode"], control_hz=meta["control_hz"],
                               physics_hz=meta["physics_hz"], drone=tcfg["drone"] or None,
                               course=tcfg["course"] or None)
@@ -220,6 +227,20 @@ def eval_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _load_onnx(path: str):
+    """(OnnxPolicy, checkpoint-like metadata) of a drone-export file, so the evaluation below runs the same env
+    as for the checkpoint it came from (drone params and course travel inside the file)."""
+    from .onnx_policy import OnnxPolicy
+
+    policy = OnnxPolicy(path)
+    m = policy.metadata
+    drone = m["drone_params"]
+    tcfg = {"dr": m["domain_randomization"]["preset"], "drone": drone["params"] if drone["source"] else None,
+            "course": m["course"]}
+    return policy, {"global_step": m["training_steps"], "action_mode": m["action_mode"], "tasks": m["tasks"],
+                    "control_hz": m["control_hz"], "physics_hz": m["physics_hz"], "train_config": tcfg}
+
+
 def _show(args, model, meta: dict, tasks: list[str], dr: str) -> int:
     """drone-eval --video / --view: the evaluated policy flying each task in the viewer."""
     import drone_sim
@@ -233,7 +254,8 @@ def _show(args, model, meta: dict, tasks: list[str], dr: str) -> int:
                              action_mode=meta["action_mode"], seed=args.seed, dr=dr, drone=tcfg["drone"] or None,
                              course=tcfg["course"] or None, physics_hz=meta["physics_hz"],
                              control_hz=meta["control_hz"])
-        actor = PolicyActor(model, env.num_agents, name=f"{Path(args.checkpoint).name} ({dr} drones)")
+        name = f"{Path(args.onnx or args.checkpoint).name} ({dr} drones)"
+        actor = model.clone(name) if args.onnx else PolicyActor(model, env.num_agents, name=name)
         video = None
         if args.video:
             v = Path(args.video)
