@@ -35,7 +35,7 @@ setup(
     name="drone-sim2real",
     version="0.1.0",
     description="Fast multi-task C drone simulator, PPO trainer and MAVLink deploy stack",
-    packages=find_packages(include=["drone_sim", "drone_sim.*", "policies", "policies.*"]),
+    packages=find_packages(include=["drone_sim", "drone_sim.*", "policies", "policies.*", "firmware_bridge"]),
     package_data={"drone_sim": ["csrc/*.h", "data/*.json", "*.pyx", "ocean/csrc/*.h", "ocean/*.pyx"]},
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}),
     python_requires=">=3.10",
@@ -48,13 +48,19 @@ setup(
         "torch>=2.1",
         "rich>=13",
         "matplotlib>=3.7",
+        "pymavlink>=2.4.40",
+        "pyserial>=3.5",
+        "onnx>=1.15",
+        "onnxruntime>=1.17",
     ],
     extras_require={"test": ["pytest>=7"]},
     entry_points={
         "console_scripts": [
             "drone-view=drone_sim.view:main",
+            "drone-sim-vehicle=firmware_bridge.sim_vehicle:main",
             "drone-train=policies.cli:train_entry",
             "drone-eval=policies.cli:eval_entry",
+            "drone-export=policies.export:main",
         ]
     },
 )

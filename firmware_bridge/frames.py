@@ -1,0 +1,172 @@
+"""Every conversion between the simulator's frames and MAVLink's, in one place.
+
+The simulator (and the policy) live in ENU world / FLU body coordinates; MAVLink, ArduPilot and PX4 use
+NED world / FRD body (MAVLink common.xml: MAV_FRAME_LOCAL_NED, MAV_FRAME_BODY_FRD, and SET_ATTITUDE_TARGET.q
+"from MAV_FRAME_LOCAL_NED to MAV_FRAME_BODY_FRD"). A sign slip here flies a drone into the ground, so
+nothing else in the bridge or in deploy flips an axis by hand: it calls these functions, and
+tests/test_firmware_bridge_frames.py pins them with attitudes whose answers are known.
+
+Both changes of axes are proper rotations of 180 degrees, so each conversion is its own inverse:
+- world: ENU (x east, y north, z up) <-> NED (x north, y east, z down): swap x and y, negate z
+  (the rotation by pi about (1, 1, 0)/sqrt(2));
+- body:  FLU (x forward, y left, z up) <-> FRD (x forward, y right, z down): negate y and z
+  (the rotation by pi about x).
+A body-to-world quaternion therefore changes as q_ned_frd = Q_W * q_enu_flu * Q_B, with Q_W and Q_B those
+two rotations. Quaternions are (w, x, y, z), Hamilton convention, body-to-world, in both frame sets.
+Euler angles (roll, pitch, yaw) are the aerospace Z-Y-X convention and are only meaningful in NED/FRD,
+where MAVLink reports them (ATTITUDE); ENU yaw is measured from east counter-clockwise, NED yaw from
+north clockwise: yaw_ned = pi/2 - yaw_enu.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+_H = math.sqrt(0.5)
+# ENU <-> NED world axes: rotation by pi about (1, 1, 0)/sqrt(2).
+_Q_WORLD = np.array([0.0, _H, _H, 0.0])
+# FLU <-> FRD body axes: rotation by pi about x.
+_Q_BODY = np.array([0.0, 1.0, 0.0, 0.0])
+
+
+def _vec3(v: Sequence[float], name: str) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float64)
+    if a.shape[-1:] != (3,):
+        raise ValueError(f"{name}: expected 3 components, got shape {a.shape}")
+    return a
+
+
+def _quat(q: Sequence[float], name: str = "quaternion") -> np.ndarray:
+    a = np.asarray(q, dtype=np.float64)
+    if a.shape != (4,):
+        raise ValueError(f"{name}: expected 4 components (w, x, y, z), got shape {a.shape}")
+    n = float(np.linalg.norm(a))
+    if not math.isfinite(n) or n < 1e-6:
+        raise ValueError(f"{name}: not a rotation (norm {n})")
+    return a / n
+
+
+# ---------------------------------------------------------------- vectors
+
+def enu_to_ned(v: Sequence[float]) -> np.ndarray:
+    """World vector (position, velocity, acceleration) from ENU to NED. Works on (..., 3) arrays."""
+    a = _vec3(v, "vector")
+    return np.stack([a[..., 1], a[..., 0], -a[..., 2]], axis=-1)
+
+
+def ned_to_enu(v: Sequence[float]) -> np.ndarray:
+    """World vector from NED to ENU (the same axis swap: the conversion is its own inverse)."""
+    return enu_to_ned(v)
+
+
+def flu_to_frd(v: Sequence[float]) -> np.ndarray:
+    """Body vector (body rates, specific force, body velocity) from FLU to FRD."""
+    a = _vec3(v, "vector")
+    return np.stack([a[..., 0], -a[..., 1], -a[..., 2]], axis=-1)
+
+
+def frd_to_flu(v: Sequence[float]) -> np.ndarray:
+    """Body vector from FRD to FLU."""
+    return flu_to_frd(v)
+
+
+# ---------------------------------------------------------------- quaternions
+
+def quat_mul(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+    """Hamilton product a * b of (w, x, y, z) quaternions."""
+    aw, ax, ay, az = a
+    bw, bx, by, bz = b
+    return np.array([
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    ])
+
+
+def _canonical(q: np.ndarray) -> np.ndarray:
+    """q and -q are the same rotation; pick w >= 0 so that results compare and log stably."""
+    return -q if q[0] < 0 else q
+
+
+def quat_enu_flu_to_ned_frd(q: Sequence[float]) -> np.ndarray:
+    """Body-to-world attitude from the simulator's (ENU world, FLU body) to MAVLink's (NED, FRD)."""
+    return _canonical(quat_mul(quat_mul(_Q_WORLD, _quat(q)), _Q_BODY))
+
+
+def quat_ned_frd_to_enu_flu(q: Sequence[float]) -> np.ndarray:
+    """Body-to-world attitude from MAVLink's (NED world, FRD body) to the simulator's (ENU, FLU)."""
+    return _canonical(quat_mul(quat_mul(_Q_WORLD, _quat(q)), _Q_BODY))
+
+
+def quat_to_rotmat(q: Sequence[float]) -> np.ndarray:
+    """Rotation matrix (body-to-world) of a (w, x, y, z) quaternion."""
+    w, x, y, z = _quat(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def rotate(q: Sequence[float], v: Sequence[float]) -> np.ndarray:
+    """Vector v given in the body frame, expressed in the world frame."""
+    return quat_to_rotmat(q) @ _vec3(v, "vector")
+
+
+def quat_from_euler(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """Quaternion of aerospace Z-Y-X Euler angles (radians); use in NED/FRD, as MAVLink does."""
+    cr, sr = math.cos(0.5 * roll), math.sin(0.5 * roll)
+    cp, sp = math.cos(0.5 * pitch), math.sin(0.5 * pitch)
+    cy, sy = math.cos(0.5 * yaw), math.sin(0.5 * yaw)
+    return _canonical(np.array([
+        cr * cp * cy + sr * sp * sy,
+        sr * cp * cy - cr * sp * sy,
+        cr * sp * cy + sr * cp * sy,
+        cr * cp * sy - sr * sp * cy,
+    ]))
+
+
+def euler_from_quat(q: Sequence[float]) -> tuple[float, float, float]:
+    """(roll, pitch, yaw) in radians, Z-Y-X, of a NED/FRD quaternion (what MAVLink's ATTITUDE reports)."""
+    w, x, y, z = _quat(q)
+    roll = math.atan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y))
+    pitch = math.asin(max(-1.0, min(1.0, 2 * (w * y - z * x))))
+    yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    return roll, pitch, yaw
+
+
+def yaw_enu_to_ned(yaw_enu: float) -> float:
+    """Heading from ENU (from east, counter-clockwise) to NED (from north, clockwise), wrapped to (-pi, pi]."""
+    return wrap_pi(0.5 * math.pi - yaw_enu)
+
+
+def yaw_ned_to_enu(yaw_ned: float) -> float:
+    """Heading from NED to ENU (the same reflection: its own inverse)."""
+    return wrap_pi(0.5 * math.pi - yaw_ned)
+
+
+def wrap_pi(a: float) -> float:
+    """Angle wrapped to (-pi, pi]."""
+    a = math.fmod(a + math.pi, 2 * math.pi)
+    if a <= 0:
+        a += 2 * math.pi
+    return a - math.pi
+
+
+# ---------------------------------------------------------------- whole states
+
+def state_enu_to_ned(position: Sequence[float], velocity: Sequence[float], quaternion: Sequence[float],
+                     body_rates: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Position, velocity (world), attitude (body-to-world) and body rates from ENU/FLU to NED/FRD."""
+    return (enu_to_ned(position), enu_to_ned(velocity), quat_enu_flu_to_ned_frd(quaternion),
+            flu_to_frd(body_rates))
+
+
+def state_ned_to_enu(position: Sequence[float], velocity: Sequence[float], quaternion: Sequence[float],
+                     body_rates: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Position, velocity (world), attitude (body-to-world) and body rates from NED/FRD to ENU/FLU."""
+    return (ned_to_enu(position), ned_to_enu(velocity), quat_ned_frd_to_enu_flu(quaternion),
+            frd_to_flu(body_rates))

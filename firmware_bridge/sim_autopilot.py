@@ -1,0 +1,579 @@
+"""The flight controller inside the simulated vehicle: modes, arming, failsafes, and its control loops.
+
+No MAVLink here: sim_vehicle.py turns messages into calls on SimAutopilot and its state into telemetry.
+The physics is the project's C simulator (drone_sim), used twice: a ctbr env whose built-in PID rate loop
+and mixer are the "flight controller's rate loop" (SET_ATTITUDE_TARGET rate setpoints go straight into
+it, as on real firmware), and an rpm env for direct motor commands (SET_ACTUATOR_CONTROL_TARGET) and
+motor tests. The two share the drone; switching copies the physical state across.
+
+Above the rate loop this module adds what a firmware adds: an attitude loop (quaternion error -> body
+rates), a cascaded position/velocity loop, a climb-rate loop (ArduPilot's default meaning of thrust),
+landing, takeoff, arming checks and failsafes. Everything is computed in the simulator's ENU/FLU frames
+on the true state (the vehicle layer adds sensor noise to what it reports).
+
+Mode behaviours (the name is the firmware's; the behaviour is shared):
+  manual    ArduPilot STABILIZE, PX4 MANUAL/STABILIZED: level, or MANUAL_CONTROL sticks; throttle stick
+  althold   ArduPilot ALT_HOLD, PX4 ALTCTL: level, climb rate from the throttle stick
+  hold      ArduPilot BRAKE/LOITER/POSHOLD, PX4 POSCTL/AUTO.LOITER: hold the position where it was entered
+  guided    ArduPilot GUIDED: position target (takeoff, SET_POSITION_TARGET_LOCAL_NED) or attitude/rate setpoints
+  nogps     ArduPilot GUIDED_NOGPS: attitude/rate setpoints only
+  offboard  PX4 OFFBOARD: any setpoint; needs the stream before the switch; leaves on stream loss
+  takeoff   PX4 AUTO.TAKEOFF: climb to MIS_TAKEOFF_ALT, then AUTO.LOITER
+  land      ArduPilot LAND, PX4 AUTO.LAND: descend at the land speed, disarm after touchdown
+
+Failsafes (timings from the parameters, see sim_params.ROLES):
+  GCS heartbeat lost for gcs_timeout_s while armed  -> hold for hold_s -> land (landed: disarm at once)
+  setpoint stream lost for setpoint_timeout_s in offboard / nogps / guided-with-attitude -> hold -> land
+The GCS timeout is measured in wall-clock time (it is about the radio link, and the GCS heartbeat runs
+on the wall clock even when the simulation runs faster); all flight timings are simulated time.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import time
+
+import numpy as np
+
+import drone_sim
+from drone_sim.config import NOMINAL_DRONE
+
+from . import frames
+from .modes import Firmware, canonical_name, mode_number
+from .sim_params import ParamTable
+from .thrust import GUID_OPTIONS_THRUST_AS_THRUST, thrust_field_to_climb_rate
+
+G = 9.81
+
+BEHAVIOUR = {
+    "STABILIZE": "manual", "ALT_HOLD": "althold", "GUIDED": "guided", "GUIDED_NOGPS": "nogps",
+    "LOITER": "hold", "BRAKE": "hold", "POSHOLD": "hold", "LAND": "land",
+    "MANUAL": "manual", "STABILIZED": "manual", "ALTCTL": "althold", "POSCTL": "hold", "AUTO.LOITER": "hold",
+    "AUTO.LAND": "land", "AUTO.TAKEOFF": "takeoff", "OFFBOARD": "offboard",
+}
+ARMABLE = {"manual", "althold", "guided", "nogps", "hold", "offboard", "takeoff"}
+HOLD_MODE = {Firmware.ARDUPILOT: "BRAKE", Firmware.PX4: "AUTO.LOITER"}
+LAND_MODE = {Firmware.ARDUPILOT: "LAND", Firmware.PX4: "AUTO.LAND"}
+BOOT_MODE = {Firmware.ARDUPILOT: "STABILIZE", Firmware.PX4: "POSCTL"}
+
+
+@dataclasses.dataclass
+class Setpoint:
+    """One external setpoint, in the simulator's frames. thrust is normalized 0..1 collective thrust;
+    climb_rate (m/s, up) replaces it under ArduPilot's default semantics."""
+
+    kind: str                                   # rates | attitude | position | motors
+    t: float                                    # sim time received
+    rates_flu: np.ndarray | None = None
+    q_enu: np.ndarray | None = None
+    thrust: float | None = None
+    climb_rate: float | None = None
+    position_enu: np.ndarray | None = None
+    yaw_enu: float | None = None
+    motors: np.ndarray | None = None
+
+
+@dataclasses.dataclass
+class Result:
+    ok: bool
+    reason: str = ""
+
+
+def _quat_conj(q: np.ndarray) -> np.ndarray:
+    return np.array([q[0], -q[1], -q[2], -q[3]])
+
+
+def _quat_from_rotmat(R: np.ndarray) -> np.ndarray:
+    tr = R[0, 0] + R[1, 1] + R[2, 2]
+    if tr > 0:
+        s = math.sqrt(tr + 1.0) * 2
+        q = [0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s]
+    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
+        s = math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2]) * 2
+        q = [(R[2, 1] - R[1, 2]) / s, 0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s]
+    elif R[1, 1] > R[2, 2]:
+        s = math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2]) * 2
+        q = [(R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s]
+    else:
+        s = math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1]) * 2
+        q = [(R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s]
+    q = np.array(q)
+    return q / np.linalg.norm(q)
+
+
+def _yaw_of(q_enu: np.ndarray) -> float:
+    R = frames.quat_to_rotmat(q_enu)
+    return math.atan2(R[1, 0], R[0, 0])
+
+
+class SimAutopilot:
+    """A quadrotor flight controller around one simulated drone."""
+
+    def __init__(self, firmware: Firmware = Firmware.ARDUPILOT, drone: dict | None = None,
+                 params: ParamTable | None = None,
+                 physics_hz: float = 500.0, loop_hz: float = 100.0, seed: int = 0, heading_deg: float = 0.0,
+                 ekf_init_s: float = 0.5, cells: int = 4, capacity_mah: float = 1500.0):
+        self.firmware = firmware
+        self.drone = dict(NOMINAL_DRONE if drone is None else {**NOMINAL_DRONE, **drone})
+        d = self.drone
+        self.mass = d["mass"]
+        self.t_max = 4.0 * d["k_thrust"] * d["omega_max"] ** 2
+        self.hover = self.mass * G / self.t_max          # normalized hover thrust
+        self.max_rate = np.asarray(d["max_rate"], dtype=float)
+        self.params = params or ParamTable(firmware, hover_throttle=self.hover, cells=cells, capacity_mah=capacity_mah)
+        self.dt = 1.0 / loop_hz
+        kw = dict(tasks="hover", num_envs=1, agents_per_env=1, dr="nominal", drone=d, physics_hz=physics_hz,
+                  control_hz=loop_hz, seed=seed, auto_reset=False, arena=(500.0, 500.0, 200.0))
+        self.envs = {"ctbr": drone_sim.make(action_mode="ctbr", **kw), "rpm": drone_sim.make(action_mode="rpm", **kw)}
+        self.active = "rpm"
+        yaw_enu = frames.yaw_ned_to_enu(math.radians(heading_deg))
+        q0 = np.array([math.cos(yaw_enu / 2), 0.0, 0.0, math.sin(yaw_enu / 2)])
+        x0 = np.zeros(drone_sim.STATE_SIZE, dtype=np.float32)
+        x0[6:10] = q0
+        for env in self.envs.values():
+            env.set_state(0, x0)
+        self.t = 0.0
+        self.ekf_init_s = ekf_init_s
+        self.home = np.zeros(3)
+        self.accel_world = np.zeros(3)         # true acceleration, ENU (for the IMU)
+        self.last_action = np.zeros(4)
+
+        self.armed = False
+        self.mode = BOOT_MODE[firmware]
+        self.landed = True
+        self.landed_since = 0.0
+        self.target_pos = np.zeros(3)
+        self.target_yaw = yaw_enu
+        self.takeoff_alt: float | None = None
+        self.vel_integral = np.zeros(3)
+        self.setpoint: Setpoint | None = None       # the setpoint the current mode flies
+        self.last_setpoint: Setpoint | None = None  # the latest received, whatever the mode
+        self._mode_at = 0.0
+        self._armed_at = 0.0
+        self.ground_since = 0.0
+        self.setpoint_times: collections.deque = collections.deque(maxlen=64)
+        self.manual = (0.0, 0.0, 0.0, 0.0)      # roll, pitch, throttle 0..1, yaw in [-1, 1] (MANUAL_CONTROL)
+        self.motor_test: tuple[list[int], float, float] | None = None  # motors (0-based), throttle, end time
+        self.failsafe: str | None = None       # "gcs" | "setpoint"
+        self.failsafe_land_at = math.inf
+        self.gcs_seen = False
+        self.last_gcs_heartbeat = -math.inf    # wall clock (time.monotonic)
+        self.messages: collections.deque = collections.deque(maxlen=100)  # (severity, text) for STATUSTEXT
+        self.events: list[tuple[float, str]] = []                         # (sim time, what) for tests and logs
+        self.cells = cells
+        self.capacity_mah = capacity_mah
+        self.consumed_mah = 0.0
+        self.current = 0.0
+        self.voltage = 4.2 * cells
+        prop_r = 0.635 * d["arm"]
+        self._power_k = 1.0 / math.sqrt(2 * 1.225 * math.pi * prop_r ** 2) / 0.5   # momentum theory, 50 % eff.
+        self._prev_vel = np.zeros(3)
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> np.ndarray:
+        """(17,) ENU/FLU state of the drone: position, velocity, quaternion, body rates, motor speeds."""
+        return self.envs[self.active].states()[0].astype(float)
+
+    @property
+    def behaviour(self) -> str:
+        return BEHAVIOUR.get(self.mode, "hold")
+
+    @property
+    def ekf_ready(self) -> bool:
+        return self.t >= self.ekf_init_s
+
+    def say(self, text: str, severity: int = 6) -> None:
+        """Queue a STATUSTEXT (MAV_SEVERITY: 2 critical, 4 warning, 6 info)."""
+        self.messages.append((severity, text[:50]))
+        self.events.append((self.t, text))
+
+    def _prefix(self) -> str:
+        return "PreArm: " if self.firmware == Firmware.ARDUPILOT else "Preflight Fail: "
+
+    # ------------------------------------------------------------------ commands
+    def arm(self, force: bool = False) -> Result:
+        if self.armed:
+            return Result(True)
+        if not force and self.params.role("arming_check", 1.0):
+            x = self.state()
+            R = frames.quat_to_rotmat(x[6:10])
+            tilt = math.degrees(math.acos(max(-1.0, min(1.0, R[2, 2]))))
+            problems = []
+            if not self.ekf_ready:
+                problems.append("EKF not ready" if self.firmware == Firmware.ARDUPILOT else "ekf not ready")
+            if self.motor_test is not None:
+                problems.append("motor test running")
+            if self.behaviour not in ARMABLE:
+                problems.append(f"mode {self.mode} not armable")
+            if tilt > 25.0:
+                problems.append(f"leaning {tilt:.0f} deg")
+            if not self.landed:
+                problems.append("not on the ground")
+            cell = self.voltage / self.cells
+            if cell < self.params.role("arm_volt_cell", 0.0):
+                problems.append(f"battery {self.voltage:.1f} V too low")
+            if self.behaviour == "offboard" and not self.setpoint_stream_ok():
+                problems.append("no offboard setpoint stream")
+            if problems:
+                self.say(self._prefix() + problems[0], 4)
+                return Result(False, "; ".join(problems))
+        self.armed = True
+        self._armed_at = self.t
+        self.ground_since = self.t
+        self.vel_integral[:] = 0.0
+        self.target_pos = self.state()[0:3].copy()
+        self.say("Arming motors" if self.firmware == Firmware.ARDUPILOT else "Armed by external command")
+        return Result(True)
+
+    def disarm(self, force: bool = False, why: str = "") -> Result:
+        if not self.armed:
+            return Result(True)
+        if not force and not self.landed:
+            self.say("Disarm refused: in flight", 4)
+            return Result(False, "vehicle is flying")
+        self.armed = False
+        self.failsafe = None
+        self.failsafe_land_at = math.inf
+        self.takeoff_alt = None
+        self.say("Disarming motors" + (f": {why}" if why else ""))
+        return Result(True)
+
+    def set_mode(self, name: str, by_gcs: bool = True) -> Result:
+        canon = canonical_name(self.firmware, name)
+        try:
+            mode_number(self.firmware, canon)
+        except ValueError as exc:
+            return Result(False, str(exc))
+        if canon not in BEHAVIOUR:
+            self.say(f"Mode {canon} not available in simulation", 4)
+            return Result(False, f"mode {canon} not simulated")
+        b = BEHAVIOUR[canon]
+        if b in ("guided", "hold", "takeoff", "land", "offboard", "nogps") and not self.ekf_ready:
+            self.say("Mode change failed: EKF not ready", 4)
+            return Result(False, "estimator not ready")
+        if b == "offboard" and not self.setpoint_stream_ok():
+            self.say("Offboard refused: no setpoint stream >2Hz", 4)
+            return Result(False, "no setpoint stream (> 2 Hz) before the switch")
+        if b == "takeoff" and not self.armed:
+            return Result(False, "takeoff needs the vehicle armed")
+        self._enter(canon)
+        if by_gcs and self.failsafe is not None:
+            # the operator took over: the pending failsafe landing is cancelled
+            self.failsafe_land_at = math.inf
+        return Result(True)
+
+    def _enter(self, canon: str) -> None:
+        if canon == self.mode:
+            return
+        x = self.state()
+        self.mode = canon
+        self.vel_integral[:] = 0.0
+        b = BEHAVIOUR[canon]
+        if b in ("hold", "guided", "land"):
+            self.target_pos = x[0:3].copy()
+            self.target_yaw = _yaw_of(x[6:10])
+        if b == "takeoff":
+            self.target_pos = x[0:3].copy()
+            self.target_pos[2] = self.home[2] + self.params.role("takeoff_alt", 2.5)
+            self.target_yaw = _yaw_of(x[6:10])
+        self.setpoint = self.last_setpoint if b == "offboard" else None
+        self._mode_at = self.t
+        self.events.append((self.t, f"mode {canon}"))
+
+    def takeoff(self, altitude: float | None) -> Result:
+        """NAV_TAKEOFF: ArduPilot needs GUIDED, armed, on the ground; PX4 switches to AUTO.TAKEOFF."""
+        if not self.armed:
+            return Result(False, "not armed")
+        if self.firmware == Firmware.PX4:
+            if altitude is not None and math.isfinite(altitude):
+                try:
+                    self.params.set("MIS_TAKEOFF_ALT", altitude - self.home[2])
+                except ValueError as exc:
+                    return Result(False, str(exc))
+            return self.set_mode("AUTO.TAKEOFF")
+        if self.behaviour != "guided":
+            return Result(False, "takeoff needs GUIDED")
+        if not self.landed:
+            return Result(False, "already flying")
+        if altitude is None or not math.isfinite(altitude) or altitude <= 0:
+            return Result(False, "bad altitude")
+        x = self.state()
+        self.target_pos = np.array([x[0], x[1], self.home[2] + altitude])
+        self.takeoff_alt = altitude
+        self.setpoint = None
+        return Result(True)
+
+    def land(self) -> Result:
+        return self.set_mode(LAND_MODE[self.firmware])
+
+    def start_motor_test(self, motor: int, throttle: float, duration: float, count: int = 1) -> Result:
+        """MAV_CMD_DO_MOTOR_TEST: motor 1-based; throttle 0..1; disarmed only."""
+        if self.armed:
+            return Result(False, "motor test needs the vehicle disarmed")
+        if not 1 <= motor <= 4 or count < 1:
+            return Result(False, "motor must be 1..4")
+        motors = [(motor - 1 + k) % 4 for k in range(min(int(count), 4))]
+        self.motor_test = (motors, float(np.clip(throttle, 0.0, 1.0)), self.t + max(0.0, duration) * len(motors))
+        self._motor_test_start = self.t
+        self._motor_test_each = max(0.0, duration)
+        return Result(True)
+
+    def on_setpoint(self, sp: Setpoint) -> None:
+        """Any external setpoint: it feeds the stream check (proof of life) and, if the mode uses it, control."""
+        if sp.kind == "motors" and self.firmware != Firmware.PX4:
+            return  # ArduPilot has no SET_ACTUATOR_CONTROL_TARGET handler
+        self.setpoint_times.append(sp.t)
+        self.last_setpoint = sp
+        b = self.behaviour
+        if b == "offboard" or (b in ("guided", "nogps") and sp.kind in ("rates", "attitude")):
+            self.setpoint = sp
+        elif b == "guided" and sp.kind == "position":
+            self.setpoint = None
+            self.target_pos = sp.position_enu.copy()
+            if sp.yaw_enu is not None:
+                self.target_yaw = sp.yaw_enu
+
+    def setpoint_stream_ok(self) -> bool:
+        """PX4's rule: setpoints arriving at more than 2 Hz (3 within the last second, none older than 0.5 s)."""
+        recent = [t for t in self.setpoint_times if self.t - t <= 1.0]
+        return len(recent) >= 3 and self.t - recent[-1] <= 0.5
+
+    def gcs_heartbeat(self) -> None:
+        self.last_gcs_heartbeat = time.monotonic()
+        if not self.gcs_seen:
+            self.gcs_seen = True
+        if self.failsafe == "gcs":
+            self.say("GCS failsafe cleared", 6)
+            self.failsafe = None
+
+    # ------------------------------------------------------------------ the loop
+    def step(self) -> None:
+        """One control period: failsafes, the mode's controller, physics, bookkeeping."""
+        x = self.state()
+        self._failsafes(x)
+        env_name, action = self._control(x)
+        if env_name != self.active:
+            self.envs[env_name].set_state(0, self.envs[self.active].states()[0])
+            self.active = env_name
+        env = self.envs[env_name]
+        env.step(action.reshape(1, 4).astype(np.float32))
+        self.last_action = action
+        self.t += self.dt
+        x2 = self.state()
+        self.accel_world = (x2[3:6] - x[3:6]) / self.dt
+        self._bookkeeping(x2)
+
+    def _failsafes(self, x: np.ndarray) -> None:
+        if not self.armed:
+            return
+        p = self.params
+        if self.failsafe is None and self.gcs_seen and p.role("gcs_failsafe", 1.0):
+            if time.monotonic() - self.last_gcs_heartbeat > p.role("gcs_timeout_s", 5.0):
+                self._trigger("gcs", "GCS heartbeat lost")
+        b = self.behaviour
+        if self.failsafe is None and b in ("offboard", "nogps", "guided"):
+            last = self.setpoint_times[-1] if self.setpoint_times else -math.inf
+            # PX4 leaves offboard whenever the stream stops; ArduPilot only times out a stream it had
+            # (GUIDED_NOGPS with no setpoint yet just holds level).
+            active = b == "offboard" or (self.setpoint is not None and last >= max(self._mode_at, self._armed_at))
+            if active and self.t - last > p.role("setpoint_timeout_s", 1.0):
+                self._trigger("setpoint", "setpoint stream lost")
+        if self.failsafe is not None and self.t >= self.failsafe_land_at and self.behaviour != "land":
+            self.failsafe_land_at = math.inf
+            self.say("Failsafe: landing", 2)
+            self._enter(LAND_MODE[self.firmware])
+
+    def _trigger(self, kind: str, why: str) -> None:
+        self.failsafe = kind
+        if self.landed:
+            self.say(f"Failsafe: {why}, disarming", 2)
+            self.disarm(force=True, why="failsafe on the ground")
+            return
+        hold = self.params.role("hold_s", 2.0)
+        self.say(f"Failsafe: {why}, hold {hold:g}s then land", 2)
+        self._enter(HOLD_MODE[self.firmware])
+        self.failsafe_land_at = self.t + hold
+
+    def _control(self, x: np.ndarray) -> tuple[str, np.ndarray]:
+        if not self.armed:
+            a = -np.ones(4)
+            if self.motor_test is not None:
+                motors, throttle, _end = self.motor_test
+                k = min(int((self.t - self._motor_test_start) / max(self._motor_test_each, 1e-9)), len(motors) - 1)
+                a[motors[k]] = 2.0 * throttle - 1.0
+            return "rpm", a
+        b = self.behaviour
+        sp = self.setpoint
+        if b == "offboard" and sp is not None and sp.kind == "motors":
+            return "rpm", np.clip(2.0 * sp.motors - 1.0, -1.0, 1.0)
+        if b in ("offboard", "nogps", "guided") and sp is not None and sp.kind in ("rates", "attitude"):
+            thrust = self._thrust_of(sp, x)
+            if sp.kind == "rates":
+                rates = sp.rates_flu
+            else:
+                rates = self._attitude_rates(x, sp.q_enu, sp.rates_flu)
+            return "ctbr", self._ctbr(thrust, rates, x)
+        if b == "offboard" and sp is not None and sp.kind == "position":
+            self.target_pos = sp.position_enu.copy()
+            if sp.yaw_enu is not None:
+                self.target_yaw = sp.yaw_enu
+            return "ctbr", self._position_control(x, self.target_pos)
+        if b in ("nogps",) or (b == "offboard" and sp is None):
+            q = self._level_q(x)
+            thrust = self._climb_thrust(x, 0.0)
+            return "ctbr", self._ctbr(thrust, self._attitude_rates(x, q), x)
+        if b == "manual":
+            roll, pitch, thr, yaw = self.manual
+            amax = self.params.role("angle_max_rad", math.radians(30))
+            q = self._q_from_tilt(x, roll * amax, pitch * amax)
+            rates = self._attitude_rates(x, q)
+            rates[2] = yaw * self.max_rate[2] * 0.5
+            return "ctbr", self._ctbr(thr, rates, x)
+        if b == "althold":
+            roll, pitch, thr, yaw = self.manual
+            q = self._level_q(x)
+            climb = (thr - 0.5) * 2.0 * self.params.role("speed_up", 2.5)
+            return "ctbr", self._ctbr(self._climb_thrust(x, climb), self._attitude_rates(x, q), x)
+        if b == "land":
+            target = self.target_pos.copy()
+            return "ctbr", self._position_control(x, target, vz_override=-self.params.role("land_speed", 0.5))
+        # guided (position), hold, takeoff
+        return "ctbr", self._position_control(x, self.target_pos)
+
+    # ------------------------------------------------------------------ control laws
+    def _thrust_of(self, sp: Setpoint, x: np.ndarray) -> float:
+        if sp.climb_rate is not None:
+            return self._climb_thrust(x, sp.climb_rate)
+        return float(np.clip(sp.thrust if sp.thrust is not None else self.hover, 0.0, 1.0))
+
+    def _climb_thrust(self, x: np.ndarray, climb_rate: float) -> float:
+        R = frames.quat_to_rotmat(x[6:10])
+        az = 3.0 * (climb_rate - x[5])
+        return float(np.clip(self.mass * (G + az) / max(R[2, 2], 0.5) / self.t_max, 0.0, 1.0))
+
+    def _attitude_rates(self, x: np.ndarray, q_des: np.ndarray, ff: np.ndarray | None = None) -> np.ndarray:
+        q = x[6:10] / np.linalg.norm(x[6:10])
+        e = frames.quat_mul(_quat_conj(q), q_des)
+        if e[0] < 0:
+            e = -e
+        rates = np.array([8.0, 8.0, 4.0]) * 2.0 * e[1:]
+        if ff is not None:
+            rates = rates + ff
+        return np.clip(rates, -0.8 * self.max_rate, 0.8 * self.max_rate)
+
+    def _level_q(self, x: np.ndarray) -> np.ndarray:
+        yaw = _yaw_of(x[6:10])
+        return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
+
+    def _q_from_tilt(self, x: np.ndarray, roll: float, pitch: float) -> np.ndarray:
+        """Level-ish attitude at the current heading with roll (right down) and pitch (nose up) in FRD sense."""
+        yaw_ned = frames.yaw_enu_to_ned(_yaw_of(x[6:10]))
+        return frames.quat_ned_frd_to_enu_flu(frames.quat_from_euler(roll, pitch, yaw_ned))
+
+    def _position_control(self, x: np.ndarray, target: np.ndarray, vz_override: float | None = None) -> np.ndarray:
+        p, v = x[0:3], x[3:6]
+        err = target - p
+        v_des = 1.2 * err
+        h = np.linalg.norm(v_des[:2])
+        if h > 3.0:
+            v_des[:2] *= 3.0 / h
+        v_des[2] = float(np.clip(v_des[2], -self.params.role("speed_down", 1.5), self.params.role("speed_up", 2.5)))
+        if vz_override is not None:
+            v_des[2] = vz_override
+        verr = v_des - v
+        self.vel_integral = np.clip(self.vel_integral + verr * self.dt, -2.0, 2.0)
+        if self.landed and vz_override is None and target[2] - p[2] < 0.1:
+            self.vel_integral[:] = 0.0
+        acc = 3.0 * verr + 0.8 * self.vel_integral
+        tilt_max = self.params.role("angle_max_rad", math.radians(30))
+        ah = np.linalg.norm(acc[:2])
+        amax = G * math.tan(tilt_max)
+        if ah > amax:
+            acc[:2] *= amax / ah
+        acc[2] = float(np.clip(acc[2], -0.7 * G, 1.5 * G))
+        f = acc + np.array([0.0, 0.0, G])
+        zd = f / np.linalg.norm(f)
+        yaw = self.target_yaw
+        xc = np.array([math.cos(yaw), math.sin(yaw), 0.0])
+        yd = np.cross(zd, xc)
+        yd /= np.linalg.norm(yd)
+        xd = np.cross(yd, zd)
+        q_des = _quat_from_rotmat(np.column_stack([xd, yd, zd]))
+        R = frames.quat_to_rotmat(x[6:10])
+        thrust = self.mass * float(f @ R[:, 2]) / self.t_max
+        if self.behaviour == "land" and self.landed:
+            thrust = 0.0
+        return self._ctbr(float(np.clip(thrust, 0.0, 1.0)), self._attitude_rates(x, q_des), x)
+
+    def _ctbr(self, thrust: float, rates_flu: np.ndarray, x: np.ndarray) -> np.ndarray:
+        if self.landed and thrust < 0.8 * self.hover:
+            rates_flu = np.zeros(3)  # on its legs: no rate-loop wind-up against the ground
+        a = np.empty(4)
+        a[0] = 2.0 * float(np.clip(thrust, 0.0, 1.0)) - 1.0
+        a[1:] = np.asarray(rates_flu, dtype=float) / self.max_rate
+        return np.clip(a, -1.0, 1.0)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _bookkeeping(self, x: np.ndarray) -> None:
+        speed = float(np.linalg.norm(x[3:6]))
+        was_landed = self.landed
+        self.landed = x[2] <= 0.03 and speed < 0.3
+        if self.landed and not was_landed:
+            self.landed_since = self.ground_since = self.t
+        if not self.landed:
+            if self.takeoff_alt is not None and x[2] >= self.home[2] + 0.95 * self.takeoff_alt:
+                self.takeoff_alt = None
+            if self.behaviour == "takeoff" and x[2] >= self.target_pos[2] - 0.1:
+                target = self.target_pos.copy()
+                self._enter("AUTO.LOITER")
+                self.target_pos = target  # hold the takeoff altitude, not where the climb was cut
+        if self.armed and self.landed:
+            b = self.behaviour
+            delay = self.params.role("disarm_delay_s", 10.0)
+            if b == "land" and self.t - self.landed_since >= self.params.role("disarm_land_s", 1.0):
+                self.disarm(force=True, why="landed")
+            elif (b != "land" and self.takeoff_alt is None and delay > 0 and self.t - self.ground_since >= delay
+                  and self.last_action[0] <= 2 * self.hover - 1 + 0.02):
+                self.disarm(force=True, why="auto-disarm on the ground")
+        if self.motor_test is not None and self.t >= self.motor_test[2]:
+            self.motor_test = None
+        # battery: momentum-theory power per motor, 50 % efficient, plus 0.5 A of avionics
+        w = x[13:17]
+        thrusts = self.drone["k_thrust"] * w * w
+        power = float(np.sum(np.power(np.maximum(thrusts, 0.0), 1.5))) * self._power_k
+        remaining = max(0.0, 1.0 - self.consumed_mah / self.capacity_mah)
+        v_open = self.cells * (3.5 + 0.7 * remaining)
+        self.current = 0.5 + power / max(v_open, 1.0)
+        self.voltage = v_open - 0.015 * self.cells * self.current
+        self.consumed_mah += self.current * self.dt / 3.6
+
+    @property
+    def battery_remaining(self) -> float:
+        return max(0.0, 1.0 - self.consumed_mah / self.capacity_mah)
+
+    @property
+    def landed_state(self) -> int:
+        """MAV_LANDED_STATE: 1 on ground, 2 in air, 3 takeoff, 4 landing."""
+        if self.landed:
+            return 1
+        if self.behaviour == "land":
+            return 4
+        if self.behaviour == "takeoff" or self.takeoff_alt is not None:
+            return 3
+        return 2
+
+    def set_manual(self, roll: float, pitch: float, throttle: float, yaw: float) -> None:
+        self.manual = (float(np.clip(roll, -1, 1)), float(np.clip(pitch, -1, 1)), float(np.clip(throttle, 0, 1)),
+                       float(np.clip(yaw, -1, 1)))
+
+    def thrust_field_meaning(self) -> str:
+        options = int(self.params.get("GUID_OPTIONS")) if self.firmware == Firmware.ARDUPILOT else 0
+        if self.firmware == Firmware.ARDUPILOT and not options & GUID_OPTIONS_THRUST_AS_THRUST:
+            return "climb_rate"
+        return "thrust"
+
+    def climb_rate_of(self, thrust_field: float) -> float:
+        return thrust_field_to_climb_rate(thrust_field, self.params.role("speed_up", 2.5),
+                                          self.params.role("speed_down", 1.5))
+
