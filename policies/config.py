@@ -148,19 +148,20 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 # Settings that differ from the drone defaults for the ocean regression envs (single-agent games need
-# more envs for a batch; short games want longer rollouts). Tuned with scripts/regression.py.
+# more envs for a batch; short games want longer rollouts). Tuned with scripts/regression.py. One torch
+# thread: these models are tiny, and a second thread spin-waiting on a busy machine costs far more than it gives.
 OCEAN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "target": {"num_envs": 256, "agents_per_env": 1, "horizon": 32, "minibatch_size": 2048, "hidden": 32,
+    "target": {"num_envs": 256, "agents_per_env": 1, "horizon": 32, "minibatch_size": 2048, "hidden": 32, "threads": 1,
                "total_steps": 200_000, "learning_rate": 3e-3, "ent_coef": 0.01},
-    "cartpole": {"num_envs": 64, "agents_per_env": 1, "horizon": 128, "minibatch_size": 2048,
+    "cartpole": {"threads": 1, "num_envs": 64, "agents_per_env": 1, "horizon": 128, "minibatch_size": 2048,
                  "total_steps": 1_000_000, "learning_rate": 2.5e-3, "ent_coef": 0.0, "epochs": 4},
-    "pong": {"num_envs": 256, "agents_per_env": 1, "horizon": 64, "minibatch_size": 4096,
+    "pong": {"threads": 1, "num_envs": 256, "agents_per_env": 1, "horizon": 64, "minibatch_size": 4096,
              "total_steps": 10_000_000, "ent_coef": 0.01},
-    "breakout": {"num_envs": 256, "agents_per_env": 1, "horizon": 64, "minibatch_size": 4096,
+    "breakout": {"threads": 1, "num_envs": 256, "agents_per_env": 1, "horizon": 64, "minibatch_size": 4096,
                  "total_steps": 20_000_000, "ent_coef": 0.01, "hidden": 128},
-    "snake": {"num_envs": 64, "agents_per_env": 4, "horizon": 64, "minibatch_size": 4096,
+    "snake": {"threads": 1, "num_envs": 64, "agents_per_env": 4, "horizon": 64, "minibatch_size": 4096,
               "total_steps": 20_000_000, "ent_coef": 0.01, "hidden": 128},
-    "connect4": {"num_envs": 256, "agents_per_env": 1, "horizon": 32, "minibatch_size": 4096,
+    "connect4": {"threads": 1, "num_envs": 256, "agents_per_env": 1, "horizon": 32, "minibatch_size": 4096,
                  "total_steps": 5_000_000, "ent_coef": 0.01, "hidden": 128},
 }
 
