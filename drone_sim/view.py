@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import binding
+from .env import OBS_SIZE, OBS_VERSION
 from .config import ACTION_MODES, DR_PRESETS
 from .controllers import HoverController
 from .params import FileFormatError
@@ -79,11 +80,20 @@ class RandomActor:
 
 
 def load_policy_for_view(path: str):
-    """(model, checkpoint metadata) of a drone-train checkpoint; ValueError with the reason if unusable.
+    """(model, metadata) of a drone-train checkpoint, or (OnnxPolicy, its metadata) of a drone-export ONNX
+    file; ValueError with the reason if unusable.
 
     The trainer lives in the `policies` package, which needs torch; the simulator itself does not, so the
     import happens only when a policy is asked for.
     """
+    if str(path).lower().endswith(".onnx"):
+        from policies.onnx_policy import OnnxPolicy, OnnxPolicyError
+
+        try:
+            pol = OnnxPolicy(path, env=None, obs_layout_version=None, obs_size=None)  # checked by the caller
+        except OnnxPolicyError as exc:
+            raise ValueError(str(exc)) from None
+        return pol, pol.metadata
     try:
         from policies.checkpoint import CheckpointError, load_policy
     except ImportError as exc:  # pragma: no cover - torch is a declared dependency
@@ -102,8 +112,16 @@ def make_actor(args: argparse.Namespace, env, policy=None):
         from policies.evaluate import PolicyActor
 
         model, meta = policy
+        if meta.get("env", "drone") != "drone":
+            raise ValueError(f"the policy plays the {meta['env']} game, not the drones: drone-view --env {meta['env']}")
+        version = meta.get("obs_layout_version", meta.get("obs_version"))
+        if version != OBS_VERSION or meta["obs_size"] != OBS_SIZE:
+            raise ValueError(f"the policy reads observation layout v{version} ({meta['obs_size']} values); this "
+                             f"simulator builds v{OBS_VERSION} ({OBS_SIZE} values)")
         if meta["action_mode"] != env.action_mode:
             raise ValueError(f"the policy commands {meta['action_mode']} actions, the env is in {env.action_mode}")
+        if hasattr(model, "session"):  # an OnnxPolicy is an actor already
+            return model
         return PolicyActor(model, env.num_agents, name=f"policy {Path(args.policy).name}")
     if args.controller == "hover":
         return HoverActor(env)
@@ -136,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hover: the position controller of drone_sim.controllers (ctbr only); "
                         "random: uniform random actions around hover (default hover)")
     g.add_argument("--policy", metavar="CHECKPOINT",
-                   help="fly a policy trained by drone-train (model.pt or checkpoints/*.pt) instead of a controller; "
+                   help="fly a policy trained by drone-train (model.pt, checkpoints/*.pt) or exported by drone-export "
+                        "(.onnx) instead of a controller; "
                         "the env takes the policy's action mode and rates")
     g.add_argument("--steps", type=int, default=None,
                    help="stop after N control steps (default: run until the window is closed)")
@@ -164,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace, policy_meta: dict | None = None) -> None:
     if policy_meta is not None:
+        if policy_meta.get("env", "drone") != "drone":
+            p.error(f"--policy {args.policy} plays the {policy_meta['env']} game, not the drones: "
+                    f"drone-view --env {policy_meta['env']} --policy {args.policy}")
         if args.action_mode not in (None, policy_meta["action_mode"]):
             p.error(f"--action-mode {args.action_mode}: the policy {args.policy} was trained for "
                     f"{policy_meta['action_mode']} actions")

@@ -233,3 +233,16 @@ def test_policy_with_the_wrong_action_mode_is_refused(tiny_checkpoint):
     assert "ctbr" in res.stderr and "--action-mode rpm" in res.stderr, res.stderr
     res = _view(["--policy", str(tiny_checkpoint.parent / "missing.pt"), "--steps", "1"], display=None, timeout=60)
     assert res.returncode != 0 and "no such checkpoint" in res.stderr, res.stderr
+
+
+def test_exported_onnx_policy_flies_in_drone_view(display, tiny_checkpoint, tmp_path):
+    from policies.export import export_onnx
+
+    onnx_path = tmp_path / "tiny.onnx"
+    export_onnx(tiny_checkpoint, onnx_path)
+    res = _view(["--policy", str(onnx_path), "--steps", "10", "--hidden", "--width", "320", "--height", "200",
+                 "--supersample", "1"], display)
+    assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
+    assert "10 steps" in res.stdout
+    res = _view(["--policy", str(onnx_path), "--action-mode", "rpm", "--steps", "1"], None, timeout=60)
+    assert res.returncode != 0 and "ctbr" in res.stderr

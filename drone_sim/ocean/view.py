@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if trained_on != args.env:
             p.error(f"--policy {args.policy} was trained on {trained_on}, not {args.env}")
         if args.agents is None:
-            args.agents = policy[1]["train_config"].get("agents_per_env")
+            args.agents = policy[1].get("train_config", {}).get("agents_per_env")
     try:
         env = make_ocean(args.env, num_envs=1, seed=args.seed, agents_per_env=args.agents)
     except ValueError as exc:
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         if model.obs_size != env.obs_size or model.action_size != env.num_actions:
             p.error(f"--policy {args.policy}: its sizes (obs {model.obs_size}, actions {model.action_size}) "
                     f"do not match {args.env} (obs {env.obs_size}, actions {env.num_actions})")
-        actor = PolicyActor(model, env.num_agents, name=f"policy {Path(args.policy).name}")
+        actor = model if hasattr(model, "session") else PolicyActor(model, env.num_agents,
+                                                                    name=f"policy {Path(args.policy).name}")
     elif args.random or offscreen:
         actor = _RandomActor(env, args.seed)
     else:
