@@ -14,8 +14,9 @@ from .config import ConfigError, TrainConfig, load_toml, make_config
 def _train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="drone-train",
-        description="Train one PPO policy across drone tasks and randomized drones.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="Train one PPO policy across drone tasks and randomized drones.")
+    # No ArgumentDefaultsHelpFormatter here: each setting's help already names its TrainConfig default (the
+    # parser's own defaults are None, so that only explicitly given flags override the config file).
     p.add_argument("--config", metavar="FILE.toml", help="settings file ([train] table); the command line wins")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/TASKS-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
