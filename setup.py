@@ -35,7 +35,8 @@ setup(
     name="drone-sim2real",
     version="0.1.0",
     description="Fast multi-task C drone simulator, PPO trainer and MAVLink deploy stack",
-    packages=find_packages(include=["drone_sim", "drone_sim.*", "policies", "policies.*", "firmware_bridge"]),
+    packages=find_packages(include=["drone_sim", "drone_sim.*", "policies", "policies.*", "firmware_bridge", "deploy",
+                                    "calibration"]),
     package_data={"drone_sim": ["csrc/*.h", "data/*.json", "*.pyx", "ocean/csrc/*.h", "ocean/*.pyx"]},
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}),
     python_requires=">=3.10",
@@ -61,6 +62,9 @@ setup(
             "drone-train=policies.cli:train_entry",
             "drone-eval=policies.cli:eval_entry",
             "drone-export=policies.export:main",
+            "drone-deploy=deploy.cli:main",
+            "drone-replay=deploy.replay:main",
+            "drone-calibrate=calibration.cli:main",
         ]
     },
 )
