@@ -1,0 +1,169 @@
+"""`drone-deploy`: fly an ONNX policy on a MAVLink vehicle from this laptop.
+
+    drone-deploy --port /dev/ttyUSB0 --baud 57600 --target 1,0,1.5 --target 1,1,1.5 --target 0,1,1
+    drone-deploy --port udpin:0.0.0.0:14550 --task follow --frame relative
+    drone-deploy --port /dev/pts/5 --dry-run --duration 20          # the loop runs; nothing is armed or sent
+
+Keys while flying: Ctrl-C (SIGINT) lands; Ctrl-\\ (SIGQUIT) or `k` disarms at once (the vehicle falls:
+the last resort); `l` lands. Exit codes: 0 flown as planned or landed by the operator, 1 a safety
+trigger ended the flight, 2 refused before arming, 3 still armed when drone-deploy stopped watching
+(the firmware's failsafe is in charge), 4 killed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+
+from rich.console import Console
+
+from .config import ConfigError, DeployConfig, SafetyLimits, parse_vec3
+from .control import FlightControl
+from .flight import EXIT_REFUSED, Flight
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="drone-deploy", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    ap.add_argument("--port", required=True,
+                    help="serial device (/dev/ttyUSB0), udpin:HOST:PORT, udpout:HOST:PORT or tcp:HOST:PORT")
+    ap.add_argument("--baud", type=int, default=57600, help="serial baud rate (default 57600, a SiK radio)")
+    ap.add_argument("--policy", metavar="FILE.onnx", help="policy exported by drone-export (default: the shipped "
+                                                          "policies/pretrained/hover_ctbr.onnx)")
+    ap.add_argument("--task", default="hover", help="hover | goto | follow | race | obstacles (default hover)")
+    ap.add_argument("--target", action="append", default=[], metavar="X,Y,Z",
+                    help="a target in --frame (metres); repeat for a mission flown in order")
+    ap.add_argument("--course", metavar="COURSE.json", help="race/obstacle course (drone-course/1), home frame")
+    ap.add_argument("--rate", type=float, help="control rate in Hz (default: the policy's)")
+    ap.add_argument("--max-alt", type=float, help="ceiling above the takeoff point, m (default 3)")
+    ap.add_argument("--fence", type=float, help="fence radius around the takeoff point, m (default 5)")
+    ap.add_argument("--frame", default="auto", choices=["auto", "home", "local", "relative"],
+                    help="how targets are given (default auto: home with an absolute position, else relative)")
+    ap.add_argument("--takeoff-alt", type=float, default=1.0, help="takeoff height, m (default 1)")
+    ap.add_argument("--hold", type=float, default=5.0, help="seconds within --tolerance before the next target")
+    ap.add_argument("--tolerance", type=float, default=0.3, help="target reached within this distance, m")
+    ap.add_argument("--then", choices=["land", "stay"],
+                    help="after the last target (default: land after several targets, stay with one or none)")
+    ap.add_argument("--duration", type=float, help="land after this many seconds of policy flight (dry run: run time)")
+    ap.add_argument("--dry-run", action="store_true", help="run the whole loop and log the commands; never arm")
+    ap.add_argument("--log", default="flight-logs", metavar="DIR", help="flight log directory (default flight-logs)")
+    ap.add_argument("--lockstep", action="store_true", help="pace by the vehicle (drone-sim-vehicle --lockstep)")
+    ap.add_argument("--telemetry-latency-ms", type=float, default=0.0, help="delay model: telemetry age on arrival")
+    ap.add_argument("--command-latency-ms", type=float, default=0.0, help="delay model: command to effect")
+    ap.add_argument("--drone", metavar="PARAMS.json", help="drone params for the simulator's prediction")
+    ap.add_argument("--signing-key", metavar="KEYFILE", help="MAVLink 2 signing key")
+    ap.add_argument("--safety", action="append", default=[], metavar="KEY=VALUE",
+                    help="a safety limit (max_tilt_deg=30, stale_after_s=0.2, ...) or response.TRIGGER=hold|land|"
+                         "return|firmware; see deploy/config.py")
+    ap.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for a heartbeat")
+    ap.add_argument("--allow-rate-mismatch", action="store_true",
+                    help="fly --rate although the policy was trained at another rate (loop benchmarks only)")
+    ap.add_argument("--quiet", action="store_true", help="no status line every second")
+    return ap
+
+
+def config_from_args(args: argparse.Namespace) -> DeployConfig:
+    """The DeployConfig an argument list asks for; ConfigError naming the bad option."""
+    limits = SafetyLimits()
+    if args.fence is not None:
+        limits.fence_radius_m = args.fence
+    if args.max_alt is not None:
+        limits.max_alt_m = args.max_alt
+    for item in args.safety:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--safety expects KEY=VALUE, got {item!r}")
+        limits.set(key.strip(), value.strip())
+    cfg = DeployConfig(
+        port=args.port, baud=args.baud, policy=args.policy, task=args.task,
+        targets=[parse_vec3(t) for t in args.target], course=args.course, rate_hz=args.rate, frame=args.frame,
+        dry_run=args.dry_run, log_dir=args.log, takeoff_alt_m=args.takeoff_alt, hold_at_target_s=args.hold,
+        target_tolerance_m=args.tolerance, then=args.then, duration_s=args.duration, lockstep=args.lockstep,
+        telemetry_latency_s=args.telemetry_latency_ms / 1000.0, command_latency_s=args.command_latency_ms / 1000.0,
+        drone=args.drone, signing_key=args.signing_key, connect_timeout_s=args.connect_timeout,
+        allow_rate_mismatch=args.allow_rate_mismatch, limits=limits)
+    return cfg.validate()
+
+
+def _keys(control: FlightControl, stop: threading.Event) -> None:
+    """Single keys from a terminal: k kills, l lands (cbreak mode, restored on exit)."""
+    import select
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    old = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        while not stop.is_set():
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if not r:
+                continue
+            ch = os.read(fd, 1).decode("ascii", "ignore").lower()
+            if ch == "k":
+                control.kill("kill key")
+            elif ch == "l":
+                control.request_land("land key")
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, old)
+
+
+def _status(control: FlightControl, console: Console, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        s = control.snapshot()
+        if s is None:
+            continue
+        trig = f" [red]{s.triggers[-1]['kind']}[/red]" if s.triggers else ""
+        console.print(f"[dim]{s.phase:>8}[/dim] {'ARMED' if s.armed else 'disarmed'} {s.mode:<10} "
+                      f"pos ({s.position[0]:+.2f},{s.position[1]:+.2f},{s.position[2]:+.2f}) "
+                      f"target {s.target_label} d={s.distance_to_target:.2f} m  loop {s.loop_rate_hz:.0f} Hz "
+                      f"p99 {s.compute_p99_ms:.2f} ms misses {s.deadline_misses}{trig}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        console.print(f"drone-deploy: error: {exc}")
+        return EXIT_REFUSED
+    control = FlightControl()
+
+    def on_sigint(*_):
+        control.request_land("Ctrl-C")
+
+    def on_sigterm(*_):
+        control.request_land("SIGTERM")
+
+    def on_sigquit(*_):
+        control.kill("Ctrl-\\ (SIGQUIT)")
+
+    signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGQUIT, on_sigquit)
+    stop = threading.Event()
+    threads = []
+    if not args.quiet:
+        threads.append(threading.Thread(target=_status, args=(control, console, stop), daemon=True))
+    if sys.stdin.isatty() and not cfg.dry_run:
+        threads.append(threading.Thread(target=_keys, args=(control, stop), daemon=True))
+    for t in threads:
+        t.start()
+    flight = Flight(cfg, control, say=lambda line: console.print(line, markup=False, highlight=False))
+    try:
+        code = flight.run()
+    finally:
+        stop.set()
+        time.sleep(0.05)
+    if flight.log is not None:
+        console.print(f"flight log: {flight.log.path} (drone-replay {flight.log.path})", markup=False)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

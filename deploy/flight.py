@@ -1,0 +1,553 @@
+"""One drone-deploy run: connect, preflight, arm, take off, fly the policy, respond to triggers, land, log.
+
+The sequence (each step logged as a `phase` event; every tick of every phase is a `step` record):
+
+  preflight  every reason not to fly (deploy/preflight.py); a refusal exits before anything is armed
+  dry_run    --dry-run: the policy loop on the vehicle as it stands, commands logged, nothing sent or armed
+  arming     ArduPilot: GUID_OPTIONS thrust bit, GUIDED, arm, NAV_TAKEOFF. PX4: a position setpoint stream
+             at the takeoff point, OFFBOARD, arm
+  takeoff    position setpoints at the takeoff point until it is reached (the firmware flies this part)
+  policy     the ONNX policy at the fixed rate: targets, missions, operator requests, all safety checks
+  hold       the firmware's position hold (BRAKE / AUTO.LOITER) for hold_s, then land
+  return     position setpoints to a point inside the fence, then land
+  landing    the firmware's LAND; wait for touchdown and disarm
+  passive    link lost or the pilot took over: send nothing, watch, and land when the link comes back
+  kill       disarm at once (the operator's kill key)
+
+Why the firmware flies takeoff, hold, return and landing: those must work when the policy does not, and
+the flight controller's own position controller is the part of the system that has flown before.
+
+Exit codes: 0 the flight ended as planned or by the operator (landed, disarmed); 1 a safety trigger
+ended it (landed or disarmed); 2 refused before arming (arguments, policy, link, preflight); 3 the
+vehicle was still armed when drone-deploy gave up watching (link lost for good: the firmware's failsafe is
+in charge); 4 killed (disarmed by the kill key).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import drone_sim
+from firmware_bridge import CommandError, MavLink
+from firmware_bridge.modes import Firmware
+from policies.onnx_policy import OnnxPolicy, OnnxPolicyError
+
+from .command_map import CommandMapper, max_rate_of
+from .config import ConfigError, DeployConfig, default_policy_path, vec_list
+from .control import FlightControl
+from .estimate import DelayModel, OneStepPredictor, SimModel
+from .flightlog import FlightLog
+from .loop import Commander, TickRunner
+from .preflight import PreflightRefused, TelemetryCounter, run_preflight, summary_of
+from .safety import SafetyMonitor, Trigger
+from .targets import Course, Fence, TargetError, Targeting
+from .timing import TimingStats, VehicleClock, WallClock
+
+EXIT_OK, EXIT_SAFETY, EXIT_REFUSED, EXIT_ARMED, EXIT_KILLED = 0, 1, 2, 3, 4
+
+ALL_CHECKS = ("link", "state", "battery", "mode", "deadline")
+
+
+class Refused(RuntimeError):
+    """drone-deploy will not fly (before anything is armed); the message says why."""
+
+
+def load_policy(path: str | None, threads: int = 1) -> OnnxPolicy:
+    """The policy to fly, with every metadata check OnnxPolicy does (layout version and size, env);
+    the action mode is checked against the firmware at preflight. Refused with the file's problem."""
+    p = Path(path) if path else default_policy_path()
+    try:
+        policy = OnnxPolicy(p, threads=threads)
+    except OnnxPolicyError as exc:
+        raise Refused(f"policy refused: {exc}") from None
+    if policy.discrete or policy.action_mode not in ("ctbr", "rpm") or policy.action_size != 4:
+        raise Refused(f"policy refused: {p}: action mode {policy.action_mode!r} with {policy.action_size} "
+                      f"outputs; drone-deploy flies ctbr or rpm policies with 4 outputs")
+    return policy
+
+
+def hover_action_of(policy: OnnxPolicy, drone: dict) -> np.ndarray:
+    """The action that hovers the policy's nominal drone (what the simulator puts in last_action at reset)."""
+    ha = policy.metadata.get("action_scaling", {}).get("hover_action")
+    if isinstance(ha, list) and len(ha) == 4:
+        return np.asarray(ha, dtype=np.float32)
+    if policy.action_mode == "ctbr":
+        t = drone["mass"] * 9.81 / (4.0 * drone["k_thrust"] * drone["omega_max"] ** 2)
+        return np.array([2.0 * t - 1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+    w = math.sqrt(drone["mass"] * 9.81 / (4.0 * drone["k_thrust"])) / drone["omega_max"]
+    return np.full(4, 2.0 * w - 1.0, dtype=np.float32)
+
+
+class Flight:
+    """One run of drone-deploy. Build it with a DeployConfig; run() returns the exit code.
+
+    say: where human-readable lines go (the CLI prints them with rich); control: the operator handle
+    (Ctrl-C, kill key, a UI) that may be used from any thread while run() is going."""
+
+    def __init__(self, config: DeployConfig, control: FlightControl | None = None,
+                 say: Callable[[str], None] = print):
+        self.config = config
+        self.control = control or FlightControl()
+        self.say = say
+        self.log: FlightLog | None = None
+        self.link: MavLink | None = None
+        self.stop = threading.Event()
+        self.exit_code = EXIT_OK
+        self.reason = ""
+        self.flight_mode: str | None = None     # the mode the policy flies in (GUIDED / OFFBOARD)
+        self.runner: TickRunner | None = None
+        self._policy_t0: float | None = None
+
+    # ------------------------------------------------------------------ top level
+    def run(self) -> int:
+        cfg = self.config
+        try:
+            cfg.validate()
+            self.policy = load_policy(cfg.policy, cfg.onnx_threads)
+        except (ConfigError, Refused) as exc:
+            self.say(f"drone-deploy: {exc}")
+            return EXIT_REFUSED
+        self.log = FlightLog.create(cfg.log_dir)
+        self.say(f"flight log: {self.log.path}")
+        try:
+            return self._run_logged()
+        except BaseException as exc:  # the log must say how it ended, whatever happened
+            self.log.event("error", detail=f"{type(exc).__name__}: {exc}")
+            self._end("crashed: " + f"{type(exc).__name__}: {exc}", EXIT_ARMED if self._armed() else EXIT_SAFETY)
+            raise
+        finally:
+            if self.link is not None:
+                self.link.close()
+            self.log.close()
+            self.control.mark_done()
+
+    def _armed(self) -> bool:
+        return bool(self.link is not None and self.link.state.armed)
+
+    def _run_logged(self) -> int:
+        cfg, log = self.config, self.log
+        m = self.policy.metadata
+        rate = float(cfg.rate_hz or self.policy.control_hz)
+        drone = (drone_sim.load_drone_params(cfg.drone) if cfg.drone else dict(m["drone_params"]["params"]))
+        log.header(config=_config_dict(cfg), limits=cfg.limits.as_dict(), rate_hz=rate,
+                   policy={"path": str(self.policy.path), "metadata": {k: m[k] for k in (
+                       "obs_layout_version", "obs_size", "action_mode", "action_scaling", "control_hz", "tasks",
+                       "training_steps", "project_version", "recurrent")}},
+                   predictor_drone=drone)
+        course = None
+        if cfg.course:
+            try:
+                course = Course.from_dict(drone_sim.load_course(cfg.course))
+            except (OSError, ValueError) as exc:
+                return self._refuse(f"course: {exc}")
+        # -- link
+        self.link = link = MavLink(cfg.port, cfg.baud, signing_key=cfg.signing_key)
+        counter = TelemetryCounter()
+        link.add_listener(counter)
+        link.add_listener(self._on_message)
+        try:
+            info = link.connect(timeout=cfg.connect_timeout_s)
+        except Exception as exc:  # VehicleNotFoundError, EndpointError, LinkDownError, SigningKeyError
+            return self._refuse(f"link: {type(exc).__name__}: {exc}")
+        log.event("vehicle", firmware=info.firmware.value, version=info.version_text, sysid=info.system_id,
+                  endpoint=cfg.port)
+        # -- preflight
+        self._phase("preflight")
+        mapper = CommandMapper(link.commands, self.policy.action_mode, max_rate_of(m))
+        model = SimModel(self.policy.action_mode, drone, float(m.get("physics_hz") or 500.0))
+        hover = hover_action_of(self.policy, drone)
+
+        def check_targets(home_local, frame) -> list[str]:
+            return self._check_targets(home_local, frame, course)
+
+        def first_action(home_local, frame):
+            tg = self._make_targeting(home_local, frame, course)
+            from .estimate import Estimate
+            est = Estimate.from_vehicle(link.state, np.asarray(home_local, float), time.monotonic())
+            from .observation import build_observation
+            obs = build_observation(est, tg.update(est.vt, est.position, est.quaternion), hover)
+            self.policy.reset()
+            return self.policy(obs)
+
+        try:
+            pre = run_preflight(link, counter, self.policy, cfg, check_targets=check_targets,
+                                first_action=first_action, say=self.say)
+        except PreflightRefused as exc:
+            log.event("preflight", ok=False, checks=summary_of(exc.checks))
+            return self._refuse(str(exc))
+        log.event("preflight", ok=True, checks=summary_of(pre.checks), frame=pre.frame,
+                  home_local=vec_list(pre.home_local), semantics=pre.semantics, command_path=pre.command_path)
+        self.home_local = pre.home_local
+        fence = Fence.around((0.0, 0.0, 0.0), cfg.limits)
+        targeting = self._make_targeting(pre.home_local, pre.frame, course)
+        self.control.targeting = targeting
+        safety = SafetyMonitor(cfg.limits, fence, pre.cells)
+        clock = VehicleClock(rate, link) if cfg.lockstep else WallClock(rate)
+        self.timing = TimingStats(1.0 / rate)
+        delay = DelayModel(model, cfg.telemetry_latency_s, cfg.command_latency_s)
+        self.runner = TickRunner(link=link, clock=clock, policy=self.policy, mapper=mapper, safety=safety,
+                                 targeting=targeting, delay=delay, predictor=OneStepPredictor(model, 1.0 / rate),
+                                 log=log, control=self.control, origin_local=pre.home_local, timing=self.timing,
+                                 hover_action=hover, dry_run=cfg.dry_run, expected_mode=lambda: self.flight_mode)
+        self.targeting, self.fence, self.rate = targeting, fence, rate
+        if cfg.dry_run:
+            return self._dry_run()
+        if self.control.land_requested or self.control.kill_requested:
+            self._end("stopped by the operator before arming", EXIT_OK)
+            return EXIT_OK
+        if pre.guid_options_to_set is not None:
+            try:
+                link.commands.set_param("GUID_OPTIONS", pre.guid_options_to_set)
+                log.event("command", what="GUID_OPTIONS", value=pre.guid_options_to_set)
+                self.say(f"GUID_OPTIONS set to {pre.guid_options_to_set} (SET_ATTITUDE_TARGET thrust is thrust)")
+            except CommandError as exc:
+                return self._refuse(f"could not set GUID_OPTIONS: {exc}")
+        return self._fly()
+
+    # ------------------------------------------------------------------ phases
+    def _dry_run(self) -> int:
+        cfg = self.config
+        self._phase("dry_run")
+        self.say("dry run: the policy loop runs, commands are logged (not sent), the vehicle stays disarmed")
+        self._start_mission()
+        duration = cfg.duration_s or 10.0
+        t_end = time.monotonic() + duration
+        while time.monotonic() < t_end and not self.control.land_requested and not self.control.kill_requested:
+            r = self._tick(Commander("policy"), ("link", "battery"))
+            if r is not None and r.trigger is not None:
+                self._trigger_event(r.trigger)
+                self._end(f"dry run stopped by safety trigger {r.trigger.kind}", EXIT_SAFETY)
+                return EXIT_SAFETY
+            if self.targeting.mission_done:
+                break
+        self._end("dry run complete", EXIT_OK)
+        return EXIT_OK
+
+    def _fly(self) -> int:
+        cfg, link, cmds = self.config, self.link, self.link.commands
+        fw = link.info.firmware
+        self.takeoff_local = self.home_local + np.array([0.0, 0.0, cfg.takeoff_alt_m])
+        self.flight_mode = "GUIDED" if fw == Firmware.ARDUPILOT else "OFFBOARD"
+        self._phase("arming")
+        pos_msg = lambda: self.runner.mapper.position(self.takeoff_local)[0]  # noqa: E731
+        try:
+            if fw == Firmware.ARDUPILOT:
+                cmds.set_mode("GUIDED")
+                cmds.arm()
+                self.log.event("command", what="arm")
+                cmds.takeoff(cfg.takeoff_alt_m)
+                self.log.event("command", what="takeoff", altitude=cfg.takeoff_alt_m)
+            else:
+                cmds.start_offboard(pos_msg, rate_hz=min(self.rate, 50.0), prestream_s=0.3)
+                cmds.arm()
+                self.log.event("command", what="arm")
+        except (CommandError, RuntimeError) as exc:
+            cmds.stop_setpoint_stream()
+            self.log.event("error", detail=f"arming/takeoff refused: {exc}")
+            self.say(f"arming/takeoff failed: {exc}")
+            if link.state.armed:
+                return self._land("arming sequence failed", EXIT_SAFETY)
+            self._end(f"arming refused: {exc}", EXIT_REFUSED)
+            return EXIT_REFUSED
+        cmds.stop_setpoint_stream()
+        self.say(f"armed in {self.flight_mode}; taking off to {cfg.takeoff_alt_m:g} m")
+        # -- takeoff: the firmware climbs; our position setpoints keep it (and pace a lockstep vehicle)
+        self._phase("takeoff")
+        t_end = time.monotonic() + cfg.takeoff_timeout_s
+        settled = 0
+        while True:
+            r = self._tick(Commander("position", self.takeoff_local), ("link", "state", "mode"))
+            end = self._operator_or_trigger(r)
+            if end is not None:
+                return end
+            err = np.linalg.norm(r.est.position - (self.takeoff_local - self.home_local))
+            settled = settled + 1 if (err < 0.15 and r.est.speed < 0.3) else 0
+            if settled >= max(3, int(0.2 * self.rate)):
+                break
+            if time.monotonic() > t_end:
+                trig = Trigger("takeoff", f"takeoff altitude not reached within {cfg.takeoff_timeout_s:g} s "
+                               f"(error {err:.2f} m)", "land", time.monotonic(), r.est.vt)
+                self._trigger_event(trig)
+                return self._land(trig.detail, EXIT_SAFETY)
+        # -- the policy
+        self._phase("handover")
+        self.runner.reset_policy_state()
+        self._start_mission()
+        self._phase("policy")
+        self._policy_t0 = time.monotonic()
+        return self._policy_phase()
+
+    def _start_mission(self) -> None:
+        cfg, tg, est = self.config, self.targeting, self.runner.last_est
+        pos = None if est is None else est.position
+        quat = None if est is None else est.quaternion
+        vt = 0.0 if est is None else est.vt
+        if not cfg.targets:
+            p = tg.set_target(pos if pos is not None else (0.0, 0.0, cfg.takeoff_alt_m), "nav",
+                              t=vt, label="hold position")
+            if pos is not None:
+                p = tg.set_target(tg.fence.return_point(p), "nav", t=vt, label="hold position")
+        else:
+            tg.start_mission(cfg.targets, None, cfg.hold_at_target_s, cfg.target_tolerance_m, pos, quat, vt)
+        self.log.event("target", t=None, target=vec_list(tg.target, 4), frame=tg.frame,
+                       mission=[list(x) for x in cfg.targets])
+
+    def _policy_phase(self) -> int:
+        cfg = self.config
+        then = cfg.then or ("land" if len(cfg.targets) > 1 else "stay")
+        last_version = -1
+        while True:
+            r = self._tick(Commander("policy"), ALL_CHECKS)
+            end = self._operator_or_trigger(r)
+            if end is not None:
+                return end
+            st = self.targeting
+            tv = st.records[-1].index if st.records else -1
+            if tv != last_version:
+                last_version = tv
+                self.log.event("target", t=None, target=vec_list(st.target, 4), index=tv)
+                self.say(f"target {tv + 1}: ({st.target[0]:.2f}, {st.target[1]:.2f}, {st.target[2]:.2f})")
+            if st.mission_done and then == "land":
+                self.say("mission complete")
+                return self._land("mission complete", EXIT_OK)
+            flown = time.monotonic() - self._policy_t0
+            if cfg.duration_s is not None and flown >= cfg.duration_s:
+                return self._land(f"duration {cfg.duration_s:g} s reached", EXIT_OK)
+            trig = self.runner.safety.check_flight_time(flown, r.est)
+            if trig is not None:
+                self._trigger_event(trig)
+                return self._respond(trig)
+
+    def _operator_or_trigger(self, r) -> int | None:
+        """After a tick of an active phase: the operator's kill or land, or the tick's safety trigger."""
+        if self.control.kill_requested:
+            return self._kill(self.control.kill_requested)
+        if self.control.land_requested:
+            self.log.event("operator", what="land", why=self.control.land_requested)
+            self.say(f"landing ({self.control.land_requested})")
+            return self._land(f"operator: {self.control.land_requested}", EXIT_OK)
+        if r is not None and r.trigger is not None:
+            self._trigger_event(r.trigger)
+            return self._respond(r.trigger)
+        return None
+
+    def _respond(self, trig: Trigger) -> int:
+        """Carry out a trigger's response through the firmware's own modes."""
+        why = str(trig)
+        if trig.response == "firmware":
+            return self._passive(why)
+        if trig.response == "land":
+            return self._land(why, EXIT_SAFETY)
+        if trig.response == "return":
+            return self._return(why)
+        return self._hold(why)
+
+    def _hold(self, why: str) -> int:
+        self._phase("hold")
+        if not self._command(lambda: self.link.commands.set_mode("HOLD"), "hold"):
+            return self._land(why, EXIT_SAFETY)
+        t_end = time.monotonic() + self.config.limits.hold_s
+        while time.monotonic() < t_end:
+            r = self._tick(Commander("none"), ())
+            if self.control.kill_requested:
+                return self._kill(self.control.kill_requested)
+            if not r.est.armed:
+                return self._finish(why, EXIT_SAFETY)
+            if self.runner.safety.check_link(r.est) is not None and r.est.age_link > self.config.limits.link_lost_after_s:
+                return self._passive(why + "; link lost during the hold")
+            if self.control.land_requested:
+                break
+        return self._land(why, EXIT_SAFETY)
+
+    def _return(self, why: str) -> int:
+        self._phase("return")
+        est = self.runner.last_est
+        point_nav = self.fence.return_point(est.position if est is not None else (0.0, 0.0, 1.0))
+        point_local = point_nav + self.home_local
+        self.log.event("return", t=None, point=vec_list(point_nav, 3))
+        t_end = time.monotonic() + self.config.limits.return_timeout_s
+        while time.monotonic() < t_end:
+            r = self._tick(Commander("position", point_local), ("link",))
+            if self.control.kill_requested:
+                return self._kill(self.control.kill_requested)
+            if r.trigger is not None and r.trigger.kind == "link_lost":
+                self._trigger_event(r.trigger)
+                return self._passive(why + "; " + str(r.trigger))
+            if r.trigger is not None:
+                break  # stale telemetry on the way back: land where it is
+            if not r.est.armed:
+                return self._finish(why, EXIT_SAFETY)
+            if np.linalg.norm(r.est.position - point_nav) < 0.3 and r.est.speed < 0.5:
+                break
+            if self.control.land_requested:
+                break
+        return self._land(why, EXIT_SAFETY)
+
+    def _land(self, why: str, code: int) -> int:
+        self._phase("landing")
+        if not self._command(lambda: self.link.commands.land(), "land"):
+            if not self.link.connected:
+                return self._passive(why + "; land command not delivered (link down)")
+        t_end = time.monotonic() + self.config.landing_timeout_s
+        land_sent = time.monotonic()
+        while time.monotonic() < t_end:
+            r = self._tick(Commander("none"), ())
+            if self.control.kill_requested:
+                return self._kill(self.control.kill_requested)
+            if not r.est.armed and not r.est.stale_link and r.est.age() < 1.0:
+                return self._finish(why, code)
+            landing_modes = ("LAND", "AUTO.LAND")
+            if (r.est.armed and r.est.mode not in landing_modes and not r.est.stale_link
+                    and time.monotonic() - land_sent > 2.0):
+                # the land command was lost (a garbled frame) or overridden by a failsafe hold: ask again
+                land_sent = time.monotonic()
+                self._command(lambda: self.link.commands.land(), "land (again)")
+        return self._finish(why + f"; not disarmed within {self.config.landing_timeout_s:g} s of the land command",
+                            EXIT_ARMED)
+
+    def _passive(self, why: str) -> int:
+        """Send nothing; the firmware's failsafe is in charge. Land when the link comes back."""
+        self._phase("passive")
+        self.say(f"{why}: not commanding; the flight controller's failsafe is in charge")
+        t_end = time.monotonic() + self.config.landing_timeout_s
+        link_was_down = not self.link.connected
+        while time.monotonic() < t_end:
+            r = self._tick(Commander("none"), ())
+            if self.control.kill_requested:
+                return self._kill(self.control.kill_requested)
+            fresh = not r.est.stale_link and r.est.age_link < 0.5
+            if fresh and not r.est.armed and r.est.age() < 1.0:
+                return self._finish(why, EXIT_SAFETY)
+            if fresh and r.est.armed and (link_was_down or self.control.land_requested) \
+                    and r.est.mode not in ("LAND", "AUTO.LAND"):
+                self.log.event("link", t=None, what="link back while armed: landing")
+                return self._land(why + "; link back, landed", EXIT_SAFETY)
+            link_was_down = link_was_down or not fresh
+        return self._finish(why + "; still armed or unseen when drone-deploy stopped watching", EXIT_ARMED)
+
+    def _kill(self, why: str) -> int:
+        self._phase("kill")
+        self.say(f"KILL ({why}): disarming now")
+        for _ in range(3):
+            if self._command(lambda: self.link.commands.disarm(force=True, confirm_timeout=1.0), "kill"):
+                break
+        armed = self.link.state.armed
+        return self._finish(f"killed: {why}", EXIT_ARMED if armed else EXIT_KILLED)
+
+    # ------------------------------------------------------------------ helpers
+    def _tick(self, cmd: Commander, checks):
+        """One tick; an exception inside it becomes an `exception` safety trigger (the loop survives)."""
+        try:
+            return self.runner.tick(cmd, self.stop, checks)
+        except Exception as exc:
+            self.log.event("error", detail=f"{type(exc).__name__} in the control loop: {exc}", phase=self.runner.phase)
+            trig = self.runner.safety.exception(exc, self.runner.last_est, time.monotonic())
+            self.runner.triggers.append(trig)
+            if self.runner.phase in ("takeoff", "policy", "handover", "dry_run"):
+                from .loop import TickResult
+                est = self.runner.last_est
+                return TickResult(est, trig, None, False, False) if est is not None else _raise(exc)
+            time.sleep(1.0 / self.rate)  # watching phases: log it and keep watching
+            from .loop import TickResult
+            est = self.runner.last_est
+            if est is None:
+                raise
+            return TickResult(est, None, None, False, False)
+
+    def _command(self, fn: Callable[[], None], what: str) -> bool:
+        try:
+            fn()
+            self.log.event("command", what=what, ok=True)
+            return True
+        except Exception as exc:  # CommandRejected / CommandTimeout / OffboardError: log and fall back
+            self.log.event("command", what=what, ok=False, detail=f"{type(exc).__name__}: {exc}")
+            self.say(f"{what} failed: {exc}")
+            return False
+
+    def _phase(self, name: str) -> None:
+        if self.runner is not None:
+            self.runner.phase = name
+        self.log.event("phase", phase=name)
+
+    def _trigger_event(self, trig: Trigger) -> None:
+        self.log.event("safety", trigger=trig.as_dict())
+        self.control.note(str(trig))
+        self.say(str(trig))
+
+    def _on_message(self, msg) -> None:
+        if msg.get_type() == "STATUSTEXT" and self.log is not None:
+            text = msg.text if isinstance(msg.text, str) else bytes(msg.text).decode("ascii", "replace")
+            self.log.event("statustext", severity=int(msg.severity), text=text.rstrip("\x00"))
+
+    def _make_targeting(self, home_local, frame: str, course) -> Targeting:
+        fence = Fence.around((0.0, 0.0, 0.0), self.config.limits)
+        return Targeting(fence, frame, self.config.task, course, origin_local=np.asarray(home_local, dtype=float))
+
+    def _check_targets(self, home_local, frame: str, course) -> list[str]:
+        """Problems with the fence or the targets, for preflight."""
+        problems = []
+        try:
+            tg = self._make_targeting(home_local, frame, course)
+        except TargetError as exc:
+            return [str(exc)]
+        if frame != "relative":
+            for xyz in self.config.targets:
+                try:
+                    tg.resolve(xyz, frame, None, None)
+                except TargetError as exc:
+                    problems.append(str(exc))
+        else:
+            for xyz in self.config.targets:  # offsets from a pose inside the fence: check their length
+                d = math.hypot(xyz[0], xyz[1])
+                if d > tg.fence.radius - tg.fence.margin:
+                    problems.append(f"relative target {xyz} is {d:.2f} m away: longer than the fence radius")
+        if self.config.takeoff_alt_m > self.config.limits.max_alt_m - self.config.limits.fence_margin_m:
+            problems.append(f"takeoff altitude {self.config.takeoff_alt_m:g} m is above the ceiling minus the margin")
+        return problems
+
+    def _refuse(self, why: str) -> int:
+        self.say(f"drone-deploy: refused: {why}")
+        self._end(f"refused: {why}", EXIT_REFUSED)
+        return EXIT_REFUSED
+
+    def _finish(self, why: str, code: int) -> int:
+        s = self.link.state
+        landed = "disarmed" if not s.armed else "STILL ARMED"
+        self.say(f"{landed}: {why}")
+        self._end(why, code)
+        return code
+
+    def _end(self, reason: str, code: int) -> None:
+        self.exit_code, self.reason = code, reason
+        if self.log is None:
+            return
+        summary: dict = {}
+        if self.runner is not None:
+            summary["timing"] = self.timing.summary()
+            summary["targets"] = self.targeting.summary()
+            summary["triggers"] = [t.as_dict() for t in self.runner.triggers]
+            summary["ticks"] = self.runner.k
+        if self.link is not None:
+            summary["link"] = dataclasses.asdict(self.link.stats) if dataclasses.is_dataclass(self.link.stats) \
+                else str(self.link.stats)
+            summary["armed_at_end"] = bool(self.link.state.armed)
+        self.log.end(reason, code, json.loads(json.dumps(summary, default=str)))
+
+
+def _raise(exc: BaseException):
+    raise exc
+
+
+def _config_dict(cfg: DeployConfig) -> dict:
+    d = dataclasses.asdict(cfg)
+    d.pop("limits", None)
+    if d.get("signing_key"):
+        d["signing_key"] = "(set)"
+    return d

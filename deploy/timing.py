@@ -1,0 +1,154 @@
+"""Fixed-rate pacing of the control loop and its deadline bookkeeping.
+
+Wall-clock pacing (a real vehicle): tick k is due at t0 + k * period. The loop sleeps until then; a
+tick's deadline is the start of the next period, and a tick whose command went out after its deadline
+is a miss. A loop that fell more than a period behind (the laptop stalled) skips the ticks it lost
+instead of bursting to catch up, and counts each as a miss; the safety layer lands after too many in a
+row. `compute` is the time from waking to the command being sent (telemetry read, delay model,
+observation, policy, safety checks, mapping, send); logging and bookkeeping after the send are `work`.
+
+Vehicle pacing (drone-sim-vehicle --lockstep): the simulated vehicle advances one control period per
+setpoint, so the loop runs as soon as the telemetry of the new period has arrived, and time is the
+vehicle's clock. Deadlines have no meaning then; compute times are still recorded.
+"""
+from __future__ import annotations
+
+import array
+import threading
+import time
+
+import numpy as np
+
+
+class TimingStats:
+    """Loop timing, thread-safe for readers (the UI) while the loop appends."""
+
+    def __init__(self, period: float):
+        self.period = period
+        self.compute_ms = array.array("d")
+        self.work_ms = array.array("d")
+        self.ticks = 0
+        self.misses = 0
+        self.skipped = 0
+        self.max_late_ms = 0.0
+        self._starts: list[float] = []
+        self._lock = threading.Lock()
+        self._fast: dict | None = None
+        self._fast_at = 0
+
+    def record(self, start: float, late: float, compute: float, work: float, missed: bool, skipped: int) -> None:
+        with self._lock:
+            self.ticks += 1
+            self.compute_ms.append(compute * 1e3)
+            self.work_ms.append(work * 1e3)
+            self.misses += int(missed) + skipped
+            self.skipped += skipped
+            self.max_late_ms = max(self.max_late_ms, late * 1e3)
+            self._starts.append(start)
+            if len(self._starts) > 512:
+                del self._starts[:256]
+
+    def summary_fast(self) -> dict:
+        """Misses, loop rate and the p99 of the last 256 compute times, recomputed every 25 ticks: cheap
+        enough to publish every tick for a HUD."""
+        if self.ticks - self._fast_at >= 25 or self._fast is None:
+            with self._lock:
+                recent = np.frombuffer(self.compute_ms, dtype=float)[-256:].copy() if self.ticks else np.zeros(0)
+            self._fast = {"compute_p99_ms": float(np.percentile(recent, 99)) if recent.size else 0.0,
+                          "rate_hz": self.rate_hz()}
+            self._fast_at = self.ticks
+        return {**self._fast, "misses": self.misses}
+
+    def rate_hz(self) -> float:
+        """Ticks per second over the last ~second."""
+        with self._lock:
+            s = self._starts[-64:]
+        if len(s) < 2 or s[-1] <= s[0]:
+            return 0.0
+        return (len(s) - 1) / (s[-1] - s[0])
+
+    def summary(self) -> dict:
+        with self._lock:
+            c = np.frombuffer(self.compute_ms, dtype=float).copy() if self.ticks else np.zeros(0)
+            w = np.frombuffer(self.work_ms, dtype=float).copy() if self.ticks else np.zeros(0)
+            out = {"ticks": self.ticks, "misses": self.misses, "skipped": self.skipped,
+                   "max_late_ms": round(self.max_late_ms, 3), "period_ms": round(self.period * 1e3, 3)}
+        for name, v in (("compute", c), ("work", w)):
+            if v.size:
+                out[f"{name}_p50_ms"] = round(float(np.percentile(v, 50)), 4)
+                out[f"{name}_p99_ms"] = round(float(np.percentile(v, 99)), 4)
+                out[f"{name}_max_ms"] = round(float(v.max()), 4)
+        out["rate_hz"] = round(self.rate_hz(), 2)
+        return out
+
+
+class WallClock:
+    """Fixed-rate wall-clock pacing."""
+
+    lockstep = False
+
+    def __init__(self, rate_hz: float):
+        self.period = 1.0 / rate_hz
+        self._next: float | None = None
+
+    def wait(self, stop: threading.Event) -> tuple[float, float, float, int]:
+        """Sleep until the next tick is due. Returns (now, due time, deadline, ticks skipped)."""
+        now = time.monotonic()
+        if self._next is None:
+            self._next = now
+        skipped = 0
+        if now - self._next > self.period:  # fell behind by more than a tick: drop the lost ones
+            lost = int((now - self._next) / self.period)
+            skipped = lost
+            self._next += lost * self.period
+        while True:
+            now = time.monotonic()
+            delay = self._next - now
+            if delay <= 0:
+                break
+            if stop.wait(min(delay, 0.05)):
+                break
+        due = self._next
+        self._next = due + self.period
+        return time.monotonic(), due, due + self.period, skipped
+
+
+class VehicleClock:
+    """Pacing by the vehicle's telemetry clock (lockstep simulation): wait until attitude and position
+    samples newer than the last tick's have arrived, or `timeout` of wall time."""
+
+    lockstep = True
+
+    def __init__(self, rate_hz: float, link, timeout: float = 0.2):
+        self.period = 1.0 / rate_hz
+        self.link = link
+        self.timeout = timeout
+        self._cond = threading.Condition()
+        self._att = 0
+        self._pos = 0
+        self._used = (0, 0)
+        link.add_listener(self._on_message)
+
+    def _on_message(self, msg) -> None:
+        t = msg.get_type()
+        if t in ("ATTITUDE_QUATERNION", "LOCAL_POSITION_NED"):
+            with self._cond:
+                if t == "ATTITUDE_QUATERNION":
+                    self._att = msg.time_boot_ms
+                else:
+                    self._pos = msg.time_boot_ms
+                self._cond.notify_all()
+
+    def wait(self, stop: threading.Event) -> tuple[float, float, float, int]:
+        end = time.monotonic() + self.timeout
+        with self._cond:
+            while not stop.is_set():
+                if self._att > self._used[0] and self._pos > self._used[1]:
+                    break
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, 0.02))
+            self._used = (self._att, self._pos)
+        now = time.monotonic()
+        return now, now, now + self.period, 0
