@@ -156,6 +156,10 @@ def fit_runs(runs: list[RunData], options: FitOptions | None = None) -> Calibrat
     w_sig = smap.speed_sigma(1.0)
     top = smap.throttle_range[1]
     omega_note = "measured at full throttle" if top >= 0.98 else f"extrapolated from throttle {top:.2f} to 1.0"
+    if top < 0.98:
+        # the polynomial's own covariance says nothing about the curve's shape beyond the data: add half the
+        # gap to a straight line through the upper half of the points (the two bracket a concave ESC curve)
+        w_sig = math.hypot(w_sig, 0.5 * abs(w_max - _linear_top_extrapolation(plain, spinning)))
     omega_max = Estimate(w_max, w_sig, smap.n, 0, omega_note)
     t_max = k_t.value * w_max ** 2
     t_max_sig = t_max * math.hypot(k_t.rel, 2.0 * w_sig / w_max)
@@ -163,6 +167,17 @@ def fit_runs(runs: list[RunData], options: FitOptions | None = None) -> Calibrat
     measured_max = max(p.thrust.value for p in plain if p.thrust is not None)
     return CalibrationResult(runs, points, settle, spinning, k_t, t_kept, k_q, q_kept, smap, omega_max, max_thrust,
                              measured_max, steps, tau_up, tau_down, fit_thrust_expo(plain, smap, t_max), tare, notes)
+
+
+def _linear_top_extrapolation(points: list[SteadyPoint], min_speed: float) -> float:
+    rows = sorted((p.throttle, p.speed.value) for p in points if p.speed is not None and p.speed.value >= min_speed)
+    top = rows[len(rows) // 2:] if len(rows) >= 4 else rows
+    x = np.array([r[0] for r in top])
+    y = np.array([r[1] for r in top])
+    if len(np.unique(x)) < 2:
+        return float(y.mean())
+    slope, icpt = np.polyfit(x, y, 1)
+    return float(slope + icpt)
 
 
 def summary_lines(res: CalibrationResult) -> list[str]:
