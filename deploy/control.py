@@ -66,6 +66,10 @@ class FlightControl:
         self.targeting: Targeting | None = None   # set by the runner once the navigation frame exists
         self.messages: collections.deque = collections.deque(maxlen=200)  # (time, text) for a HUD's log pane
         self._done = False
+        # arm gate (additive, for deploy/ui.py): when set, the runner waits after preflight, watching, until
+        # request_arm() (the UI's "arm and take off"); without it drone-deploy arms as soon as preflight passes
+        self.arm_gate = False
+        self._arm_why: str | None = None
 
     # ------------------------------------------------------------------ requests (any thread, signal-safe)
     def request_land(self, why: str = "operator") -> None:
@@ -77,6 +81,15 @@ class FlightControl:
         """Disarm at once, even in flight: the motors stop and the vehicle falls. The last resort."""
         if self._kill_why is None:
             self._kill_why = why
+
+    def request_arm(self, why: str = "operator") -> None:
+        """Arm and take off (the UI's button); only read by a runner whose arm_gate is set. Idempotent."""
+        if self._arm_why is None:
+            self._arm_why = why
+
+    @property
+    def arm_requested(self) -> str | None:
+        return self._arm_why
 
     @property
     def land_requested(self) -> str | None:

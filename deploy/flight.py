@@ -199,6 +199,8 @@ class Flight:
         self.targeting, self.fence, self.rate = targeting, fence, rate
         if cfg.dry_run:
             return self._dry_run()
+        if self.control.arm_gate:
+            self._wait_for_arm()  # operator UI hook (deploy/ui.py): nothing armed until its arm-and-take-off
         if self.control.land_requested or self.control.kill_requested:
             self._end("stopped by the operator before arming", EXIT_OK)
             return EXIT_OK
@@ -284,6 +286,18 @@ class Flight:
         self._policy_t0 = time.monotonic()
         return self._policy_phase()
 
+    def _wait_for_arm(self) -> None:
+        """Operator UI hook (control.arm_gate): after preflight, tick and send nothing until the operator
+        asks to arm and take off, or lands / kills (then nothing is armed). The HUD has live telemetry
+        meanwhile, and the log a row per tick."""
+        c = self.control
+        self._phase("idle")
+        self.say("preflight passed: waiting for the operator to arm and take off")
+        while not (c.arm_requested or c.land_requested or c.kill_requested):
+            self._tick(Commander("none"), ())
+        if c.arm_requested and not (c.land_requested or c.kill_requested):
+            self.log.event("operator", what="arm", why=c.arm_requested)
+
     def _start_mission(self) -> None:
         cfg, tg, est = self.config, self.targeting, self.runner.last_est
         pos = None if est is None else est.position
@@ -358,7 +372,7 @@ class Flight:
             r = self._tick(Commander("none"), ())
             if self.control.kill_requested:
                 return self._kill(self.control.kill_requested)
-            if not r.est.armed:
+            if self._disarmed_confirmed(r.est):
                 return self._finish(why, EXIT_SAFETY)
             if self.runner.safety.check_link(r.est) is not None and r.est.age_link > self.config.limits.link_lost_after_s:
                 return self._passive(why + "; link lost during the hold")
@@ -382,7 +396,7 @@ class Flight:
                 return self._passive(why + "; " + str(r.trigger))
             if r.trigger is not None:
                 break  # stale telemetry on the way back: land where it is
-            if not r.est.armed:
+            if self._disarmed_confirmed(r.est):
                 return self._finish(why, EXIT_SAFETY)
             if np.linalg.norm(r.est.position - point_nav) < 0.3 and r.est.speed < 0.5:
                 break
@@ -401,7 +415,7 @@ class Flight:
             r = self._tick(Commander("none"), ())
             if self.control.kill_requested:
                 return self._kill(self.control.kill_requested)
-            if not r.est.armed and not r.est.stale_link and r.est.age() < 1.0:
+            if self._disarmed_confirmed(r.est):
                 return self._finish(why, code)
             landing_modes = ("LAND", "AUTO.LAND")
             if (r.est.armed and r.est.mode not in landing_modes and not r.est.stale_link
@@ -423,7 +437,7 @@ class Flight:
             if self.control.kill_requested:
                 return self._kill(self.control.kill_requested)
             fresh = not r.est.stale_link and r.est.age_link < 0.5
-            if fresh and not r.est.armed and r.est.age() < 1.0:
+            if fresh and self._disarmed_confirmed(r.est):
                 return self._finish(why, EXIT_SAFETY)
             if fresh and r.est.armed and (link_was_down or self.control.land_requested) \
                     and r.est.mode not in ("LAND", "AUTO.LAND"):
@@ -460,6 +474,10 @@ class Flight:
             if est is None:
                 raise
             return TickResult(est, None, None, False, False)
+
+    def _disarmed_confirmed(self, est) -> bool:
+        """The vehicle's own heartbeat, fresh, says disarmed (telemetry may be stale: the heartbeat is enough)."""
+        return not est.armed and not est.stale_link and self.link.state.age("heartbeat") < 1.5
 
     def _command(self, fn: Callable[[], None], what: str) -> bool:
         try:
