@@ -89,20 +89,24 @@ def robust_step_fit(t: np.ndarray, y: np.ndarray, t0_lo: float, t0_hi: float, ta
         raise ValueError("fewer than 6 samples")
     wts = np.ones_like(y)
     best = (float("nan"),) * 4
-    for _ in range(iterations):
-        # coarse grid over the whole box, then two zooms around the best cell
-        t0s = np.linspace(t0_lo, t0_hi, 81)
-        taus = np.geomspace(TAU_BOUNDS[0], TAU_BOUNDS[1], 81)
-        half_t0, half_ltau = t0s[1] - t0s[0], math.log(taus[1] / taus[0])
-        for _zoom in range(3):
+    t0s = np.linspace(t0_lo, t0_hi, 31)
+    taus = np.geomspace(TAU_BOUNDS[0], TAU_BOUNDS[1], 31)
+    half_t0, half_ltau = 2 * (t0s[1] - t0s[0]), 2 * math.log(taus[1] / taus[0])
+    for it in range(iterations):
+        # the first pass searches the whole box; later passes (new Huber weights) zoom in from the last best
+        if it > 0:
+            half_t0, half_ltau = 2 * (t0_hi - t0_lo) / 30, 2 * math.log(TAU_BOUNDS[1] / TAU_BOUNDS[0]) / 30
+            t0s = np.clip(np.linspace(best[2] - half_t0, best[2] + half_t0, 11), t0_lo, t0_hi)
+            taus = np.clip(best[3] * np.exp(np.linspace(-half_ltau, half_ltau, 11)), *TAU_BOUNDS)
+        for _zoom in range(5):
             T0, TAU = np.meshgrid(t0s, taus, indexing="ij")
             _, _, sse = _levels(t, y, wts, T0, TAU)
             sse = np.where(np.isfinite(sse), sse, np.inf)
             i, j = np.unravel_index(int(np.argmin(sse)), sse.shape)
             bt0, btau = float(T0[i, j]), float(TAU[i, j])
-            t0s = np.clip(np.linspace(bt0 - half_t0, bt0 + half_t0, 21), t0_lo, t0_hi)
-            taus = np.clip(btau * np.exp(np.linspace(-half_ltau, half_ltau, 21)), *TAU_BOUNDS)
-            half_t0, half_ltau = half_t0 / 10.0, half_ltau / 10.0
+            half_t0, half_ltau = half_t0 / 4.0, half_ltau / 4.0
+            t0s = np.clip(np.linspace(bt0 - half_t0, bt0 + half_t0, 11), t0_lo, t0_hi)
+            taus = np.clip(btau * np.exp(np.linspace(-half_ltau, half_ltau, 11)), *TAU_BOUNDS)
         y0, y1, _ = _levels(t, y, wts, np.array(bt0), np.array(btau))
         best = (float(y0), float(y1), bt0, btau)
         r = step_model(t, *best) - y
