@@ -64,6 +64,7 @@ setup(
             "drone-export=policies.export:main",
             "drone-deploy=deploy.cli:main",
             "drone-replay=deploy.replay:main",
+            "drone-ui=deploy.ui:main",
             "drone-calibrate=calibration.cli:main",
         ]
     },
