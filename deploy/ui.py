@@ -15,7 +15,7 @@ Controls (the buttons at the bottom do the same):
   left drag on the target (ball or floor disc): move it on the floor plane (height kept); elsewhere: orbit
   wheel or Up/Down / PageUp/PageDown: target height (0.1 m steps)    shift+wheel, +/-: zoom   right drag: pan
   T arm and take off   L land   H hold (freeze the target where the drone is)   Tab switch task
-  K KILL: disarm at once, no confirmation (the drone falls)   C reset camera   F12 screenshot
+  K KILL: disarm at once, no confirmation (the drone falls)   C reset camera   P screenshot
   ESC or closing the window: land, and close once the vehicle is disarmed (close again: close now; the
   flight thread still lands before the program exits)
 
@@ -64,7 +64,7 @@ DRAG_SEND_PERIOD = 0.1      # while dragging, the target is sent at most this of
 GRAB_PX = 24                # how close (pixels) a press must be to the target to grab it
 
 _HELP = ("drag target: move   wheel/Up/Down: height   drag: orbit   right drag: pan   shift+wheel: zoom   "
-         "T takeoff  L land  H hold  Tab task  K KILL  C camera  F12 screenshot  ESC land+close")
+         "T takeoff  L land  H hold  Tab task  K KILL  C camera  P screenshot  ESC land+close")
 
 
 # ---------------------------------------------------------------------------------------------- the flight
@@ -113,6 +113,13 @@ class FlightThread:
     @property
     def link(self):
         return getattr(self.flight, "link", None)
+
+    def armed_now(self, snap: Snapshot | None) -> bool | None:
+        """Armed, as the HUD shows it: the loop's snapshot while it runs; after the flight ended (no more
+        ticks), the link's last vehicle state (a kill's disarm comes after the last tick)."""
+        if self.done and self.link is not None:
+            return bool(self.link.state.armed)
+        return None if snap is None else bool(snap.armed)
 
     def drone_params(self) -> dict:
         """The drone as flown (for drawing its size and prop speeds): the policy's, a --drone file or nominal."""
@@ -393,7 +400,7 @@ class OperatorWindow(Viewer):
         key = rl.get_key_pressed()
         while key:
             name = {rl.KEY_T: "takeoff", rl.KEY_L: "land", rl.KEY_K: "kill", rl.KEY_H: "hold", rl.KEY_TAB: "task",
-                    rl.KEY_C: "camera", rl.KEY_F12: "screenshot"}.get(key)
+                    rl.KEY_C: "camera", rl.KEY_P: "screenshot"}.get(key)
             if name is not None:
                 self.action(name)
             elif key in (rl.KEY_UP, rl.KEY_PAGE_UP):
@@ -499,7 +506,7 @@ class OperatorWindow(Viewer):
                 tr.append(p)
         prev = self._prev_snap
         if prev is not None and prev.predicted_position is not None:
-            period = 1.0 / max(snap.loop_rate_hz, 1.0)
+            period = 1.0 / float(getattr(self.session.flight, "rate", 0.0) or max(snap.loop_rate_hz, 1.0))
             if 0.0 < snap.vt - prev.vt < 1.5 * period:
                 e = float(np.linalg.norm(p - np.asarray(prev.predicted_position)))
                 self._pred_err = e if self._pred_err is None else 0.8 * self._pred_err + 0.2 * e
@@ -592,11 +599,11 @@ class OperatorWindow(Viewer):
         st[0, 13:17] = u * wmax
         self._phase[0] += np.array([1.0, 1.0, -1.0, -1.0]) * u * 0.6
         self._draw_drones(np.array([0]), st, [{"drone": {"arm": arm, "omega_max": wmax}}])
-        if snap.predicted_position is not None:
+        if snap.predicted_position is not None:  # a wire ghost, so the drone stays visible through it
             g = np.asarray(snap.predicted_position, dtype=float)
-            r = arm * self.scale * 1.35
-            self._sphere(g, r, GHOST, 70)
-            rl.draw_sphere_wires(_v3(g), r, 6, 10, _col(GHOST, 120))
+            r = arm * self.scale * 1.15
+            rl.draw_sphere_wires(_v3(g), r, 5, 10, _col(GHOST, 110))
+            self._sphere(g, 0.25 * r, GHOST, 150)
             self._line(p, g, GHOST, 200)
 
     @staticmethod
@@ -682,7 +689,9 @@ class OperatorWindow(Viewer):
         phase = snap.phase.upper() + (" (dry run)" if snap.dry_run else "")
         if s.done:
             phase = f"ENDED (exit {s.exit_code})"
-        armed = ("ARMED", REFUSED) if snap.armed else ("disarmed", OK_GREEN)
+        armed = ("ARMED", REFUSED) if s.armed_now(snap) else ("disarmed", OK_GREEN)
+        if s.done:
+            armed = (armed[0] + " (last telemetry)", armed[1])
         px, py, pz = snap.position
         speed = float(np.linalg.norm(snap.velocity))
         rr, pp, yy = snap.euler_deg
@@ -787,7 +796,7 @@ class OperatorWindow(Viewer):
                 "error": self._error[1] if self._error else None, "fence": f, "grid_screen": grid,
                 "camera": {"yaw_deg": math.degrees(self.yaw), "pitch_deg": math.degrees(self.pitch), "zoom": self.zoom}}
         if snap is not None:
-            info.update(phase=snap.phase, armed=snap.armed, mode=snap.mode, position=list(snap.position),
+            info.update(phase=snap.phase, armed=self.session.armed_now(snap), mode=snap.mode, position=list(snap.position),
                         target=None if snap.target is None else list(snap.target), task=snap.task,
                         distance_to_target=snap.distance_to_target, triggers=list(snap.triggers),
                         loop_rate_hz=snap.loop_rate_hz, compute_p99_ms=snap.compute_p99_ms,
@@ -937,7 +946,7 @@ def build_parser():
     ap.add_argument("--fps", type=int, default=60, help="window frame rate cap (default 60)")
     ap.add_argument("--supersample", type=int, default=1, choices=[1, 2], help="render the 3D view at 2x and filter")
     ap.add_argument("--frame-info", metavar="JSON", help="keep writing what the window shows (pixels, state) here")
-    ap.add_argument("--screenshot-dir", metavar="DIR", help="where F12 saves screenshots (default: here)")
+    ap.add_argument("--screenshot-dir", metavar="DIR", help="where P saves screenshots (default: here)")
     ap.add_argument("--exit-when-done", action="store_true", help="close the window when the flight has ended")
     return ap
 

@@ -1,0 +1,314 @@
+"""The operator window (deploy/ui.py), for real: `drone-ui --sim` under Xvfb flies a drone-sim-vehicle on a
+pty (lockstep), driven with injected X input (xdotool for the mouse and keys; a WM_DELETE_WINDOW client
+message, what a window manager's close button sends, to close it).
+
+What is checked comes from the flight log the control loop writes (the vehicle's telemetry, tick by tick)
+and the window's --frame-info JSON (where it draws the target and the grid, what it refused). Screenshots
+land in test-output/ for a person to look at.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deploy.flightlog import read_log
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "test-output"
+W, H = 960, 600
+
+
+def _env(display: str) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["DISPLAY"] = display
+    return env
+
+
+def close_window(display: str, wid: int) -> None:
+    """Send WM_DELETE_WINDOW to the window, as a window manager does when its close button is clicked."""
+    lib = ctypes.util.find_library("X11")
+    if lib is None:
+        pytest.skip("libX11 not found: cannot send the close request")
+    x = ctypes.CDLL(lib)
+    x.XOpenDisplay.restype = ctypes.c_void_p
+    x.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x.XInternAtom.restype = ctypes.c_ulong
+    x.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    x.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+    x.XFlush.argtypes = [ctypes.c_void_p]
+    x.XCloseDisplay.argtypes = [ctypes.c_void_p]
+
+    class ClientMessage(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+                    ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+                    ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
+
+    class XEvent(ctypes.Union):
+        _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+    d = x.XOpenDisplay(display.encode())
+    assert d, f"cannot open X display {display}"
+    try:
+        ev = XEvent()
+        ev.xclient.type = 33  # ClientMessage
+        ev.xclient.window = wid
+        ev.xclient.message_type = x.XInternAtom(d, b"WM_PROTOCOLS", 0)
+        ev.xclient.format = 32
+        ev.xclient.data[0] = x.XInternAtom(d, b"WM_DELETE_WINDOW", 0)
+        ev.xclient.data[1] = 0  # CurrentTime
+        assert x.XSendEvent(d, wid, 0, 0, ctypes.byref(ev)) != 0
+        x.XFlush(d)
+    finally:
+        x.XCloseDisplay(d)
+
+
+class UI:
+    """A `drone-ui --sim --lockstep` process, its window, its frame info and its flight log."""
+
+    def __init__(self, display: str, tmp: Path, name: str):
+        self.xdotool = shutil.which("xdotool")
+        if self.xdotool is None:
+            pytest.skip("xdotool is not installed (apt-get install xdotool): cannot send input to the window")
+        self.display, self.tmp, self.name = display, tmp, name
+        self.info_path = tmp / "info.json"
+        self.shots = tmp / "shots"
+        self.logs = tmp / "logs"
+        self.env = _env(display)
+        exe = shutil.which("drone-ui", path=str(Path(sys.executable).parent)) or shutil.which("drone-ui")
+        assert exe, "the drone-ui console script is not installed (pip install -e .)"
+        cmd = [exe, "--sim", "--lockstep", "--width", str(W), "--height", str(H),
+               "--fps", "30", "--frame-info", str(self.info_path), "--screenshot-dir", str(self.shots),
+               "--log", str(self.logs), "--quiet"]
+        self.out = open(tmp / "drone-ui.out", "w")
+        self.proc = subprocess.Popen(cmd, cwd=tmp, env=self.env, stdout=self.out, stderr=subprocess.STDOUT)
+        self.wid = ""
+
+    def output(self) -> str:
+        self.out.flush()
+        return (self.tmp / "drone-ui.out").read_text()
+
+    def xdo(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([self.xdotool, *args], env=self.env, capture_output=True, text=True, timeout=10)
+
+    def window(self, timeout: float = 40.0) -> str:
+        deadline = time.monotonic() + timeout
+        while not self.wid and time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"drone-ui exited early:\n{self.output()}"
+            self.wid = self.xdo("search", "--name", "^drone-ui$").stdout.split("\n")[0].strip()
+            time.sleep(0.2)
+        assert self.wid, f"no drone-ui window appeared:\n{self.output()}"
+        return self.wid
+
+    def info(self) -> dict:
+        try:
+            return json.loads(self.info_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def wait(self, cond, timeout: float, what: str) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"drone-ui exited while waiting for {what}:\n{self.output()}"
+            info = self.info()
+            if info and cond(info):
+                return info
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; last frame info: "
+                             f"{ {k: v for k, v in self.info().items() if k != 'grid_screen'} }\n{self.output()[-3000:]}")
+
+    def key(self, name: str) -> None:
+        self.xdo("key", "--window", self.wid, name)
+
+    def screenshot(self, dest: Path) -> Path:
+        n = len(list(self.shots.glob("*.png"))) if self.shots.is_dir() else 0
+        self.key("p")
+        self.wait(lambda i: self.shots.is_dir() and len(list(self.shots.glob("*.png"))) > n, 10, "a screenshot")
+        src = sorted(self.shots.glob("*.png"))[-1]
+        time.sleep(0.2)
+        OUT.mkdir(exist_ok=True)
+        shutil.copy(src, dest)
+        return dest
+
+    def drag(self, a, b, steps: int = 8) -> None:
+        """Left-drag from pixel a to pixel b, slowly enough for the 30 fps window to see every stage."""
+        x0, y0 = (int(round(v)) for v in a)
+        x1, y1 = (int(round(v)) for v in b)
+        self.xdo("mousemove", "--window", self.wid, str(x0), str(y0))
+        time.sleep(0.3)
+        self.xdo("mousedown", "--window", self.wid, "1")
+        time.sleep(0.3)
+        for k in range(1, steps + 1):
+            f = k / steps
+            self.xdo("mousemove", "--window", self.wid, str(int(x0 + f * (x1 - x0))), str(int(y0 + f * (y1 - y0))))
+            time.sleep(0.12)
+        time.sleep(0.3)
+        self.xdo("mouseup", "--window", self.wid, "1")
+        time.sleep(0.4)
+
+    def log(self):
+        files = sorted(self.logs.glob("*.jsonl"))
+        assert files, f"no flight log in {self.logs}:\n{self.output()}"
+        return read_log(files[-1])
+
+    def finish(self, timeout: float = 60.0) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"drone-ui did not exit within {timeout} s:\n{self.output()[-3000:]}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+
+
+def _armed_and_flying(ui: UI) -> dict:
+    """Arm with the T key once preflight has passed; wait for the policy to hold the takeoff point."""
+    ui.window()
+    info = ui.wait(lambda i: i.get("phase") == "idle", 60, "preflight to pass (phase idle)")
+    assert info["armed"] is False
+    ui.key("t")
+    return ui.wait(lambda i: i.get("phase") == "policy" and i.get("distance_to_target", 9) < 0.3, 60,
+                   "takeoff and the policy holding the takeoff point")
+
+
+def _held(log, target, tol: float = 0.3, hold_s: float = 5.0):
+    """The first vehicle time from which the drone stayed within tol of target for hold_s (None if never)."""
+    t0 = None
+    for s in log.steps:
+        if s.get("phase") != "policy" or s.get("target") is None:
+            continue
+        if np.linalg.norm(np.asarray(s["target"]) - target) > 1e-3:
+            t0 = None
+            continue
+        d = float(np.linalg.norm(np.asarray(s["pos"]) - target))
+        if d <= tol:
+            t0 = s["vt"] if t0 is None else t0
+            if s["vt"] - t0 >= hold_s:
+                return t0
+        else:
+            t0 = None
+    return None
+
+
+def test_drag_the_target_fly_there_hold_refuse_outside_close_lands(display, tmp_path):
+    ui = UI(display, tmp_path, "drag")
+    try:
+        info = _armed_and_flying(ui)
+        start = np.asarray(info["target"])
+        before = ui.screenshot(OUT / "deploy_ui_before.png")
+
+        # drag the target's floor disc to the grid point (2, 1) of the home frame
+        info = ui.info()
+        grab, dest_px = info["target_floor_screen"], info["grid_screen"]["2,1"]
+        assert grab is not None
+        ui.drag(grab, dest_px)
+        info = ui.wait(lambda i: i.get("target") is not None and math.hypot(i["target"][0] - 2, i["target"][1] - 1) < 0.2,
+                       10, "the dragged target (2, 1)")
+        target = np.asarray(info["target"])
+        assert abs(target[2] - start[2]) < 1e-6, "a floor drag keeps the height"
+        assert info["refusals"] == 0 and info["targets_sent"] >= 1
+
+        # the simulated drone flies there and holds within 0.3 m for 5 s (of vehicle time, from its telemetry)
+        deadline = time.monotonic() + 60
+        while _held(ui.log(), target) is None:
+            assert time.monotonic() < deadline, f"the drone did not hold {target}: {ui.output()[-2000:]}"
+            assert ui.proc.poll() is None, ui.output()
+            time.sleep(0.5)
+        after = ui.screenshot(OUT / "deploy_ui_after.png")
+
+        # the wheel raises it: 3 notches, 0.1 m each
+        ui.xdo("mousemove", "--window", ui.wid, str(W // 2), str(H // 3))
+        for _ in range(3):
+            ui.xdo("click", "--window", ui.wid, "4")
+            time.sleep(0.15)
+        info = ui.wait(lambda i: abs(i["target"][2] - (target[2] + 0.3)) < 1e-6, 10, "the target 0.3 m higher")
+        target = np.asarray(info["target"])
+
+        # a drag outside the fence (grid point (5, 3): 5.8 m from home, fence 5 m) is refused and shown
+        info = ui.info()
+        f = info["fence"]
+        outside = [(k, v) for k, v in info["grid_screen"].items()
+                   if math.hypot(*(float(c) for c in k.split(","))) > f["radius"] + 0.3]
+        assert outside, "no grid point outside the fence on screen"
+        key, px = min(outside, key=lambda kv: math.hypot(*(float(c) for c in kv[0].split(","))))
+        ui.drag(info["target_floor_screen"], px, steps=4)
+        info = ui.wait(lambda i: i["refusals"] >= 1, 10, "the refusal of a target outside the fence")
+        assert "outside the fence" in (info["error"] or ""), info["error"]
+        fence_r = info["fence"]["radius"] - info["fence"]["margin"]
+        assert math.hypot(info["target"][0], info["target"][1]) <= fence_r + 1e-6, "a refused target was set"
+        refused_png = ui.screenshot(OUT / "deploy_ui_refused.png")
+
+        # closing the window mid-flight lands the drone; the program exits once it is disarmed
+        assert ui.info()["armed"] is True
+        close_window(display, int(ui.wid))
+        code = ui.finish(90)
+        assert code == 0, ui.output()[-3000:]
+        log = ui.log()
+        assert log.end is not None, "the flight log has no end record"
+        assert log.end["reason"] == "operator: window closed", log.end["reason"]
+        assert log.end["summary"]["armed_at_end"] is False
+        last = log.steps[-1]
+        assert last["armed"] is False and last["pos"][2] < 0.1, last
+        assert any(s["phase"] == "landing" for s in log.steps)
+        assert any(e.get("what") == "arm" for e in log.events if e.get("kind") == "operator")
+    finally:
+        ui.kill()
+
+    # the screenshots: real frames, and the drone moved between them
+    import cv2
+
+    a, b = cv2.imread(str(before)), cv2.imread(str(after))
+    assert a is not None and b is not None and a.shape == b.shape == (H, W, 3)
+    assert len(np.unique((a // 16).reshape(-1, 3), axis=0)) > 50 and a.std() > 10
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.5, "before and after look the same"
+    assert cv2.imread(str(refused_png)) is not None
+
+
+def test_kill_key_disarms_in_flight(display, tmp_path):
+    ui = UI(display, tmp_path, "kill")
+    try:
+        _armed_and_flying(ui)
+        ui.key("k")
+        info = ui.wait(lambda i: i.get("flight_done") and i.get("armed") is False, 20, "the kill to disarm")
+        assert info["exit_code"] == 4, info  # drone-deploy's exit code for a kill
+        log = ui.log()
+        assert log.end["reason"].startswith("killed: kill key"), log.end["reason"]
+        assert log.end["summary"]["armed_at_end"] is False
+        phases = [e["phase"] for e in log.events if e.get("kind") == "phase"]
+        assert phases[-1] == "kill" and "landing" not in phases, phases
+        assert any(e.get("what") == "kill" and e.get("ok") for e in log.events if e.get("kind") == "command")
+        # it was flying when the motors stopped (no landing first): the last tick saw it up and armed
+        last = log.steps[-1]
+        assert last["armed"] is True and last["pos"][2] > 0.5 and last["phase"] == "policy", last
+        # the window stays open after the flight ended (showing it); closing it now exits at once
+        close_window(display, int(ui.wid))
+        assert ui.finish(30) == 4
+    finally:
+        ui.kill()
+
+
+def test_arguments_are_checked_before_any_window():
+    env = dict(os.environ)
+    env.pop("DISPLAY", None)
+    env["PYTHONPATH"] = str(ROOT)
+    res = subprocess.run([sys.executable, "-m", "deploy.ui"], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--sim" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    res = subprocess.run([sys.executable, "-m", "deploy.ui", "--sim", "--port", "/dev/ttyUSB0"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "leave out --port" in res.stderr, res.stderr
