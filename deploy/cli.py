@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--allow-rate-mismatch", action="store_true",
                     help="fly --rate although the policy was trained at another rate (loop benchmarks only)")
     ap.add_argument("--quiet", action="store_true", help="no status line every second")
+    ap.add_argument("--ui", action="store_true", help="open the operator window (deploy/ui.py: drag the target, "
+                                                      "arm, land, kill); the loop runs on its own thread")
     return ap
 
 
@@ -156,7 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         t.start()
     flight = Flight(cfg, control, say=lambda line: console.print(line, markup=False, highlight=False))
     try:
-        code = flight.run()
+        if args.ui:  # the operator window owns the main thread, the loop gets its own (deploy/ui.py)
+            from .ui import run_window
+            code = run_window(flight)
+        else:
+            code = flight.run()
+    except RuntimeError as exc:
+        if not args.ui or flight.log is not None:
+            raise
+        console.print(f"drone-deploy: error: {exc}", markup=False)  # no window could open: nothing was flown
+        return EXIT_REFUSED
     finally:
         stop.set()
         time.sleep(0.05)

@@ -60,7 +60,8 @@ GHOST = (150, 200, 255)
 OK_GREEN = (90, 220, 110)
 WARN = (255, 190, 60)
 HEIGHT_STEP = 0.1           # metres per wheel notch / key press
-DRAG_SEND_PERIOD = 0.1      # while dragging, the target is sent at most this often (and on release)
+SEND_PERIOD = 0.05          # the target is sent at most this often while it moves (20 Hz)
+TARGET_SPEED = 1.5          # m/s: how fast the sent target walks to where the operator put it (0: jump there)
 GRAB_PX = 24                # how close (pixels) a press must be to the target to grab it
 
 _HELP = ("drag target: move   wheel/Up/Down: height   drag: orbit   right drag: pan   shift+wheel: zoom   "
@@ -163,7 +164,8 @@ class OperatorWindow(Viewer):
 
     def __init__(self, session: FlightThread, width: int = 1280, height: int = 720, title: str = "drone-ui",
                  fps: int = 60, supersample: int = 1, course: dict | None = None, frame_info: str | None = None,
-                 screenshot_dir: str | None = None, exit_when_done: bool = False, min_drone_px: float = 22.0):
+                 screenshot_dir: str | None = None, exit_when_done: bool = False, min_drone_px: float = 22.0,
+                 target_speed: float = TARGET_SPEED):
         if Viewer._open:
             raise RuntimeError("raylib supports one window per process: close the other window first")
         if width < 320 or height < 240:
@@ -172,6 +174,9 @@ class OperatorWindow(Viewer):
             raise ValueError("supersample must be 1 or 2")
         if not 1 <= int(fps) <= 240:
             raise ValueError(f"frame rate {fps} must be within 1..240")
+        if not (math.isfinite(target_speed) and target_speed >= 0):
+            raise ValueError(f"target speed {target_speed} must be a number >= 0 (m/s; 0: no limit)")
+        self.target_speed = float(target_speed)
         self.session = session
         self.control = session.control
         self.width, self.height, self.ss = int(width), int(height), int(supersample)
@@ -203,10 +208,13 @@ class OperatorWindow(Viewer):
         self.reset_camera()
         # state of the operator's interaction
         self.dragging = False
-        self._drag_candidate: np.ndarray | None = None
+        self._drag_candidate: np.ndarray | None = None   # the floor point under the mouse while dragging
         self._drag_ok = True
-        self._drag_sent_t = 0.0
-        self._drag_sent: np.ndarray | None = None
+        self._drag_why = ""
+        self._drag_z = 0.0
+        self._goal: np.ndarray | None = None             # where the operator put the target
+        self._sent: np.ndarray | None = None             # the last target sent while walking to the goal
+        self._step_t = 0.0
         self._orbiting = False
         self._error: tuple[float, str] | None = None      # (time, text) in red
         self._notice: tuple[float, str] | None = None     # (time, text) in white
@@ -313,6 +321,7 @@ class OperatorWindow(Viewer):
                 self._say("arm and take off requested" + ("" if snap is not None and snap.phase == "idle" else
                                                           ": the vehicle arms once preflight has passed"))
         elif name == "hold":
+            self._goal = self._sent = None
             try:
                 p = c.hold_here()
                 self.targets_sent += 1
@@ -359,28 +368,27 @@ class OperatorWindow(Viewer):
             if hit is not None:
                 self.action(hit)
             elif tgt is not None and self._near_target(tgt, mx, my):
-                self.dragging, self._drag_candidate, self._drag_sent = True, None, None
+                self.dragging, self._drag_candidate = True, None
+                self._drag_z = float(self._goal[2] if self._goal is not None else tgt[2])
             else:
                 self._orbiting = True
-        if self.dragging and tgt is not None:
+        if self.dragging:
             f = self._fence()
             p = self._floor_point(mx, my, f["ground_z"])
             if p is not None:
-                p[2] = tgt[2] if self._drag_sent is None else self._drag_sent[2]
+                p[2] = self._drag_z
                 self._drag_candidate = p
-                now = time.monotonic()
-                moved = self._drag_sent is None or float(np.linalg.norm(p - self._drag_sent)) > 0.01
-                if moved and now - self._drag_sent_t >= DRAG_SEND_PERIOD:
-                    self._drag_ok = self.set_target(p)
-                    self._drag_sent_t = now
-                    self._drag_sent = p.copy()
+                why = self._check(p)
+                self._drag_ok, self._drag_why = why is None, why or ""
+                if why is None:
+                    self._goal = p
         if rl.is_mouse_button_released(rl.MOUSE_BUTTON_LEFT):
             if self.dragging and self._drag_candidate is not None:
                 p = self._drag_candidate
-                if self._drag_sent is None or float(np.linalg.norm(p - self._drag_sent)) > 1e-6:
-                    self._drag_ok = self.set_target(p)
                 if self._drag_ok:
                     self._say(f"target ({p[0]:.2f}, {p[1]:.2f}, {p[2]:.2f})")
+                else:
+                    self.set_target(p)  # refused by FlightControl with the reason, which is shown; nothing sent
             self.dragging, self._orbiting, self._drag_candidate = False, False, None
         if self._orbiting and rl.is_mouse_button_down(rl.MOUSE_BUTTON_LEFT):
             d = rl.get_mouse_delta()
@@ -415,13 +423,64 @@ class OperatorWindow(Viewer):
 
     def _height(self, dz: float) -> None:
         snap = self.control.snapshot()
-        if snap is None or snap.target is None:
+        if self._goal is not None:
+            base = self._goal
+        elif snap is not None and snap.target is not None:
+            base = np.asarray(snap.target, dtype=float)
+        else:
             self._say("no target yet (the flight sets one at takeoff)", error=True)
             return
-        p = np.asarray(snap.target, dtype=float).copy()
+        p = base.copy()
         p[2] += dz
-        if self.set_target(p):
-            self._say(f"target height {p[2] - self._fence()['ground_z']:.2f} m")
+        why = self._check(p)
+        if why is not None:
+            self.refusals += 1
+            self._say(f"target refused: {why}", error=True)
+            return
+        self._goal = p
+        self._say(f"target height {p[2] - self._fence()['ground_z']:.2f} m")
+
+    def _check(self, p: np.ndarray) -> str | None:
+        """Why p cannot be a target (None: it can): the flight's own check, the one set_target applies."""
+        tg = self.control.targeting
+        if tg is None:
+            return "no flight is running yet (the navigation frame is set at preflight)"
+        try:
+            tg.resolve(p, "nav", None, None)
+        except TargetError as exc:
+            return str(exc)
+        return None
+
+    def _advance_target(self) -> None:
+        """Walk the sent target to the operator's goal at target_speed, one set_target per SEND_PERIOD.
+
+        Why: a drag moves the goal as fast as the mouse; a policy handed a target metres away in one step
+        flies at it as hard as it can (in the simulator: tilt past the safety limit, a hold, a landing).
+        The fence is a convex cylinder, so every point on the way between two accepted points is accepted."""
+        if self._goal is None:
+            return
+        now = time.monotonic()
+        if now - self._step_t < SEND_PERIOD:
+            return
+        dt = min(now - self._step_t, 4 * SEND_PERIOD)
+        self._step_t = now
+        snap = self.control.snapshot()
+        cur = self._sent if self._sent is not None else (
+            np.asarray(snap.target, dtype=float) if snap is not None and snap.target is not None else None)
+        goal = self._goal
+        if cur is None:
+            nxt = goal
+        else:
+            d = goal - cur
+            n = float(np.linalg.norm(d))
+            step = self.target_speed * dt
+            nxt = goal if (self.target_speed <= 0 or n <= step) else cur + d * (step / n)
+        if not self.set_target(nxt):
+            self._goal = self._sent = None
+            return
+        self._sent = nxt
+        if nxt is goal:
+            self._goal = self._sent = None
 
     def _near_target(self, tgt: np.ndarray, mx: float, my: float) -> bool:
         f = self._fence()
@@ -450,6 +509,7 @@ class OperatorWindow(Viewer):
             self._resize(rl.get_screen_width(), rl.get_screen_height())
         self._update_camera()
         self._handle_input()
+        self._advance_target()
         snap = self.control.snapshot()
         self._track(snap)
         link = self.session.link
@@ -568,6 +628,10 @@ class OperatorWindow(Viewer):
             rl.draw_sphere_wires(_v3(t), 0.3, 6, 8, rl.Color(240, 240, 240, 50))
             self._line((t[0], t[1], z0 + 0.01), t, (200, 200, 200), 120)
             self._disc((t[0], t[1], z0), 0.22, TARGET_COLOR, 150)
+        if self._goal is not None:  # where the target is walking to
+            g = self._goal
+            self._disc((g[0], g[1], z0), 0.3, TARGET_COLOR, 70)
+            rl.draw_sphere_wires(_v3(g), 0.12, 4, 8, rl.Color(240, 240, 240, 160))
         if self.dragging and self._drag_candidate is not None:
             p = self._drag_candidate
             col = TARGET_COLOR if self._drag_ok else REFUSED
@@ -630,7 +694,8 @@ class OperatorWindow(Viewer):
         if self.dragging and self._drag_candidate is not None and not self._drag_ok:
             x, y, on = self._screen(self._drag_candidate)
             if on:
-                self._text("outside the fence", x + 12, y - 20, 20, REFUSED)
+                self._text("outside the fence" if "fence" in self._drag_why else "refused: " + self._drag_why[:60],
+                           x + 12, y - 20, 20, REFUSED)
         lines = self._status_lines(snap, f)
         pw = max(rl.measure_text(t, s) for t, s, _ in lines) + 24
         ph = sum(s + 7 for _, s, _ in lines) + 14
@@ -861,6 +926,9 @@ def run_window(flight, *, arm_gate: bool = True, course: dict | None = None, **w
     """Fly `flight` (a deploy.flight.Flight, not started) with the operator window: the control loop on
     its own thread, the window on this one. Returns the flight's exit code once it has ended (closing
     the window asks it to land first; the loop finishes the landing even if the window is gone)."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise RuntimeError("no display for the operator window (DISPLAY is not set; on a headless machine run "
+                           "under xvfb-run)")
     session = FlightThread(flight, arm_gate=arm_gate)
     if course is None and getattr(flight.config, "course", None):
         try:
@@ -948,13 +1016,16 @@ def build_parser():
     ap.add_argument("--frame-info", metavar="JSON", help="keep writing what the window shows (pixels, state) here")
     ap.add_argument("--screenshot-dir", metavar="DIR", help="where P saves screenshots (default: here)")
     ap.add_argument("--exit-when-done", action="store_true", help="close the window when the flight has ended")
+    ap.add_argument("--target-speed", type=float, default=TARGET_SPEED, metavar="M/S",
+                    help=f"the target walks to where it was dragged at this speed (default {TARGET_SPEED:g}; 0: jumps)")
     return ap
 
 
 def ui_window_options(args) -> dict:
     """The OperatorWindow keywords from parsed drone-ui / drone-deploy --ui options."""
     return dict(width=args.width, height=args.height, fps=args.fps, supersample=args.supersample,
-                frame_info=args.frame_info, screenshot_dir=args.screenshot_dir, exit_when_done=args.exit_when_done)
+                frame_info=args.frame_info, screenshot_dir=args.screenshot_dir, exit_when_done=args.exit_when_done,
+                target_speed=args.target_speed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -196,13 +196,13 @@ def vehicle_height(vehicle) -> float:
 # ---------------------------------------------------------------------------------------------- policies
 
 def edited_policy(out: Path, *, metadata: dict | None = None, nan_above_m: float | None = None,
-                  raise_above_m: float | None = None, target_offset_body: tuple | None = None) -> Path:
+                  raise_above_m: float | None = None, target_offset_world: tuple | None = None) -> Path:
     """The shipped policy with its metadata changed, or with nodes that make it misbehave in flight.
 
     nan_above_m: every action is NaN once the height observation says above this. raise_above_m: the
     graph fails at run time (a Reshape to 5 values of a 4-value action) above this height.
-    target_offset_body: the policy sees its target moved by this body-frame offset (m), so it flies
-    away from the real one (a fence breach)."""
+    target_offset_world: the policy sees its target moved by this offset (m, world frame), so it chases
+    a point that keeps running away: a fence breach."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -243,13 +243,22 @@ def edited_policy(out: Path, *, metadata: dict | None = None, nan_above_m: float
                       helper.make_node("Concat", ["err_minus1", "err_n1"], ["err_shape"], axis=0),
                       helper.make_node("Reshape", ["action_raw", "err_shape"], ["action"])]
         nodes += extra
-    if target_offset_body is not None:
-        off = np.zeros(drone_sim.OBS_SIZE, dtype=np.float32)
-        off[20:23] = np.asarray(target_offset_body, dtype=np.float32) / 5.0  # OBS_TARGET_POS, / OBS_TARGET_CLIP
+    if target_offset_world is not None:
+        # body offset (row) = world offset (row) @ R, R = obs[6:15] body-to-world row-major (batch of one)
+        w = np.asarray(target_offset_world, dtype=np.float32).reshape(1, 3) / 5.0  # OBS_TARGET_CLIP
         for n in nodes:
             n.input[:] = ["obs_shifted" if i == "obs" else i for i in n.input]
-        nodes = [const("obs_offset", off.reshape(1, -1)), helper.make_node("Add", ["obs", "obs_offset"], ["obs_shifted"])] \
-            + nodes
+        pre = [const("off_r0", [6], TensorProto.INT64), const("off_r1", [15], TensorProto.INT64),
+               const("off_ax", [1], TensorProto.INT64),
+               helper.make_node("Slice", ["obs", "off_r0", "off_r1", "off_ax"], ["off_rflat"]),
+               const("off_33", [3, 3], TensorProto.INT64),
+               helper.make_node("Reshape", ["off_rflat", "off_33"], ["off_R"]),
+               const("off_w", w), helper.make_node("MatMul", ["off_w", "off_R"], ["off_body"]),
+               const("off_z0", np.zeros((1, 20), np.float32)), const("off_z1", np.zeros((1, drone_sim.OBS_SIZE - 23),
+                                                                                      np.float32)),
+               helper.make_node("Concat", ["off_z0", "off_body", "off_z1"], ["obs_offset"], axis=1),
+               helper.make_node("Add", ["obs", "obs_offset"], ["obs_shifted"])]
+        nodes = pre + nodes
     del g.node[:]
     g.node.extend(nodes)
     if metadata:
