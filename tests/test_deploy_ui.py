@@ -312,3 +312,74 @@ def test_arguments_are_checked_before_any_window():
     res = subprocess.run([sys.executable, "-m", "deploy.ui", "--sim", "--port", "/dev/ttyUSB0"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "leave out --port" in res.stderr, res.stderr
+
+
+def _phases(logs: Path) -> list[str]:
+    files = sorted(logs.glob("*.jsonl"))
+    if not files:
+        return []
+    return [e["phase"] for e in read_log(files[-1]).events if e.get("kind") == "phase"]
+
+
+def test_drone_deploy_ui_opens_the_window_and_its_keys_fly(display, tmp_path):
+    """`drone-deploy --port PTY --ui`: the same window on drone-deploy's own runner; T arms and takes off,
+    L lands (observed in the flight log)."""
+    from deploy.ui import launch_sim_vehicle
+
+    xdotool = shutil.which("xdotool")
+    if xdotool is None:
+        pytest.skip("xdotool is not installed")
+    exe = shutil.which("drone-deploy", path=str(Path(sys.executable).parent)) or shutil.which("drone-deploy")
+    assert exe, "the drone-deploy console script is not installed"
+    env = _env(display)
+    sim, port = launch_sim_vehicle(["--lockstep"])
+    logs = tmp_path / "logs"
+    out = open(tmp_path / "out.txt", "w")
+    proc = subprocess.Popen([exe, "--port", port, "--baud", "115200", "--lockstep", "--ui", "--quiet", "--log",
+                             str(logs)], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def xdo(*args):
+        return subprocess.run([xdotool, *args], env=env, capture_output=True, text=True, timeout=10)
+
+    def wait(cond, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "out.txt").read_text()
+            if cond():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}: {_phases(logs)}\n{(tmp_path / 'out.txt').read_text()}")
+
+    try:
+        wid = []
+        wait(lambda: wid.append(xdo("search", "--name", "^drone-ui$").stdout.split()) or wid[-1], 40, "the window")
+        wid = wid[-1][0]
+        wait(lambda: "idle" in _phases(logs), 60, "preflight (phase idle)")
+        assert "arming" not in _phases(logs), "armed before the operator asked"
+        xdo("key", "--window", wid, "t")
+        wait(lambda: "policy" in _phases(logs), 60, "arm, takeoff and the policy")
+        xdo("key", "--window", wid, "l")
+        wait(lambda: read_log(sorted(logs.glob("*.jsonl"))[-1]).end is not None, 60, "the landing")
+        log = read_log(sorted(logs.glob("*.jsonl"))[-1])
+        assert log.end["reason"] == "operator: land key (operator UI)", log.end["reason"]
+        assert log.end["summary"]["armed_at_end"] is False
+        close_window(display, int(wid))
+        assert proc.wait(timeout=30) == 0, (tmp_path / "out.txt").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        out.close()
+        sim.terminate()
+        sim.wait(timeout=10)
+
+
+def test_drone_deploy_ui_without_a_display_is_refused_before_connecting(tmp_path):
+    env = dict(os.environ)
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    env["PYTHONPATH"] = str(ROOT)
+    res = subprocess.run([sys.executable, "-m", "deploy.cli", "--port", str(tmp_path / "no-such-port"), "--ui",
+                          "--quiet", "--log", str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "no display" in res.stdout + res.stderr and "Traceback" not in res.stderr, res.stdout + res.stderr
