@@ -4,7 +4,7 @@
     # meta: {"motor": 1, "fc": "/dev/ttyACM0", "stand": "/dev/ttyUSB0", "date": "...", ...}
     # stand-cal: {"schema": "thrust-stand-cal/1", "thrust": {...}, "torque": {...}}
     host_time,throttle,phase,segment,type,t_us,seq,thrust_raw,torque_raw,rpm,voltage_mv,current_ma,flags*checksum
-    0.013204,0.0000,zero,0,$D,20512344,4711,84213,-11870,0.0,16412,310,7*4C
+    0.013204,0.0000,rest,0,$D,20512344,4711,84213,-11870,0.0,16412,310,7*75
     ...
     # end: {"reason": "completed", "stand": {"good": 9120, "skipped": {"bad checksum": 3}, ...}}
 
