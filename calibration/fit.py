@@ -185,7 +185,7 @@ def summary_lines(res: CalibrationResult) -> list[str]:
     def fmt(name, e: Estimate | None, unit, spec=".4g", scale=1.0):
         if e is None:
             return f"{name:<11} not measured"
-        rel = f"({100 * e.rel:.1f} %)" if e.sigma > 0 else "(given)"
+        rel = f"({100 * e.rel:.2f} %)" if e.sigma > 0 else "(given)"
         extra = f", {e.note}" if e.note else ""
         return f"{name:<11} {e.value * scale:{spec}} +- {e.sigma * scale:{spec}} {unit} {rel}, n={e.n}{extra}"
 
