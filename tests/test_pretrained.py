@@ -1,0 +1,32 @@
+"""The shipped ONNX policies still load and still fly the simulator they were trained in.
+
+A change to the observation layout, the action scaling or the physics that silently breaks the files in
+policies/pretrained/ would otherwise only show up on the laptop, in front of a real drone.
+"""
+from pathlib import Path
+
+import pytest
+
+import drone_sim
+from policies.evaluate import evaluate_task
+from policies.onnx_policy import OnnxPolicy
+
+PRETRAINED = Path(__file__).resolve().parent.parent / "policies" / "pretrained"
+SHIPPED = {"hover_ctbr.onnx": ("hover", "goto", "follow"),
+           "multitask_ctbr.onnx": ("hover", "goto", "follow", "race", "swarm", "obstacles")}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_policy_metadata_matches_this_simulator(name):
+    policy = OnnxPolicy(PRETRAINED / name, action_mode="ctbr", control_hz=50.0)
+    assert policy.metadata["obs_layout_version"] == drone_sim.OBS_VERSION
+    assert tuple(policy.metadata["tasks"]) == SHIPPED[name]
+    assert (PRETRAINED / name).with_suffix(".md").is_file(), "every shipped policy has a model card"
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_policy_hovers_randomized_drones(name):
+    policy = OnnxPolicy(PRETRAINED / name, action_mode="ctbr", control_hz=50.0)
+    got = evaluate_task(lambda n: policy.clone(), "hover", dr="default", episodes=64, seed=777,
+                        action_mode="ctbr", control_hz=50.0, physics_hz=500.0)
+    assert got["success"] >= 0.9 and got["crash_rate"] <= 0.05, got
