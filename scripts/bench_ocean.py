@@ -5,7 +5,9 @@ For each env of drone_sim.ocean.ENVS, NUM_ENVS envs (default 4096) of the env's 
 stepped with pre-generated uniformly random actions (a ring of frames copied into the action buffer at every
 step, as a trainer writes its policy's actions; the copy is inside the timed loop) for a few timing windows,
 pinned to one core. An env step advances one env (all its agents) by one step; multi-agent envs also report
-agent steps. The figure is the median window. The target of every env is >= 1,000,000 env steps/s.
+agent steps. The figure is the median window, in wall-clock time and per CPU-second of the benchmark thread
+(the two agree on an idle machine; the load average is printed). The target of every env is >= 1,000,000 env
+steps/s.
 
 Usage:
   python3 scripts/bench_ocean.py                       all envs, about 2 s each
@@ -36,22 +38,26 @@ def bench(name: str, num_envs: int, seconds: float, windows: int, seed: int = 0)
     frames = rng.integers(0, env.num_actions, (FRAMES, env.num_agents)).astype(np.int32)
     actions, step = env.actions, env._c.step
 
-    def run(steps: int) -> float:
-        t0 = time.perf_counter()
+    def run(steps: int) -> tuple[float, float]:
+        """Wall-clock and this thread's CPU seconds for `steps` vector steps."""
+        t0, c0 = time.perf_counter(), time.thread_time()
         for k in range(steps):
             np.copyto(actions, frames[k % FRAMES])
             step()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.thread_time() - c0
 
     # Size the windows from a short calibration run so each takes about seconds / windows.
     steps = 16
-    while (dt := run(steps)) < 0.05:
+    while (dt := run(steps)[0]) < 0.05:
         steps *= 2
     steps = max(1, int(steps * (seconds / windows) / dt))
-    rates = [steps * num_envs / run(steps) for _ in range(windows)]
-    env_rate = statistics.median(rates)
+    times = [run(steps) for _ in range(windows)]
+    env_rate = statistics.median(steps * num_envs / wall for wall, _ in times)
+    # Per CPU-second: what the core delivers while this process is on it. On an idle machine it equals the
+    # wall-clock rate; when other work shares the core, the wall-clock rate drops and this one mostly does not.
+    cpu_rate = statistics.median(steps * num_envs / max(cpu, 1e-9) for _, cpu in times)
     return {"env": name, "agents": env.agents_per_env, "env_steps": env_rate,
-            "agent_steps": env_rate * env.agents_per_env}
+            "agent_steps": env_rate * env.agents_per_env, "env_steps_cpu": cpu_rate}
 
 
 def main() -> None:
@@ -77,10 +83,11 @@ def main() -> None:
 
     rows = [bench(n, args.num_envs, args.seconds, args.windows) for n in names]
     multi = any(r["agents"] > 1 for r in rows)
-    header = ["env", "agents/env", "env steps/s"] + (["agent steps/s"] if multi else [])
+    header = ["env", "agents/env", "env steps/s"] + (["agent steps/s"] if multi else []) + ["env steps/CPU-s"]
     lines = [[r["env"], str(r["agents"]), f"{r['env_steps']:,.0f}"]
-             + ([f"{r['agent_steps']:,.0f}"] if multi else []) for r in rows]
-    title = f"{args.num_envs} envs, random actions, {where}, median of {args.windows} windows"
+             + ([f"{r['agent_steps']:,.0f}"] if multi else []) + [f"{r['env_steps_cpu']:,.0f}"] for r in rows]
+    load = f", load average {os.getloadavg()[0]:.2f} at the end" if hasattr(os, "getloadavg") else ""
+    title = f"{args.num_envs} envs, random actions, {where}, median of {args.windows} windows{load}"
     if args.markdown:
         print(f"Ocean env throughput ({title})\n")
         print("| " + " | ".join(header) + " |")
