@@ -98,8 +98,9 @@ class MotorDriver:
 
 
 def confirm_hazards(motor: int, plan: list[PlanSegment], max_thrust: float | None,
-                    ask: Callable[[str], str] = input, out: Callable[[str], None] = print) -> bool:
+                    ask: Callable[[str], str] | None = None, out: Callable[[str], None] = print) -> bool:
     """Show the hazards and require the word 'spin'."""
+    ask = ask or input
     cap = 100.0 * max(s.throttle for s in plan)
     thrust = f"up to {max_thrust:.1f} N" if max_thrust else "several newtons"
     out(HAZARDS.format(motor=motor, cap=cap, duration=plan_duration(plan), thrust=thrust))

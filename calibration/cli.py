@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("thrust-stand", help="spin one motor through the flight controller and record the stand")
     t.add_argument("--stand", required=True, help="the stand's serial port (e.g. /dev/ttyACM0)")
     t.add_argument("--fc", required=True, help="the flight controller: serial port, udpin:..., tcp:...")
-    t.add_argument("--motor", type=int, required=True, help="motor number 1-4 (ArduPilot/PX4 numbering)")
+    t.add_argument("--motor", type=int, required=True, help="motor number as the firmware's motor test counts it (ArduPilot: test order, 1 = front right then "
+                   "clockwise; PX4: output number); see hardware.md")
     t.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="stand baud rate")
     t.add_argument("--fc-baud", type=int, default=115200)
     t.add_argument("--stand-cal", default="stand.json", help="from drone-calibrate scale (runs without it record raw "

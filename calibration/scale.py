@@ -39,8 +39,9 @@ def read_counts(port: StandPort, channel: str, seconds: float) -> tuple[float, f
 
 def scale_cell(port: StandPort, channel: str, mass_kg: float, lever_m: float | None = None,
                mass_sigma_rel: float = 0.001, lever_sigma_m: float = 0.0005, seconds: float = 3.0,
-               ask: Callable[[str], str] = input, out: Callable[[str], None] = print) -> CellCal:
+               ask: Callable[[str], str] | None = None, out: Callable[[str], None] = print) -> CellCal:
     """Interactive two-point calibration of the thrust cell (lever None) or the torque cell."""
+    ask = ask or input
     if channel not in ("thrust", "torque"):
         raise ValueError(f"channel must be thrust or torque, got {channel!r}")
     if not mass_kg > 0:

@@ -190,3 +190,22 @@ def test_scale_without_the_mass_is_refused(still_stand):
     _emu, port, _truth = still_stand
     with pytest.raises(ScaleError, match="changed by only"):
         scale_cell(port, "thrust", 0.5, seconds=0.6, ask=lambda _p: "", out=lambda _m: None)
+
+
+def test_scale_command_merges_cells_into_the_stand_file(still_stand, tmp_path, monkeypatch):
+    from calibration import cli
+    from calibration.standcal import StandCal
+
+    emu, port, truth = still_stand
+    port.close()                                  # the command opens the port itself
+    answers = iter([lambda: emu.place_mass(0.0), lambda: emu.place_mass(0.3),
+                    lambda: emu.place_mass(0.0), lambda: emu.place_mass(0.05, lever_m=0.12)])
+    monkeypatch.setattr("builtins.input", lambda _prompt: next(answers)() or "")
+    out = tmp_path / "stand.json"
+    assert cli.main(["scale", "--stand", emu.path, "--mass", "0.3", "--seconds", "0.8", "-o", str(out)]) == 0
+    assert cli.main(["scale", "--stand", emu.path, "--cell", "torque", "--mass", "0.05", "--lever", "0.12",
+                     "--seconds", "0.8", "-o", str(out)]) == 0
+    cal = StandCal.load(out)
+    assert cal.thrust.counts_per_unit == pytest.approx(truth.thrust_counts_per_n, rel=0.01)
+    assert cal.torque.counts_per_unit == pytest.approx(truth.torque_counts_per_nm, rel=0.02)
+    assert "0.3 kg" in cal.thrust.reference and "0.12 m lever" in cal.torque.reference
