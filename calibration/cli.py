@@ -164,6 +164,9 @@ def cmd_thrust_stand(args) -> int:
     if args.stand_cal and Path(args.stand_cal).exists():
         cal = StandCal.load(args.stand_cal)
     else:
+        if args.max_thrust is not None:
+            raise UsageError(f"--max-thrust needs the stand calibration ({args.stand_cal} not found): run "
+                             f"{PROG} scale first")
         print(f"note: no stand calibration {args.stand_cal!r}: recording raw counts (fit later with --stand-cal)")
     out = Path(args.out) if args.out else Path("runs/calibration") / (
         f"motor{args.motor}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.csv")

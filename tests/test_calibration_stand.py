@@ -101,3 +101,7 @@ def test_plan_above_the_cap_and_wrong_ports_are_refused(tmp_path):
     out = subprocess.run(CLI + ["thrust-stand", "--stand", str(tmp_path / "nothing"), "--fc", "/dev/null", "--motor", "1",
                                 "--yes"], capture_output=True, text=True, env=_env(), timeout=60)
     assert out.returncode == 2 and "cannot open the stand's serial port" in out.stderr
+    out = subprocess.run(CLI + ["thrust-stand", "--stand", str(tmp_path / "nothing"), "--fc", "/dev/null", "--motor", "1",
+                                "--max-thrust", "5", "--stand-cal", str(tmp_path / "none.json")],
+                         capture_output=True, text=True, env=_env(), timeout=60)
+    assert out.returncode == 2 and "--max-thrust needs the stand calibration" in out.stderr
