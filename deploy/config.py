@@ -160,7 +160,7 @@ class DeployConfig:
         if self.then not in (None, "stay", "land"):
             raise ConfigError(f"--then must be stay or land, got {self.then!r}")
         if not (0.2 <= self.takeoff_alt_m <= self.limits.max_alt_m - 0.1):
-            raise ConfigError(f"takeoff altitude {self.takeoff_alt_m} m must be between 0.2 m and "
+            raise ConfigError(f"takeoff altitude {self.takeoff_alt_m:g} m must be between 0.2 m and "
                               f"{self.limits.max_alt_m - 0.1:g} m (below the ceiling --max-alt)")
         for lat in (self.telemetry_latency_s, self.command_latency_s):
             if not (math.isfinite(lat) and 0.0 <= lat <= 0.5):

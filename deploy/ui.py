@@ -25,7 +25,8 @@ requests are flag writes and a target update under a short lock, the state comes
 loop publishes each tick. Nothing here holds a lock the loop waits on, so a slow frame (a software
 renderer, a window being dragged) delays only the next frame, never a command. The interpreter's switch
 interval is lowered while the window runs so the loop thread gets the GIL back within ~0.2 ms,
-and the window's thread (with the renderer's) runs at a lower CPU priority than the loop's.
+and the threads the window's creation starts (a software renderer's raster threads) run at a lower CPU
+priority than the loop's.
 Targets go through FlightControl.set_target, whose fence check is the one the loop uses; a refusal
 (TargetError) is shown in red and the target in force is kept.
 """
@@ -165,7 +166,7 @@ class OperatorWindow(Viewer):
     def __init__(self, session: FlightThread, width: int = 1280, height: int = 720, title: str = "drone-ui",
                  fps: int = 60, supersample: int = 1, course: dict | None = None, frame_info: str | None = None,
                  screenshot_dir: str | None = None, exit_when_done: bool = False, min_drone_px: float = 22.0,
-                 target_speed: float = TARGET_SPEED):
+                 target_speed: float = TARGET_SPEED, frame_stall_ms: float = 0.0):
         if Viewer._open:
             raise RuntimeError("raylib supports one window per process: close the other window first")
         if width < 320 or height < 240:
@@ -177,6 +178,7 @@ class OperatorWindow(Viewer):
         if not (math.isfinite(target_speed) and target_speed >= 0):
             raise ValueError(f"target speed {target_speed} must be a number >= 0 (m/s; 0: no limit)")
         self.target_speed = float(target_speed)
+        self.frame_stall_ms = max(0.0, float(frame_stall_ms))  # benchmark: busy Python work in every frame
         self.session = session
         self.control = session.control
         self.width, self.height, self.ss = int(width), int(height), int(supersample)
@@ -233,6 +235,7 @@ class OperatorWindow(Viewer):
         self._info_t = 0.0
         self._shots = 0
         self._buttons: list[tuple[tuple[int, int, int, int], str, str, tuple]] = []
+        self.renderer_threads: list[int] = []            # threads the window started, run at lower priority
 
     # -- camera: an orbit around the middle of the fence, fixed unless the operator moves it -------------
     def reset_camera(self) -> None:
@@ -510,6 +513,10 @@ class OperatorWindow(Viewer):
         self._update_camera()
         self._handle_input()
         self._advance_target()
+        if self.frame_stall_ms:  # a deliberately slow frame: pure Python, holding the GIL but for switches
+            t_end = time.perf_counter() + self.frame_stall_ms / 1e3
+            while time.perf_counter() < t_end:
+                pass
         snap = self.control.snapshot()
         self._track(snap)
         link = self.session.link
@@ -856,7 +863,7 @@ class OperatorWindow(Viewer):
                 if on:
                     grid[f"{i},{j}"] = [round(x, 1), round(y, 1)]
         info = {"width": self.width, "height": self.height, "frames": self._frames, "fps": round(self._fps, 2),
-                "stats": self.frame_stats(), "closing": self.closing, "flight_done": self.session.done,
+                "stats": self.frame_stats(), "renderer_threads_lowered": len(self.renderer_threads), "closing": self.closing, "flight_done": self.session.done,
                 "exit_code": self.session.exit_code, "refusals": self.refusals, "targets_sent": self.targets_sent,
                 "error": self._error[1] if self._error else None, "fence": f, "grid_screen": grid,
                 "camera": {"yaw_deg": math.degrees(self.yaw), "pitch_deg": math.degrees(self.pitch), "zoom": self.zoom}}
@@ -908,18 +915,30 @@ class OperatorWindow(Viewer):
 UI_NICE = 10
 
 
-def _lower_priority_of_this_thread(nice: int = UI_NICE) -> None:
-    """Lower this thread's CPU priority (Linux: per-thread nice). Threads it creates afterwards inherit it,
-    which is what matters: a software OpenGL renderer (Mesa llvmpipe, as under Xvfb) starts one raster
-    thread per core and would otherwise compete with the control loop for every core. The loop's thread
-    is started before and keeps its priority. Elsewhere (or where not permitted) a no-op."""
-    if not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
-        return
+def _threads() -> set[int]:
+    """Native ids of this process's threads (Linux /proc; empty elsewhere)."""
     try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        return {int(t) for t in os.listdir("/proc/self/task")}
     except OSError:
-        pass
+        return set()
+
+
+def _lower_priority(tids: set[int], nice: int = UI_NICE) -> list[int]:
+    """Lower the CPU priority (per-thread nice, Linux) of the given threads; returns those changed.
+
+    Used on the threads the window's creation started: a software OpenGL renderer (Mesa llvmpipe, as
+    under Xvfb or on a laptop without a GPU driver) runs one raster thread per core, which would otherwise
+    compete with the control loop for every core. Only threads that never run Python are lowered: the
+    window's own (main) thread keeps its priority, since a lowered thread holding the GIL while the
+    kernel prefers other work would hold the loop up (priority inversion)."""
+    changed = []
+    for tid in sorted(tids):
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+            changed.append(tid)
+        except (OSError, AttributeError):
+            pass
+    return changed
 
 
 def run_window(flight, *, arm_gate: bool = True, course: dict | None = None, **window) -> int:
@@ -935,14 +954,10 @@ def run_window(flight, *, arm_gate: bool = True, course: dict | None = None, **w
             course = drone_sim.load_course(flight.config.course)
         except (OSError, ValueError):
             course = None  # the flight refuses the bad course itself, with the message shown
-    session.start()  # first: the loop's threads keep the normal CPU priority ...
-    _lower_priority_of_this_thread()  # ... the window and the renderer's threads (started below) get less
-    try:
-        win = OperatorWindow(session, course=course, **window)
-    except BaseException:
-        flight.control.request_land("no window")
-        session.join()
-        raise
+    before = _threads()
+    win = OperatorWindow(session, course=course, **window)  # before the flight: nothing to land if it fails
+    win.renderer_threads = _lower_priority(_threads() - before - {threading.get_native_id()})
+    session.start()
     try:
         win.run()
     except BaseException:
@@ -1001,7 +1016,7 @@ def build_parser():
     import argparse
 
     ap = argparse.ArgumentParser(
-        prog="drone-ui", description="The operator window: drag the target, watch the drone and the simulator's "
+        prog="drone-ui", allow_abbrev=False, description="The operator window: drag the target, watch the drone and the simulator's "
                                      "prediction. Other options are drone-deploy's (--policy, --task, --course, "
                                      "--fence, --max-alt, --takeoff-alt, --lockstep, --log ...).",
         epilog=__doc__.split("\n\n")[2])
@@ -1016,6 +1031,7 @@ def build_parser():
     ap.add_argument("--frame-info", metavar="JSON", help="keep writing what the window shows (pixels, state) here")
     ap.add_argument("--screenshot-dir", metavar="DIR", help="where P saves screenshots (default: here)")
     ap.add_argument("--exit-when-done", action="store_true", help="close the window when the flight has ended")
+    ap.add_argument("--frame-stall-ms", type=float, default=0.0, help=argparse.SUPPRESS)  # scripts/bench_ui.py
     ap.add_argument("--target-speed", type=float, default=TARGET_SPEED, metavar="M/S",
                     help=f"the target walks to where it was dragged at this speed (default {TARGET_SPEED:g}; 0: jumps)")
     return ap
@@ -1025,7 +1041,7 @@ def ui_window_options(args) -> dict:
     """The OperatorWindow keywords from parsed drone-ui / drone-deploy --ui options."""
     return dict(width=args.width, height=args.height, fps=args.fps, supersample=args.supersample,
                 frame_info=args.frame_info, screenshot_dir=args.screenshot_dir, exit_when_done=args.exit_when_done,
-                target_speed=args.target_speed)
+                target_speed=args.target_speed, frame_stall_ms=getattr(args, "frame_stall_ms", 0.0))
 
 
 def main(argv: list[str] | None = None) -> int:

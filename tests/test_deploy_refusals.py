@@ -1,0 +1,151 @@
+"""What drone-deploy refuses before anything is armed, each with a clear message naming the problem: policies
+whose metadata does not match (layout version, observation size, action mode the firmware cannot fly,
+control rate), a vehicle without a GCS failsafe, targets outside the fence, a link with no vehicle, bad
+arguments. And the pieces the flight rests on: the log survives a torn last line, the safety checks."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+
+import numpy as np
+import pytest
+
+from deploy.config import ConfigError, DeployConfig, SafetyLimits, default_policy_path, parse_vec3
+from deploy.estimate import Estimate
+from deploy.flightlog import FlightLog, FlightLogError, read_log
+from deploy.safety import SafetyMonitor
+from deploy.targets import Fence, TargetError, Targeting
+from test_deploy_support import edited_policy, run_deploy, vehicle_armed, vehicle_in_process
+
+
+def test_default_policy_is_the_shipped_hover_policy():
+    p = default_policy_path()
+    assert p.name == "hover_ctbr.onnx" and p.is_file()
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ({"obs_layout_version": "2"}, "trained on observation layout version 2, expected version 1"),
+    ({"obs_size": "80"}, "takes 80 observation values, expected 76"),
+    ({"env": "pong"}, "a policy for env 'pong', expected 'drone'"),
+])
+def test_metadata_mismatch_refused_before_connecting(tmp_path, metadata, message):
+    pol = edited_policy(tmp_path / "bad.onnx", metadata=metadata)
+    # no vehicle on this port: the policy is refused before the link is even opened
+    code, out, log = run_deploy("/dev/null-no-such-port", tmp_path / "logs", "--policy", str(pol))
+    assert code == 2
+    assert "policy refused" in out and message in out and str(pol) in out
+    assert log is None  # refused before a flight log was started: nothing happened
+
+
+def test_wrong_action_mode_for_the_firmware_refused_at_preflight(tmp_path):
+    """An rpm policy needs direct motor commands, which ArduPilot never takes: refused, never armed."""
+    pol = edited_policy(tmp_path / "rpm.onnx", metadata={"action_mode": "rpm"})
+    with vehicle_in_process() as (vehicle, faults, endpoint):
+        code, out, log = run_deploy(endpoint, tmp_path / "logs", "--policy", str(pol))
+        assert not vehicle_armed(vehicle)
+    assert code == 2, out
+    assert "command path" in out and "SET_ACTUATOR_CONTROL_TARGET" in out and "ardupilot" in out
+    assert log.end["exit_code"] == 2 and not any(s["armed"] for s in log.steps)
+    pre = next(e for e in log.events if e["kind"] == "preflight")
+    assert pre["ok"] is False and any(c["name"] == "command path" and c["status"] == "FAIL" for c in pre["checks"])
+
+
+def test_rate_mismatch_and_gcs_failsafe_off_and_target_outside_fence_refused(tmp_path):
+    with vehicle_in_process(params={"FS_GCS_ENABLE": 0}) as (vehicle, faults, endpoint):
+        code, out, log = run_deploy(endpoint, tmp_path / "logs", "--rate", "100", "--target", "6,0,1")
+        assert not vehicle_armed(vehicle)
+    assert code == 2, out
+    assert "trained at 50 Hz, the loop would run at 100 Hz" in out
+    assert "FS_GCS_ENABLE = 0" in out
+    assert "outside the fence (5 m radius" in out
+    assert log.end["reason"].startswith("refused: preflight refused")
+
+
+def test_no_vehicle_on_the_port_is_a_clear_refusal(tmp_path):
+    from firmware_bridge.transport import PtyTransport
+
+    silent = PtyTransport(None)  # a port with nothing talking on it
+    try:
+        code, out, log = run_deploy(silent.path, tmp_path / "logs", "--connect-timeout", "1")
+    finally:
+        silent.close()
+    assert code == 2 and "no vehicle heartbeat within 1 s" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target", "1,2"], "expected three finite numbers"),
+    (["--target", "1,nan,2"], "expected three finite numbers"),
+    (["--rate", "0"], "--rate must be between 1 and 1000 Hz"),
+    (["--safety", "max_tilt_deg=120"], "max_tilt_deg must be below 90"),
+    (["--safety", "no_such=1"], "unknown safety setting 'no_such'"),
+    (["--safety", "response.fence=explode"], "safety response for fence must be one of"),
+    (["--takeoff-alt", "5"], "takeoff altitude 5 m must be between"),
+])
+def test_bad_arguments_name_the_option(tmp_path, args, message):
+    code, out, _ = run_deploy("/dev/null-no-such-port", tmp_path / "logs", *args)
+    assert code == 2 and message in out, out
+
+
+# ---------------------------------------------------------------------------------------------- units
+
+def test_flight_log_reads_back_after_a_torn_write(tmp_path):
+    log = FlightLog(tmp_path / "f.jsonl")
+    log.header(config={})
+    for k in range(5):
+        log.write({"type": "step", "k": k, "action": [math.nan, 1.0, 0.0, 0.0]})
+    log.close()
+    with open(tmp_path / "f.jsonl", "a") as f:
+        f.write('{"type": "step", "k": 5, "act')  # the process died mid-line
+    data = read_log(tmp_path / "f.jsonl")
+    assert [s["k"] for s in data.steps] == list(range(5)) and data.torn_lines == 1 and data.end is None
+    assert math.isnan(data.steps[0]["action"][0])  # a NaN action is kept, not lost
+    (tmp_path / "x.jsonl").write_text(json.dumps({"type": "step"}) + "\n")
+    with pytest.raises(FlightLogError, match="no drone-flight-log/1 header"):
+        read_log(tmp_path / "x.jsonl")
+
+
+def _est(pos=(0, 0, 1), vel=(0, 0, 0), quat=(1, 0, 0, 0), age=0.01, link_age=0.01, stale=False):
+    return Estimate(0.0, 0.0, np.array(pos, float), np.array(vel, float), np.array(quat, float), np.zeros(3), age, age,
+                    link_age, stale, True, "GUIDED", 2, 16.0, 0.9, True)
+
+
+def test_safety_checks_fire_on_their_limits():
+    lim = SafetyLimits().validate()
+    sm = SafetyMonitor(lim, Fence.around((0, 0, 0), lim), cells=4)
+    assert sm.check_link(_est()) is None and sm.check_state(_est()) is None
+    assert sm.check_state(_est(pos=(5.1, 0, 1))).kind == "fence"
+    assert sm.check_state(_est(pos=(0, 0, 3.2))).kind == "altitude"
+    tilt = math.radians(61)
+    assert sm.check_state(_est(quat=(math.cos(tilt / 2), math.sin(tilt / 2), 0, 0))).kind == "tilt"
+    assert sm.check_state(_est(vel=(3.5, 0, 0))).kind == "speed"
+    assert sm.check_link(_est(age=0.3)).kind == "stale_telemetry"
+    assert sm.check_link(_est(link_age=1.5, stale=True)).kind == "link_lost"
+    assert sm.check_action(np.array([0, 0, math.nan, 0]), _est()).kind == "action_nonfinite"
+    assert sm.check_action(np.array([0, 1.2, 0, 0]), _est()).kind == "action_range"
+    assert sm.check_action(np.zeros(4), _est()) is None
+    assert sm.check_state(_est(pos=(math.nan, 0, 1))).kind == "observation_nonfinite"
+    for _ in range(lim.max_consecutive_misses - 1):
+        assert sm.check_deadline(True, _est(), 0.0) is None
+    assert sm.check_deadline(True, _est(), 0.0).kind == "deadline"
+    assert sm.check_state(_est(pos=(5.1, 0, 1))).response == "return"
+
+
+def test_relative_targets_follow_the_heading_and_the_fence_refuses():
+    lim = SafetyLimits().validate()
+    tg = Targeting(Fence.around((0, 0, 0), lim), "relative")
+    yaw = math.pi / 2  # facing north (ENU +y)
+    q = (math.cos(yaw / 2), 0, 0, math.sin(yaw / 2))
+    p = tg.set_target((1.0, 0.5, 0.2), position=np.array([1.0, 1.0, 1.0]), quaternion=np.array(q))
+    assert np.allclose(p, [0.5, 2.0, 1.2])  # 1 m forward = north, 0.5 m left = west
+    with pytest.raises(TargetError, match="outside the fence"):
+        tg.set_target((5.0, 0, 0), position=np.array([1.0, 1.0, 1.0]), quaternion=np.array(q))
+    assert np.allclose(tg.target, [0.5, 2.0, 1.2])  # the target in force is kept
+
+
+def test_config_parsing():
+    assert parse_vec3("1, -2,3.5") == (1.0, -2.0, 3.5)
+    with pytest.raises(ConfigError):
+        parse_vec3("1,2,3,4")
+    with pytest.raises(ConfigError, match="stale_after_s must be shorter"):
+        DeployConfig(limits=SafetyLimits(stale_after_s=2.0)).validate()
