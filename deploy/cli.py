@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for a heartbeat")
     ap.add_argument("--allow-rate-mismatch", action="store_true",
                     help="fly --rate although the policy was trained at another rate (loop benchmarks only)")
+    ap.add_argument("--realtime", action="store_true",
+                    help="run at real-time priority (SCHED_FIFO; needs CAP_SYS_NICE) so other programs cannot delay a tick")
     ap.add_argument("--quiet", action="store_true", help="no status line every second")
     ap.add_argument("--ui", action="store_true", help="open the operator window (deploy/ui.py: drag the target, "
                                                       "arm, land, kill); the loop runs on its own thread")
@@ -87,7 +89,7 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         target_tolerance_m=args.tolerance, then=args.then, duration_s=args.duration, lockstep=args.lockstep,
         telemetry_latency_s=args.telemetry_latency_ms / 1000.0, command_latency_s=args.command_latency_ms / 1000.0,
         drone=args.drone, signing_key=args.signing_key, connect_timeout_s=args.connect_timeout,
-        allow_rate_mismatch=args.allow_rate_mismatch, limits=limits)
+        allow_rate_mismatch=args.allow_rate_mismatch, realtime=args.realtime, limits=limits)
     return cfg.validate()
 
 

@@ -146,6 +146,7 @@ class DeployConfig:
     preflight_timeout_s: float = 5.0   # how long preflight waits for the estimator to become ready
     cells: int | None = None           # battery cells (None: estimated from the voltage)
     onnx_threads: int = 1
+    realtime: bool = False             # SCHED_FIFO priority for the process (--realtime)
     allow_rate_mismatch: bool = False  # benchmarks only: fly --rate although the policy was trained at another
     landing_timeout_s: float = 60.0    # how long to wait for the firmware to land and disarm
     takeoff_timeout_s: float = 20.0    # how long the climb to the takeoff altitude may take

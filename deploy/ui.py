@@ -164,7 +164,7 @@ class OperatorWindow(Viewer):
     drawing helpers (a Viewer without an env: the state comes from telemetry, not from a simulator)."""
 
     def __init__(self, session: FlightThread, width: int = 1280, height: int = 720, title: str = "drone-ui",
-                 fps: int = 60, supersample: int = 1, course: dict | None = None, frame_info: str | None = None,
+                 fps: int = 30, supersample: int = 1, course: dict | None = None, frame_info: str | None = None,
                  screenshot_dir: str | None = None, exit_when_done: bool = False, min_drone_px: float = 22.0,
                  target_speed: float = TARGET_SPEED, frame_stall_ms: float = 0.0):
         if Viewer._open:
@@ -236,6 +236,7 @@ class OperatorWindow(Viewer):
         self._shots = 0
         self._buttons: list[tuple[tuple[int, int, int, int], str, str, tuple]] = []
         self.renderer_threads: list[int] = []            # threads the window started, run at lower priority
+        self._banner_rect: list[int] | None = None        # where the safety banner was drawn (frame info)
 
     # -- camera: an orbit around the middle of the fence, fixed unless the operator moves it -------------
     def reset_camera(self) -> None:
@@ -719,17 +720,21 @@ class OperatorWindow(Viewer):
         for t, s, c in rlines:
             self._text(t, w - rw + 2, y, s, c)
             y += s + 7
-        # safety triggers: a red banner with the newest, and the list under the right panel
+        # safety triggers: a red banner with the newest (between the panels, or under them), then the list
+        self._banner_rect = None
         if snap is not None and snap.triggers:
             last = snap.triggers[-1]
             banner = f"SAFETY {last.get('kind')}: {last.get('detail')} -> {last.get('response')}"
             bw = min(rl.measure_text(banner, 20) + 24, w - 20)
-            rl.draw_rectangle(int((w - bw) / 2), 10 if pw + rw + bw + 40 < w else ph + 20, int(bw), 32,
-                              rl.Color(150, 20, 20, 220))
-            self._text(banner, (w - bw) / 2 + 12, (16 if pw + rw + bw + 40 < w else ph + 26), 20, (255, 235, 235))
-            yy = rh + 20
+            by = 10 if pw + rw + bw + 40 < w else max(ph, rh) + 20
+            bx = int((w - bw) / 2)
+            rl.draw_rectangle(bx, by, int(bw), 32, rl.Color(150, 20, 20, 230))
+            self._text(banner, bx + 12, by + 6, 20, (255, 235, 235))
+            self._banner_rect = [bx, by, int(bw), 32]
+            yy = max(by + 40, rh + 20)
             for trig in snap.triggers[-4:]:
-                self._text(f"{trig.get('kind')}: {str(trig.get('detail'))[:70]}", w - rw - 10, yy, 10, REFUSED)
+                t = f"{trig.get('kind')}: {str(trig.get('detail'))[:90]} -> {trig.get('response')}"
+                self._text(t, w - rl.measure_text(t, 10) - 12, yy, 10, REFUSED)
                 yy += 14
         # messages: the flight's own lines, then the operator's notices, errors in red
         msgs = [(t, s, (200, 205, 212)) for t, s in list(self.session.lines)[-4:]]
@@ -806,7 +811,8 @@ class OperatorWindow(Viewer):
                         WARN if bad else (170, 175, 185)))
         if snap is not None:
             miss_col = REFUSED if snap.deadline_misses else (220, 225, 232)
-            out += [(f"loop {snap.loop_rate_hz:5.1f} Hz   compute p99 {snap.compute_p99_ms:.2f} ms", 10, (220, 225, 232)),
+            out += [(f"loop {snap.loop_rate_hz:5.1f} Hz   compute p99 {snap.compute_p99_ms:.2f} ms", 10,
+                     (220, 225, 232)),
                     (f"deadline misses {snap.deadline_misses}", 10, miss_col)]
         pe = "-" if self._pred_err is None else (f"{1000 * self._pred_err:.1f} mm" if self._pred_err < 0.01
                                                  else f"{100 * self._pred_err:.1f} cm")
@@ -863,12 +869,14 @@ class OperatorWindow(Viewer):
                 if on:
                     grid[f"{i},{j}"] = [round(x, 1), round(y, 1)]
         info = {"width": self.width, "height": self.height, "frames": self._frames, "fps": round(self._fps, 2),
-                "stats": self.frame_stats(), "renderer_threads_lowered": len(self.renderer_threads), "closing": self.closing, "flight_done": self.session.done,
+                "stats": self.frame_stats(), "renderer_threads_lowered": len(self.renderer_threads),
+                "closing": self.closing, "flight_done": self.session.done, "safety_banner": self._banner_rect,
                 "exit_code": self.session.exit_code, "refusals": self.refusals, "targets_sent": self.targets_sent,
                 "error": self._error[1] if self._error else None, "fence": f, "grid_screen": grid,
                 "camera": {"yaw_deg": math.degrees(self.yaw), "pitch_deg": math.degrees(self.pitch), "zoom": self.zoom}}
         if snap is not None:
-            info.update(phase=snap.phase, armed=self.session.armed_now(snap), mode=snap.mode, position=list(snap.position),
+            info.update(phase=snap.phase, armed=self.session.armed_now(snap), mode=snap.mode,
+                        position=list(snap.position),
                         target=None if snap.target is None else list(snap.target), task=snap.task,
                         distance_to_target=snap.distance_to_target, triggers=list(snap.triggers),
                         loop_rate_hz=snap.loop_rate_hz, compute_p99_ms=snap.compute_p99_ms,
@@ -1016,17 +1024,18 @@ def build_parser():
     import argparse
 
     ap = argparse.ArgumentParser(
-        prog="drone-ui", allow_abbrev=False, description="The operator window: drag the target, watch the drone and the simulator's "
-                                     "prediction. Other options are drone-deploy's (--policy, --task, --course, "
-                                     "--fence, --max-alt, --takeoff-alt, --lockstep, --log ...).",
-        epilog=__doc__.split("\n\n")[2])
+        prog="drone-ui", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The operator window: drag the target, watch the drone and the simulator's prediction.\n"
+                    "Other options are drone-deploy's (--policy, --task, --course, --fence, --max-alt,\n"
+                    "--takeoff-alt, --target, --lockstep, --log ...: see drone-deploy --help).",
+        epilog=next(p for p in __doc__.split("\n\n") if p.startswith("Controls")))
     ap.add_argument("--sim", action="store_true", help="practice: start a drone-sim-vehicle on a pty and fly it")
     ap.add_argument("--sim-arg", action="append", default=[], metavar="ARG",
                     help="an argument for drone-sim-vehicle (repeat; write --sim-arg=--noise-pos --sim-arg=0.02)")
     ap.add_argument("--arm", action="store_true", help="arm and take off as soon as preflight passes (no T key)")
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=720)
-    ap.add_argument("--fps", type=int, default=60, help="window frame rate cap (default 60)")
+    ap.add_argument("--fps", type=int, default=30, help="window frame rate cap (default 30)")
     ap.add_argument("--supersample", type=int, default=1, choices=[1, 2], help="render the 3D view at 2x and filter")
     ap.add_argument("--frame-info", metavar="JSON", help="keep writing what the window shows (pixels, state) here")
     ap.add_argument("--screenshot-dir", metavar="DIR", help="where P saves screenshots (default: here)")
