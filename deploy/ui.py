@@ -237,6 +237,7 @@ class OperatorWindow(Viewer):
         self._buttons: list[tuple[tuple[int, int, int, int], str, str, tuple]] = []
         self.renderer_threads: list[int] = []            # threads the window started, run at lower priority
         self._banner_rect: list[int] | None = None        # where the safety banner was drawn (frame info)
+        self._last_shot: dict = {}                        # the last screenshot and what its frame showed
 
     # -- camera: an orbit around the middle of the fence, fixed unless the operator moves it -------------
     def reset_camera(self) -> None:
@@ -359,7 +360,8 @@ class OperatorWindow(Viewer):
         path = d / f"drone-ui-{self._shots:03d}.png"
         self.save_screenshot(path)
         self._say(f"screenshot {path}")
-        self._write_info(force=True, extra={"screenshot": str(path)})
+        self._last_shot = {"screenshot": str(path), "screenshot_safety_banner": self._banner_rect}
+        self._write_info(force=True)
         return path
 
     def _handle_input(self) -> None:
@@ -886,6 +888,7 @@ class OperatorWindow(Viewer):
                 fx, fy, fon = self._screen((snap.target[0], snap.target[1], f["ground_z"]))
                 info["target_screen"] = [round(x, 1), round(y, 1)] if on else None
                 info["target_floor_screen"] = [round(fx, 1), round(fy, 1)] if fon else None
+        info.update(self._last_shot)
         if extra:
             info.update(extra)
         tmp = self.frame_info_path.with_name(self.frame_info_path.name + ".tmp")
