@@ -537,6 +537,12 @@ class Flight:
                 d = math.hypot(xyz[0], xyz[1])
                 if d > tg.fence.radius - tg.fence.margin:
                     problems.append(f"relative target {xyz} is {d:.2f} m away: longer than the fence radius")
+        if course is not None and self.config.task in ("race", "obstacles"):
+            for i, ring in enumerate(course.rings):  # the course is in the home frame, like absolute targets
+                try:
+                    tg.fence.check_target(ring["position"])
+                except TargetError as exc:
+                    problems.append(f"course ring {i + 1}: {exc}")
         if self.config.takeoff_alt_m > self.config.limits.max_alt_m - self.config.limits.fence_margin_m:
             problems.append(f"takeoff altitude {self.config.takeoff_alt_m:g} m is above the ceiling minus the margin")
         return problems

@@ -16,7 +16,7 @@ from deploy.estimate import Estimate
 from deploy.flightlog import FlightLog, FlightLogError, read_log
 from deploy.safety import SafetyMonitor
 from deploy.targets import Fence, TargetError, Targeting
-from test_deploy_support import edited_policy, run_deploy, vehicle_armed, vehicle_in_process
+from test_deploy_support import ROOT, edited_policy, run_deploy, vehicle_armed, vehicle_in_process
 
 
 def test_default_policy_is_the_shipped_hover_policy():
@@ -149,3 +149,11 @@ def test_config_parsing():
         parse_vec3("1,2,3,4")
     with pytest.raises(ConfigError, match="stale_after_s must be shorter"):
         DeployConfig(limits=SafetyLimits(stale_after_s=2.0)).validate()
+
+
+def test_course_outside_the_fence_refused(tmp_path, data_dir):
+    pol = str(ROOT / "policies" / "pretrained" / "multitask_ctbr.onnx")  # trained on race
+    with vehicle_in_process() as (vehicle, faults, endpoint):
+        code, out, log = run_deploy(endpoint, tmp_path / "logs", "--dry-run", "--task", "race", "--policy", pol,
+                                    "--course", str(data_dir / "course_example.json"))
+    assert code == 2 and "course ring 1: target (10.00, 0.00, 2.00) is 10.00 m from home, outside the fence" in out
