@@ -816,7 +816,7 @@ class OperatorWindow(Viewer):
             out += [(f"loop {snap.loop_rate_hz:5.1f} Hz   compute p99 {snap.compute_p99_ms:.2f} ms", 10,
                      (220, 225, 232)),
                     (f"deadline misses {snap.deadline_misses}", 10, miss_col)]
-        pe = "-" if self._pred_err is None else (f"{1000 * self._pred_err:.1f} mm" if self._pred_err < 0.01
+        pe = "-" if self._pred_err is None else (f"{1000 * self._pred_err:.2f} mm" if self._pred_err < 0.01
                                                  else f"{100 * self._pred_err:.1f} cm")
         out += [(f"sim one-step prediction error {pe}", 10, GHOST),
                 (f"ui {self._fps:5.1f} fps", 10, (170, 175, 185))]
