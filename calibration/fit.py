@@ -205,6 +205,7 @@ def summary_lines(res: CalibrationResult) -> list[str]:
         lines.append(f"thrust expo {res.thrust_expo:.3f} (ArduPilot MOT_THST_EXPO, PX4 THR_MDL_FAC)")
     s = res.stats
     lines.append(f"data        {len(res.points)} steady points, settle {res.settle:.2f} s; "
-                 f"{res.k_thrust.rejected} thrust points and {res.rejected_readings} readings rejected as outliers")
+                 f"{res.k_thrust.rejected} thrust points, {res.k_torque.rejected if res.k_torque else 0} torque points and "
+                 f"{res.rejected_readings} readings rejected as outliers")
     lines.append(f"lines       {s.summary()}")
     return lines
