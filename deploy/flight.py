@@ -499,10 +499,14 @@ class Flight:
             self.log.event("command", what=what, ok=False, detail=f"{type(exc).__name__}: {exc}")
             self.say(f"{what} failed: {exc}")
             return False
+        finally:
+            if self.runner is not None:
+                self.runner.clock.reset()  # the loop waited on the command: not deadline misses
 
     def _phase(self, name: str) -> None:
         if self.runner is not None:
             self.runner.phase = name
+            self.runner.clock.reset()  # the commands before a phase block the loop: not deadline misses
         self.log.event("phase", phase=name)
 
     def _trigger_event(self, trig: Trigger) -> None:

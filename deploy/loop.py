@@ -80,6 +80,7 @@ class TickRunner:
         """One period. checks: which safety groups apply in this phase: 'link', 'state', 'battery',
         'policy', 'mode', 'deadline'."""
         now, due, deadline, skipped = self.clock.wait(stop)
+        cpu0 = time.thread_time()
         late = max(0.0, now - due)
         s = self.link.state
         est = Estimate.from_vehicle(s, self.origin_local, now)
@@ -115,6 +116,7 @@ class TickRunner:
         if msg is not None and not self.dry_run:
             sent = self.link.send(msg)
         t_sent = time.monotonic()
+        cpu = time.thread_time() - cpu0
         compute = t_sent - now
         missed = (t_sent > deadline or skipped > 0) and not self.clock.lockstep
         if trig is None and "deadline" in checks:
@@ -133,8 +135,8 @@ class TickRunner:
         if trig is not None:
             self.triggers.append(trig)
         work = time.monotonic() - t_sent
-        self.timing.record(now, late, compute, work, missed, skipped)
-        self._log_step(est, tstate, obs, action, desc, sent, pred, late, compute, work, missed, trig)
+        self.timing.record(now, late, compute, work, missed, skipped, cpu)
+        self._log_step(est, tstate, obs, action, desc, sent, pred, late, compute, cpu, work, missed, trig)
         self._publish(est, tstate, action, pred)
         self.k += 1
         return TickResult(est, trig, action, sent, missed)
@@ -150,8 +152,8 @@ class TickRunner:
                 self.log.event("mode", est.t, vt=est.vt, mode=est.mode, previous=self._last_mode)
             self._last_mode = est.mode
 
-    def _log_step(self, est: Estimate, tstate: TargetState, obs, action, desc, sent, pred, late, compute, work,
-                  missed, trig) -> None:
+    def _log_step(self, est: Estimate, tstate: TargetState, obs, action, desc, sent, pred, late, compute, cpu,
+                  work, missed, trig) -> None:
         rec: dict[str, Any] = {
             "type": "step", "k": self.k, "t": self.log.rel(est.t), "vt": round(est.vt, 4), "phase": self.phase,
             "pos": vec_list(est.position, 4), "vel": vec_list(est.velocity, 4), "quat": vec_list(est.quaternion, 5),
@@ -166,6 +168,7 @@ class TickRunner:
             "pred": None if pred is None else {"pos": vec_list(pred[0:3], 4), "vel": vec_list(pred[3:6], 4),
                                                "quat": vec_list(pred[6:10], 5), "rates": vec_list(pred[10:13], 4)},
             "timing": {"late_ms": round(late * 1e3, 3), "compute_ms": round(compute * 1e3, 4),
+                       "cpu_ms": round(cpu * 1e3, 4),
                        "work_ms": round(work * 1e3, 4), "miss": missed},
         }
         if trig is not None:

@@ -6,6 +6,8 @@ is a miss. A loop that fell more than a period behind (the laptop stalled) skips
 instead of bursting to catch up, and counts each as a miss; the safety layer lands after too many in a
 row. `compute` is the time from waking to the command being sent (telemetry read, delay model,
 observation, policy, safety checks, mapping, send); logging and bookkeeping after the send are `work`.
+`cpu` is the loop thread's own CPU time over the same span (time.thread_time): on a machine shared with
+other programs, compute minus cpu is time the loop was runnable or blocked but not running.
 
 Vehicle pacing (drone-sim-vehicle --lockstep): the simulated vehicle advances one control period per
 setpoint, so the loop runs as soon as the telemetry of the new period has arrived, and time is the
@@ -27,6 +29,7 @@ class TimingStats:
         self.period = period
         self.compute_ms = array.array("d")
         self.work_ms = array.array("d")
+        self.cpu_ms = array.array("d")
         self.ticks = 0
         self.misses = 0
         self.skipped = 0
@@ -36,9 +39,11 @@ class TimingStats:
         self._fast: dict | None = None
         self._fast_at = 0
 
-    def record(self, start: float, late: float, compute: float, work: float, missed: bool, skipped: int) -> None:
+    def record(self, start: float, late: float, compute: float, work: float, missed: bool, skipped: int,
+               cpu: float = 0.0) -> None:
         with self._lock:
             self.ticks += 1
+            self.cpu_ms.append(cpu * 1e3)
             self.compute_ms.append(compute * 1e3)
             self.work_ms.append(work * 1e3)
             self.misses += int(missed) + skipped
@@ -71,9 +76,10 @@ class TimingStats:
         with self._lock:
             c = np.frombuffer(self.compute_ms, dtype=float).copy() if self.ticks else np.zeros(0)
             w = np.frombuffer(self.work_ms, dtype=float).copy() if self.ticks else np.zeros(0)
+            u = np.frombuffer(self.cpu_ms, dtype=float).copy() if self.ticks else np.zeros(0)
             out = {"ticks": self.ticks, "misses": self.misses, "skipped": self.skipped,
                    "max_late_ms": round(self.max_late_ms, 3), "period_ms": round(self.period * 1e3, 3)}
-        for name, v in (("compute", c), ("work", w)):
+        for name, v in (("compute", c), ("cpu", u), ("work", w)):
             if v.size:
                 out[f"{name}_p50_ms"] = round(float(np.percentile(v, 50)), 4)
                 out[f"{name}_p99_ms"] = round(float(np.percentile(v, 99)), 4)
@@ -90,6 +96,10 @@ class WallClock:
     def __init__(self, rate_hz: float):
         self.period = 1.0 / rate_hz
         self._next: float | None = None
+
+    def reset(self) -> None:
+        """Start a fresh schedule (a new phase after a blocking command): the pause is not a miss."""
+        self._next = None
 
     def wait(self, stop: threading.Event) -> tuple[float, float, float, int]:
         """Sleep until the next tick is due. Returns (now, due time, deadline, ticks skipped)."""
@@ -138,6 +148,9 @@ class VehicleClock:
                 else:
                     self._pos = msg.time_boot_ms
                 self._cond.notify_all()
+
+    def reset(self) -> None:
+        pass
 
     def wait(self, stop: threading.Event) -> tuple[float, float, float, int]:
         end = time.monotonic() + self.timeout

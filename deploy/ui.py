@@ -193,7 +193,8 @@ class OperatorWindow(Viewer):
         self.show_trails, self.show_labels, self.show_help = True, True, True
         self._trails = [collections.deque(maxlen=400)]
         self._phase = np.zeros((1, 4))
-        self._drone = session.drone_params()
+        self._drone = session.drone_params()   # nominal until the flight has loaded its policy
+        self._drone_final = False
 
         rl.set_trace_log_level(rl.LOG_WARNING)
         rl.set_config_flags(rl.FLAG_WINDOW_RESIZABLE)
@@ -657,6 +658,8 @@ class OperatorWindow(Viewer):
                             _col(color, alpha))
 
     def _draw_vehicle(self, snap: Snapshot) -> None:
+        if not self._drone_final and getattr(self.session.flight, "policy", None) is not None:
+            self._drone, self._drone_final = self.session.drone_params(), True  # the policy's drone, once loaded
         d = self._drone
         arm, wmax = float(d.get("arm", 0.12)), max(float(d.get("omega_max", 1.0)), 1.0)
         p = np.asarray(snap.position, dtype=float)
@@ -913,7 +916,8 @@ class OperatorWindow(Viewer):
                     break
                 self.draw()
         finally:
-            sys.setswitchinterval(old)
+            if self.session.done:  # else the loop (still landing) keeps the short interval
+                sys.setswitchinterval(old)
             self._write_info(force=True)
 
     def close(self) -> None:

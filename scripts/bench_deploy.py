@@ -51,8 +51,22 @@ def _exe(name: str, module: str) -> list[str]:
     return [str(p)] if p.exists() else [sys.executable, "-m", module]
 
 
-def start_vehicle(tty: str, extra: list[str]) -> subprocess.Popen:
-    proc = subprocess.Popen(_exe("drone-sim-vehicle", "firmware_bridge.sim_vehicle") + ["--pty", tty, *NOISE, *extra],
+def endpoint(kind: str, tmp: Path) -> tuple[list[str], str]:
+    """(drone-sim-vehicle endpoint arguments, the port drone-deploy opens)."""
+    if kind == "udp":
+        import socket
+
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return ["--udp", f"127.0.0.1:{port}"], f"udpin:127.0.0.1:{port}"
+    tty = str(tmp / "ttySIM")
+    return ["--pty", tty], tty
+
+
+def start_vehicle(ep_args: list[str], extra: list[str]) -> subprocess.Popen:
+    proc = subprocess.Popen(_exe("drone-sim-vehicle", "firmware_bridge.sim_vehicle") + [*ep_args, *NOISE, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     while True:
         line = proc.stdout.readline()
@@ -78,24 +92,29 @@ def _policy_timing(log) -> dict:
     import numpy as np
 
     pol = [s for s in log.steps if s["phase"] == "policy"]
+    if not pol:
+        return {"ticks": 0}
     c = np.array([s["timing"]["compute_ms"] for s in pol])
+    u = np.array([s["timing"].get("cpu_ms", np.nan) for s in pol])
     late = np.array([s["timing"]["late_ms"] for s in pol])
     miss = sum(bool(s["timing"]["miss"]) for s in pol)
     vt = [s["vt"] for s in pol]
     return {"ticks": len(pol), "policy_s": round(vt[-1] - vt[0], 2) if pol else 0, "deadline_misses": miss,
             "compute_p50_ms": round(float(np.percentile(c, 50)), 3), "compute_p99_ms": round(float(np.percentile(c, 99)), 3),
-            "compute_max_ms": round(float(c.max()), 3), "late_p99_ms": round(float(np.percentile(late, 99)), 3),
+            "compute_max_ms": round(float(c.max()), 3), "cpu_p50_ms": round(float(np.percentile(u, 50)), 3),
+            "cpu_p99_ms": round(float(np.percentile(u, 99)), 3), "cpu_max_ms": round(float(u.max()), 3), "late_p99_ms": round(float(np.percentile(late, 99)), 3),
             "late_max_ms": round(float(late.max()), 3),
             "skipped": log.end["summary"]["timing"]["skipped"] if log.end else None}
 
 
-def bench_flight(out: Path) -> dict:
+def bench_flight(out: Path, kind: str = "pty", realtime: bool = False) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
-    tty = str(tmp / "ttySIM")
-    veh = start_vehicle(tty, [])
+    ep_args, port = endpoint(kind, tmp)
+    veh = start_vehicle(ep_args, [])
     t0 = time.monotonic()
     try:
-        code, text = deploy(tty, tmp / "logs", sum((["--target", t] for t in TARGETS), []), timeout=300)
+        code, text = deploy(port, tmp / "logs", sum((["--target", t] for t in TARGETS), [])
+                            + (["--realtime"] if realtime else []), timeout=300)
     finally:
         veh.send_signal(signal.SIGTERM)
         veh.wait(10)
@@ -122,10 +141,10 @@ def bench_flight(out: Path) -> dict:
     return res
 
 
-def bench_timing(rate: float, seconds: float, out: Path, realtime: bool = False) -> dict:
+def bench_timing(rate: float, seconds: float, out: Path, realtime: bool = False, kind: str = "pty") -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
-    tty = str(tmp / "ttySIM")
-    veh = start_vehicle(tty, ["--loop-hz", str(max(100.0, rate))])
+    ep_args, tty = endpoint(kind, tmp)
+    veh = start_vehicle(ep_args, ["--loop-hz", str(max(100.0, rate))])
     args = ["--duration", str(seconds), "--rate", str(rate), "--target", "0,0,1.0"]
     if abs(rate - 50.0) > 1e-9:
         args.append("--allow-rate-mismatch")
@@ -137,10 +156,10 @@ def bench_timing(rate: float, seconds: float, out: Path, realtime: bool = False)
         veh.send_signal(signal.SIGTERM)
         veh.wait(10)
     log = read_log(sorted((tmp / "logs").glob("flight-*.jsonl"))[-1])
-    res = {"rate_hz": rate, "realtime": realtime, "exit_code": code, "reason": log.end["reason"] if log.end else None,
+    res = {"rate_hz": rate, "realtime": realtime, "endpoint": kind, "exit_code": code, "reason": log.end["reason"] if log.end else None,
            **_policy_timing(log)}
     out.mkdir(parents=True, exist_ok=True)
-    plot(Replay(log), out / f"timing-{int(rate)}hz{'-rt' if realtime else ''}")
+    plot(Replay(log), out / f"timing-{kind}-{int(rate)}hz{'-rt' if realtime else ''}")
     if code != 0:
         res["output"] = text[-2000:]
     shutil.rmtree(tmp, ignore_errors=True)
@@ -154,24 +173,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rates", default="50,100", help="timing: loop rates in Hz (default 50,100)")
     ap.add_argument("--realtime", choices=["off", "on", "both"], default="both",
                     help="timing: drone-deploy --realtime (SCHED_FIFO) off, on or both (default both)")
+    ap.add_argument("--endpoint", choices=["pty", "udp"], default="pty", help="how drone-deploy reaches the vehicle")
     ap.add_argument("--out", default=str(ROOT / "deploy" / "figures"), help="JSON, logs and PNGs go here")
     args = ap.parse_args(argv)
     out = Path(args.out)
     res: dict = {"load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
     if args.what in ("all", "flight"):
-        res["flight"] = bench_flight(out)
+        res["flight"] = bench_flight(out, args.endpoint, args.realtime == "on")
         print(json.dumps(res["flight"], indent=1), flush=True)
     if args.what in ("all", "timing"):
         res["timing"] = []
         modes = {"off": [False], "on": [True], "both": [False, True]}[args.realtime]
         for rt in modes:
             for r in (float(x) for x in args.rates.split(",")):
-                t = bench_timing(r, args.seconds, out, rt)
+                t = bench_timing(r, args.seconds, out, rt, args.endpoint)
                 res["timing"].append(t)
                 print(json.dumps(t), flush=True)
     res["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"bench-{args.what}.json").write_text(json.dumps(res, indent=1))
+    (out / f"bench-{args.what}-{args.endpoint}.json").write_text(json.dumps(res, indent=1))
     print(f"load average before/after: {res['load_average']} / {res['load_average_after']} on {res['cpus']} CPUs")
     return 0
 
