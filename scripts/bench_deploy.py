@@ -121,12 +121,13 @@ def bench_flight(out: Path, kind: str = "pty", realtime: bool = False) -> dict:
     wall = time.monotonic() - t0
     log_path = sorted((tmp / "logs").glob("flight-*.jsonl"))[-1]
     out.mkdir(parents=True, exist_ok=True)
-    kept = out / "realtime-flight.jsonl"
+    name = "realtime-flight" + ("-udp" if kind == "udp" else "")
+    kept = out / f"{name}.jsonl"
     shutil.copy(log_path, kept)
     log = read_log(kept)
     rp = Replay(log)
     s = rp.summary()
-    pngs = plot(rp, out / "realtime-flight")
+    pngs = plot(rp, out / name)
     res = {"exit_code": code, "reason": log.end["reason"] if log.end else None, "wall_s": round(wall, 1),
            "targets": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in t.items()
                         if k in ("position", "time_to_reach_s", "held_s", "window_max_error_m", "window_mean_error_m",

@@ -157,3 +157,24 @@ def test_course_outside_the_fence_refused(tmp_path, data_dir):
         code, out, log = run_deploy(endpoint, tmp_path / "logs", "--dry-run", "--task", "race", "--policy", pol,
                                     "--course", str(data_dir / "course_example.json"))
     assert code == 2 and "course ring 1: target (10.00, 0.00, 2.00) is 10.00 m from home, outside the fence" in out
+
+
+def test_delay_model_predicts_the_state_forward_under_the_commands_in_flight():
+    """Telemetry `a` old plus latencies: the policy is fed the state the simulator predicts for the moment
+    its command acts, with the commands already sent applied at the times they act."""
+    from deploy.estimate import DelayModel, SimModel
+
+    model = SimModel("ctbr", None)
+    hover = np.array([2 * 0.5 * 9.81 / (4 * 5.47e-7 * 2800.0 ** 2) - 1, 0, 0, 0], dtype=np.float32)
+    est = _est(pos=(0, 0, 1), vel=(1.0, 0, 0), age=0.01)
+    est.t = 100.0
+    assert DelayModel(model).compensate(est, hover) is est  # no latencies: the identity
+    dm = DelayModel(model, telemetry_latency_s=0.02, command_latency_s=0.03)
+    out = dm.compensate(est, hover)
+    h = 0.01 + 0.02 + 0.03
+    assert abs(out.position[0] - 1.0 * h) < 0.01 and abs(out.position[2] - 1.0) < 0.005
+    # a full-thrust command sent 50 ms ago acts (30 ms latency) for the last 50 ms of the 60 ms horizon:
+    # the prediction climbs, the measured state does not
+    dm.sent(99.95, np.array([1.0, 0, 0, 0], np.float32))
+    up = dm.compensate(est, hover)
+    assert up.velocity[2] > 0.1 and out.velocity[2] < 0.02
