@@ -118,3 +118,21 @@ def test_px4_offboard_flight(tmp_path, firmware):
     assert modes == {"OFFBOARD"}
     assert any(s["mode"] == "AUTO.LAND" for s in steps_of(log, "landing"))
     assert_ended_on_ground(log)
+
+
+def test_rpm_policy_maps_to_motor_commands_on_px4_1_13(tmp_path):
+    """The rpm command path: PX4 1.13 takes SET_ACTUATOR_CONTROL_TARGET, so preflight passes and the dry
+    run logs motor throttles 0..1 (motors 1-4) for the policy's four outputs. (No rpm policy is shipped: the
+    file is the ctbr policy relabelled, so it is only dry-run, never flown.)"""
+    from test_deploy_support import edited_policy
+
+    pol = edited_policy(tmp_path / "rpm.onnx", metadata={"action_mode": "rpm"})
+    tty = str(tmp_path / "ttySIM")
+    with sim_vehicle_process(["--pty", tty, "--firmware", "px4"]):
+        code, out, log = run_deploy(tty, tmp_path / "logs", "--dry-run", "--duration", "1", "--policy", str(pol))
+    assert code == 0, out[-3000:]
+    assert "rpm -> SET_ACTUATOR_CONTROL_TARGET" in out
+    dry = steps_of(log, "dry_run")
+    assert dry and all(s["cmd"]["msg"] == "SET_ACTUATOR_CONTROL_TARGET" for s in dry)
+    for s in dry:
+        assert np.allclose(s["cmd"]["throttles"], 0.5 * (np.clip(s["action"], -1, 1) + 1.0), atol=1e-4)
