@@ -368,7 +368,7 @@ class OperatorWindow(Viewer):
     def _handle_input(self) -> None:
         mx, my = self._mouse()
         snap = self.control.snapshot()
-        tgt = np.asarray(snap.target) if snap is not None and snap.target is not None else None
+        tgt = self._current_target(snap)
         shift = rl.is_key_down(rl.KEY_LEFT_SHIFT) or rl.is_key_down(rl.KEY_RIGHT_SHIFT)
         if rl.is_mouse_button_pressed(rl.MOUSE_BUTTON_LEFT):
             hit = self._button_at(mx, my)
@@ -432,8 +432,8 @@ class OperatorWindow(Viewer):
         snap = self.control.snapshot()
         if self._goal is not None:
             base = self._goal
-        elif snap is not None and snap.target is not None:
-            base = np.asarray(snap.target, dtype=float)
+        elif self._current_target(snap) is not None:
+            base = self._current_target(snap)
         else:
             self._say("no target yet (the flight sets one at takeoff)", error=True)
             return
@@ -446,6 +446,14 @@ class OperatorWindow(Viewer):
             return
         self._goal = p
         self._say(f"target height {p[2] - self._fence()['ground_z']:.2f} m")
+
+    def _current_target(self, snap: Snapshot | None) -> np.ndarray | None:
+        """The target in force now: the flight's Targeting (updated by set_target at once, under its short
+        lock) rather than the last snapshot's, which lags by up to a tick. Race targets are ring centres."""
+        tg = self.control.targeting
+        if tg is not None and (snap is None or snap.task != "race"):
+            return tg.target
+        return None if snap is None or snap.target is None else np.asarray(snap.target, dtype=float)
 
     def _check(self, p: np.ndarray) -> str | None:
         """Why p cannot be a target (None: it can): the flight's own check, the one set_target applies."""
@@ -472,8 +480,7 @@ class OperatorWindow(Viewer):
         dt = min(now - self._step_t, 4 * SEND_PERIOD)
         self._step_t = now
         snap = self.control.snapshot()
-        cur = self._sent if self._sent is not None else (
-            np.asarray(snap.target, dtype=float) if snap is not None and snap.target is not None else None)
+        cur = self._sent if self._sent is not None else self._current_target(snap)
         goal = self._goal
         if cur is None:
             nxt = goal
@@ -633,8 +640,8 @@ class OperatorWindow(Viewer):
 
     def _draw_target(self, snap: Snapshot, f: dict) -> None:
         z0 = f["ground_z"]
-        if snap.target is not None and snap.task != "race":
-            t = np.asarray(snap.target, dtype=float)
+        t = self._current_target(snap)
+        if t is not None and snap.task != "race":
             self._sphere(t, 0.09, TARGET_COLOR)
             rl.draw_sphere_wires(_v3(t), 0.3, 6, 8, rl.Color(240, 240, 240, 50))
             self._line((t[0], t[1], z0 + 0.01), t, (200, 200, 200), 120)
@@ -806,9 +813,12 @@ class OperatorWindow(Viewer):
             ok, age = (link is not None and link.connected), float("nan")
         else:
             ok, age = snap.link_ok, snap.telemetry_age_s
-        out = [(("LINK OK" if ok else "LINK LOST"), 20, OK_GREEN if ok else REFUSED),
-               (f"telemetry age {age * 1e3:.0f} ms" if math.isfinite(age) else "telemetry -", 10, (220, 225, 232)),
-               (f"rx {r.rx_hz:.0f} msg/s  {r.rx_bps / 1000:.1f} kB/s   tx {r.tx_hz:.0f} msg/s", 10, (220, 225, 232))]
+        if self.session.done:
+            out = [("LINK CLOSED (flight ended)", 20, (170, 175, 185))]
+        else:
+            out = [(("LINK OK" if ok else "LINK LOST"), 20, OK_GREEN if ok else REFUSED)]
+        out += [(f"telemetry age {age * 1e3:.0f} ms" if math.isfinite(age) else "telemetry -", 10, (220, 225, 232)),
+                (f"rx {r.rx_hz:.0f} msg/s  {r.rx_bps / 1000:.1f} kB/s   tx {r.tx_hz:.0f} msg/s", 10, (220, 225, 232))]
         if link is not None:
             st = link.stats
             bad = st.faults + st.garbage_bytes
@@ -880,17 +890,19 @@ class OperatorWindow(Viewer):
                 "error": self._error[1] if self._error else None, "fence": f, "grid_screen": grid,
                 "camera": {"yaw_deg": math.degrees(self.yaw), "pitch_deg": math.degrees(self.pitch), "zoom": self.zoom}}
         if snap is not None:
+            tgt = self._current_target(snap)  # the target in force (the snapshot's lags by up to a tick)
             info.update(phase=snap.phase, armed=self.session.armed_now(snap), mode=snap.mode,
                         position=list(snap.position),
-                        target=None if snap.target is None else list(snap.target), task=snap.task,
+                        target=None if tgt is None else [float(v) for v in tgt], task=snap.task,
                         distance_to_target=snap.distance_to_target, triggers=list(snap.triggers),
                         loop_rate_hz=snap.loop_rate_hz, compute_p99_ms=snap.compute_p99_ms,
                         deadline_misses=snap.deadline_misses)
-            if snap.target is not None:
-                x, y, on = self._screen(snap.target)
-                fx, fy, fon = self._screen((snap.target[0], snap.target[1], f["ground_z"]))
+            if tgt is not None:
+                x, y, on = self._screen(tgt)
+                fx, fy, fon = self._screen((tgt[0], tgt[1], f["ground_z"]))
                 info["target_screen"] = [round(x, 1), round(y, 1)] if on else None
                 info["target_floor_screen"] = [round(fx, 1), round(fy, 1)] if fon else None
+        info["goal"] = None if self._goal is None else [float(v) for v in self._goal]  # a walk in progress
         info.update(self._last_shot)
         if extra:
             info.update(extra)

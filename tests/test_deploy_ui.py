@@ -225,7 +225,7 @@ def test_drag_the_target_fly_there_hold_refuse_outside_close_lands(display, tmp_
         grab, dest_px = info["target_floor_screen"], info["grid_screen"]["2,1"]
         assert grab is not None
         ui.drag(grab, dest_px)
-        info = ui.wait(lambda i: i.get("target") is not None
+        info = ui.wait(lambda i: i.get("target") is not None and i.get("goal") is None and not ui.info().get("goal")
                        and math.hypot(i["target"][0] - 2, i["target"][1] - 1) < 0.2, 10, "the dragged target (2, 1)")
         target = np.asarray(info["target"])
         assert abs(target[2] - start[2]) < 1e-6, "a floor drag keeps the height"
@@ -244,7 +244,8 @@ def test_drag_the_target_fly_there_hold_refuse_outside_close_lands(display, tmp_
         for _ in range(3):
             ui.xdo("click", "--window", ui.wid, "4")
             time.sleep(0.15)
-        info = ui.wait(lambda i: abs(i["target"][2] - (target[2] + 0.3)) < 1e-6, 10, "the target 0.3 m higher")
+        info = ui.wait(lambda i: abs(i["target"][2] - (target[2] + 0.3)) < 1e-6 and i.get("goal") is None, 10,
+                       "the target 0.3 m higher")
         target = np.asarray(info["target"])
 
         # a drag outside the fence (grid point (5, 3): 5.8 m from home, fence 5 m) is refused and shown
@@ -288,19 +289,22 @@ def test_drag_the_target_fly_there_hold_refuse_outside_close_lands(display, tmp_
 
 
 def test_task_switch_hold_and_kill_key_disarms_in_flight(display, tmp_path):
-    ui = UI(display, tmp_path, "kill")
+    ui = UI(display, tmp_path, "kill", extra=["--target-speed", "0.5"])
     try:
         info = _armed_and_flying(ui)
         assert info["task"] == "hover"
         ui.key("Tab")  # next task the flight can fly: goto (race needs a course)
         ui.wait(lambda i: i.get("task") == "goto", 10, "the task switch to goto")
-        # hold: the target frozen where the drone is now
+        # hold: a slow walk (--target-speed 0.5) to (-1, 1) is under way; H freezes the target where the drone is
         ui.drag(ui.info()["target_floor_screen"], ui.info()["grid_screen"]["-1,1"])
-        ui.wait(lambda i: math.hypot(i["target"][0] + 1, i["target"][1] - 1) < 0.2, 10, "the target at (-1, 1)")
-        time.sleep(0.3)
+        assert ui.info()["goal"] is not None, "the walk to (-1, 1) already ended"
         ui.key("h")
-        info = ui.wait(lambda i: math.hypot(i["target"][0] + 1, i["target"][1] - 1) > 0.05, 10, "the hold")
-        assert np.linalg.norm(np.subtract(info["target"], info["position"])) < 0.6, info
+        info = ui.wait(lambda i: i.get("goal") is None, 10, "the hold")
+        held = np.asarray(info["target"])
+        assert math.hypot(held[0] + 1, held[1] - 1) > 0.3, f"the walk was not stopped: {held}"
+        assert np.linalg.norm(held - np.asarray(info["position"])) < 0.5, info
+        time.sleep(1.0)
+        assert np.allclose(ui.info()["target"], held), "the held target moved"
         ui.key("k")
         info = ui.wait(lambda i: i.get("flight_done") and i.get("armed") is False, 20, "the kill to disarm")
         assert info["exit_code"] == 4, info  # drone-deploy's exit code for a kill
