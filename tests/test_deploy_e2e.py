@@ -136,3 +136,49 @@ def test_rpm_policy_maps_to_motor_commands_on_px4_1_13(tmp_path):
     assert dry and all(s["cmd"]["msg"] == "SET_ACTUATOR_CONTROL_TARGET" for s in dry)
     for s in dry:
         assert np.allclose(s["cmd"]["throttles"], 0.5 * (np.clip(s["action"], -1, 1) + 1.0), atol=1e-4)
+
+
+def test_target_switch_mid_flight_is_immediate(tmp_path):
+    """The operator handle (deploy.control.FlightControl, what a UI holds): a new target takes effect at
+    the next tick, the drone flies there; a target outside the fence is refused and the old one kept."""
+    import threading
+    import time
+
+    from deploy.config import DeployConfig
+    from deploy.control import FlightControl
+    from deploy.flight import Flight
+    from deploy.flightlog import read_log
+    from deploy.targets import TargetError
+    from test_deploy_support import vehicle_in_process
+
+    with vehicle_in_process() as (vehicle, faults, endpoint):
+        control = FlightControl()
+        cfg = DeployConfig(port=endpoint, baud=115200, lockstep=True, log_dir=str(tmp_path / "logs"))
+        flight = Flight(cfg, control, say=lambda line: None)
+        t = threading.Thread(target=flight.run, daemon=True)
+        t.start()
+        end = time.monotonic() + 40
+        while time.monotonic() < end and not (control.snapshot() and control.snapshot().phase == "policy"):
+            time.sleep(0.02)
+        time.sleep(0.5)
+        vt_call = control.snapshot().vt
+        control.set_target((0.6, -0.4, 1.4), frame="home")
+        with pytest.raises(TargetError, match="outside the fence"):
+            control.set_target((9.0, 0.0, 1.0), frame="home")
+        end = time.monotonic() + 30
+        def there():
+            snap = control.snapshot()
+            return np.allclose(snap.target, (0.6, -0.4, 1.4)) and snap.distance_to_target < 0.15
+
+        while time.monotonic() < end and not there():
+            time.sleep(0.02)
+        control.request_land("test")
+        t.join(60)
+    assert flight.exit_code == 0, flight.reason
+    log = read_log(flight.log.path)
+    pol = [s for s in log.steps if s["phase"] == "policy"]
+    first = next(s for s in pol if np.allclose(s["target"], [0.6, -0.4, 1.4], atol=1e-6))
+    assert first["vt"] - vt_call <= 0.02 + 0.021, (first["vt"], vt_call)  # the next tick (one period)
+    assert not any(np.allclose(s["target"], [9.0, 0.0, 1.0]) for s in log.steps)
+    assert min(np.linalg.norm(np.subtract(s["pos"], [0.6, -0.4, 1.4])) for s in pol) < 0.15
+    assert log.end["reason"] == "operator: test" and log.end["summary"]["armed_at_end"] is False
