@@ -44,9 +44,10 @@ from policies.onnx_policy import OnnxPolicy, OnnxPolicyError
 from .command_map import CommandMapper, max_rate_of
 from .config import ConfigError, DeployConfig, default_policy_path, vec_list
 from .control import FlightControl
-from .estimate import DelayModel, OneStepPredictor, SimModel
+from .estimate import DelayModel, Estimate, OneStepPredictor, SimModel
 from .flightlog import FlightLog
-from .loop import Commander, TickRunner
+from .loop import Commander, TickResult, TickRunner
+from .observation import build_observation
 from .preflight import PreflightRefused, TelemetryCounter, run_preflight, summary_of
 from .safety import SafetyMonitor, Trigger
 from .targets import Course, Fence, TargetError, Targeting
@@ -180,9 +181,7 @@ class Flight:
 
         def first_action(home_local, frame):
             tg = self._make_targeting(home_local, frame, course)
-            from .estimate import Estimate
             est = Estimate.from_vehicle(link.state, np.asarray(home_local, float), time.monotonic())
-            from .observation import build_observation
             obs = build_observation(est, tg.update(est.vt, est.position, est.quaternion), hover)
             self.policy.reset()
             return self.policy(obs)
@@ -467,23 +466,24 @@ class Flight:
         return self._finish(f"killed: {why}", EXIT_ARMED if armed else EXIT_KILLED)
 
     # ------------------------------------------------------------------ helpers
-    def _tick(self, cmd: Commander, checks):
-        """One tick; an exception inside it becomes an `exception` safety trigger (the loop survives)."""
+    def _tick(self, cmd: Commander, checks) -> TickResult:
+        """One tick; an exception inside it becomes an `exception` safety trigger (the loop survives).
+
+        In an active phase (takeoff, policy) the trigger ends the phase (its response: hold, then land).
+        In a watching phase (hold, return, landing, passive) nothing is being commanded: the error is logged
+        and the watch goes on with the last good estimate, because the firmware is already flying."""
         try:
             return self.runner.tick(cmd, self.stop, checks)
         except Exception as exc:
             self.log.event("error", detail=f"{type(exc).__name__} in the control loop: {exc}", phase=self.runner.phase)
-            trig = self.runner.safety.exception(exc, self.runner.last_est, time.monotonic())
-            self.runner.triggers.append(trig)
-            if self.runner.phase in ("takeoff", "policy", "handover", "dry_run"):
-                from .loop import TickResult
-                est = self.runner.last_est
-                return TickResult(est, trig, None, False, False) if est is not None else _raise(exc)
-            time.sleep(1.0 / self.rate)  # watching phases: log it and keep watching
-            from .loop import TickResult
             est = self.runner.last_est
-            if est is None:
+            if est is None:  # not even one estimate yet: nothing to fly on, nothing armed by us
                 raise
+            trig = self.runner.safety.exception(exc, est, time.monotonic())
+            self.runner.triggers.append(trig)
+            if self.runner.phase in ("takeoff", "policy", "handover", "dry_run", "idle"):
+                return TickResult(est, trig, None, False, False)
+            time.sleep(1.0 / self.rate)
             return TickResult(est, None, None, False, False)
 
     def _disarmed_confirmed(self, est) -> bool:
@@ -589,10 +589,6 @@ def _realtime_priority() -> str:
         return "real-time priority: SCHED_FIFO 10"
     except (OSError, AttributeError) as exc:
         return f"real-time priority not available ({exc}); flying at normal priority"
-
-
-def _raise(exc: BaseException):
-    raise exc
 
 
 def _config_dict(cfg: DeployConfig) -> dict:
