@@ -234,20 +234,21 @@ def run_preflight(link, counter: TelemetryCounter, policy, config: DeployConfig,
 
     # --- command path and thrust semantics -------------------------------------------------------------
     guid_to_set = None
+    unreadable = ""
     semantics = thrust_semantics(info.firmware)
     if info.firmware == Firmware.ARDUPILOT and policy.action_mode == "ctbr":
         opts = _param(link, "GUID_OPTIONS")
-        if opts is None:
+        if opts is None:  # unknown: assume ArduPilot's default (climb rate), which cannot be flown
             semantics = ThrustSemantics.CLIMB_RATE
+            unreadable = " (GUID_OPTIONS could not be read)"
         else:
             semantics = thrust_semantics(info.firmware, int(opts))
             if semantics == ThrustSemantics.CLIMB_RATE and not config.dry_run:
                 guid_to_set = int(opts) | GUID_OPTIONS_THRUST_AS_THRUST
     path = ""
     try:
+        # with the bit about to be set, the flight will have thrust-as-thrust semantics
         sem_for_check = ThrustSemantics.NORMALIZED_THRUST if guid_to_set is not None else semantics
-        if info.firmware == Firmware.ARDUPILOT and policy.action_mode == "ctbr" and _param_missing(semantics, guid_to_set, config):
-            sem_for_check = semantics
         path = check_command_path(policy.action_mode, info.firmware, info.version, sem_for_check)
         note = ""
         if guid_to_set is not None:
@@ -260,7 +261,7 @@ def run_preflight(link, counter: TelemetryCounter, policy, config: DeployConfig,
             add("command path", WARN, f"{exc} (dry run: nothing is written)")
             path = "ctbr -> SET_ATTITUDE_TARGET (would set GUID_OPTIONS bit 3)"
         else:
-            add("command path", FAIL, str(exc))
+            add("command path", FAIL, str(exc) + unreadable)
 
     # --- firmware failsafes (what happens when the link goes) ------------------------------------------
     fs = _failsafe_check(link, info.firmware)
@@ -276,10 +277,6 @@ def run_preflight(link, counter: TelemetryCounter, policy, config: DeployConfig,
     if any(c.status == FAIL for c in checks):
         raise PreflightRefused(checks)
     return PreflightResult(checks, frame, np.asarray(pos, dtype=float), cells, semantics.value, path, guid_to_set)
-
-
-def _param_missing(semantics, guid_to_set, config) -> bool:
-    return semantics == ThrustSemantics.CLIMB_RATE and guid_to_set is None and not config.dry_run
 
 
 def _failsafe_check(link, firmware: Firmware) -> tuple[str, str]:
