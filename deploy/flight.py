@@ -157,7 +157,7 @@ class Flight:
             except (OSError, ValueError) as exc:
                 return self._refuse(f"course: {exc}")
         # -- link
-        self.link = link = MavLink(cfg.port, cfg.baud, signing_key=cfg.signing_key)
+        self.link = link = MavLink(cfg.port, cfg.baud, signing_key=cfg.signing_key, streams=deploy_streams(rate))
         counter = TelemetryCounter()
         link.add_listener(counter)
         link.add_listener(self._on_message)
@@ -167,9 +167,7 @@ class Flight:
             return self._refuse(f"link: {type(exc).__name__}: {exc}")
         log.event("vehicle", firmware=info.firmware.value, version=info.version_text, sysid=info.system_id,
                   endpoint=cfg.port)
-        if rate > 50.0:  # the link asks for 50 Hz attitude and position; a faster loop needs them faster
-            fast = {name: rate for name in ("ATTITUDE_QUATERNION", "LOCAL_POSITION_NED")}
-            log.event("streams", requested=fast, accepted=link.request_streams(fast))
+        log.event("streams", requested=link.streams)
         # -- preflight
         self._phase("preflight")
         mapper = CommandMapper(link.commands, self.policy.action_mode, max_rate_of(m))
@@ -578,6 +576,18 @@ class Flight:
                 else str(self.link.stats)
             summary["armed_at_end"] = bool(self.link.state.armed)
         self.log.end(reason, code, json.loads(json.dumps(summary, default=str)))
+
+
+def deploy_streams(rate_hz: float) -> dict[str, float]:
+    """Telemetry to ask for: the link's defaults with attitude and position at the loop rate (at least
+    50 Hz), and without the IMU stream, which the loop does not use (on a 57600 baud radio it would take
+    the bandwidth the attitude and position need)."""
+    from firmware_bridge import DEFAULT_STREAMS
+
+    s = {k: v for k, v in DEFAULT_STREAMS.items() if k != "HIGHRES_IMU"}
+    for name in ("ATTITUDE_QUATERNION", "LOCAL_POSITION_NED"):
+        s[name] = max(float(s.get(name, 50.0)), float(rate_hz))
+    return s
 
 
 def _realtime_priority() -> str:
