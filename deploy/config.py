@@ -166,6 +166,9 @@ class DeployConfig:
         for lat in (self.telemetry_latency_s, self.command_latency_s):
             if not (math.isfinite(lat) and 0.0 <= lat <= 0.5):
                 raise ConfigError(f"latencies of the delay model must be within 0..0.5 s, got {lat}")
+        if self.lockstep and (self.telemetry_latency_s or self.command_latency_s):
+            raise ConfigError("the delay model runs on the wall clock, and a --lockstep vehicle's clock is not "
+                              "the wall clock: leave --telemetry-latency-ms / --command-latency-ms at 0 with --lockstep")
         if self.duration_s is not None and not (self.duration_s > 0):
             raise ConfigError(f"--duration must be positive, got {self.duration_s}")
         if self.hold_at_target_s < 0 or self.target_tolerance_m <= 0:

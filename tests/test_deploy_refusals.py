@@ -81,6 +81,7 @@ def test_no_vehicle_on_the_port_is_a_clear_refusal(tmp_path):
     (["--safety", "no_such=1"], "unknown safety setting 'no_such'"),
     (["--safety", "response.fence=explode"], "safety response for fence must be one of"),
     (["--takeoff-alt", "5"], "takeoff altitude 5 m must be between"),
+    (["--lockstep", "--telemetry-latency-ms", "10"], "the delay model runs on the wall clock"),
 ])
 def test_bad_arguments_name_the_option(tmp_path, args, message):
     code, out, _ = run_deploy("/dev/null-no-such-port", tmp_path / "logs", *args)
