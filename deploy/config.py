@@ -188,17 +188,15 @@ def parse_vec3(text: str, what: str = "--target") -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-DEFAULT_POLICY = "hover_ctbr.onnx"      # the shipped hover/goto/follow ctbr policy
-FALLBACK_POLICY = "multitask_ctbr.onnx"  # shipped too: every task, ctbr, 50 Hz
+DEFAULT_POLICY = "hover_ctbr.onnx"      # the shipped hover/goto/follow ctbr policy (policies/pretrained/hover_ctbr.md)
 
 
 def default_policy_path() -> Path:
-    """The shipped pretrained policy drone-deploy flies without --policy: hover_ctbr.onnx, or the multitask
-    policy when a checkout lacks it (both are trained ctbr policies at 50 Hz)."""
+    """The shipped pretrained policy drone-deploy flies without --policy (a ctbr policy at 50 Hz trained on
+    hover, goto and follow; multitask_ctbr.onnx beside it flies every task, --policy to choose it)."""
     import policies
 
-    d = Path(policies.__file__).resolve().parent / "pretrained"
-    return d / DEFAULT_POLICY if (d / DEFAULT_POLICY).is_file() else d / FALLBACK_POLICY
+    return Path(policies.__file__).resolve().parent / "pretrained" / DEFAULT_POLICY
 
 
 def vec_list(v: Sequence[float], digits: int = 5) -> list[float]:
