@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -53,6 +53,13 @@ from drone_sim.viewer import SKY, Viewer, _col, _v3, rl
 
 from .control import FlightControl, Snapshot
 from .targets import SUPPORTED_TASKS, TargetError
+
+if TYPE_CHECKING:  # deploy.flight imports onnxruntime and pymavlink; the window needs neither to import
+    import argparse
+
+    from firmware_bridge import MavLink
+
+    from .flight import Flight
 
 TARGET_COLOR = (240, 240, 240)
 REFUSED = (255, 70, 60)
@@ -76,7 +83,7 @@ class FlightThread:
     Why a thread and not a process: the loop and the window share FlightControl, which was made for that
     (plain attribute writes, one lock held for microseconds); a process would need a second protocol."""
 
-    def __init__(self, flight, arm_gate: bool = True):
+    def __init__(self, flight: "Flight", arm_gate: bool = True) -> None:
         self.flight = flight
         self.control: FlightControl = flight.control
         self.control.arm_gate = bool(arm_gate)
@@ -113,7 +120,7 @@ class FlightThread:
         return not self._thread.is_alive()
 
     @property
-    def link(self):
+    def link(self) -> "MavLink | None":
         return getattr(self.flight, "link", None)
 
     def armed_now(self, snap: Snapshot | None) -> bool | None:
@@ -142,7 +149,7 @@ class FlightThread:
 class _Rates:
     """Per-second rates of the link's growing counters (frames in/out, bytes in), over ~1 s windows."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._t0: float | None = None
         self._c0: tuple = ()
         self.rx_hz = self.tx_hz = self.rx_bps = 0.0
@@ -166,7 +173,7 @@ class OperatorWindow(Viewer):
     def __init__(self, session: FlightThread, width: int = 1280, height: int = 720, title: str = "drone-ui",
                  fps: int = 30, supersample: int = 1, course: dict | None = None, frame_info: str | None = None,
                  screenshot_dir: str | None = None, exit_when_done: bool = False, min_drone_px: float = 22.0,
-                 target_speed: float = TARGET_SPEED, frame_stall_ms: float = 0.0):
+                 target_speed: float = TARGET_SPEED, frame_stall_ms: float = 0.0) -> None:
         if Viewer._open:
             raise RuntimeError("raylib supports one window per process: close the other window first")
         if width < 320 or height < 240:
@@ -968,7 +975,7 @@ def _lower_priority(tids: set[int], nice: int = UI_NICE) -> list[int]:
     return changed
 
 
-def run_window(flight, *, arm_gate: bool = True, course: dict | None = None, **window) -> int:
+def run_window(flight: "Flight", *, arm_gate: bool = True, course: dict | None = None, **window) -> int:
     """Fly `flight` (a deploy.flight.Flight, not started) with the operator window: the control loop on
     its own thread, the window on this one. Returns the flight's exit code once it has ended (closing
     the window asks it to land first; the loop finishes the landing even if the window is gone)."""
@@ -1038,7 +1045,7 @@ def launch_sim_vehicle(args: Sequence[str] = (), timeout: float = 20.0) -> tuple
     return proc, port
 
 
-def build_parser():
+def build_parser() -> "argparse.ArgumentParser":
     """drone-ui's own options; everything else is a drone-deploy option (see drone-deploy --help)."""
     import argparse
 
@@ -1065,7 +1072,7 @@ def build_parser():
     return ap
 
 
-def ui_window_options(args) -> dict:
+def ui_window_options(args: "argparse.Namespace") -> dict:
     """The OperatorWindow keywords from parsed drone-ui / drone-deploy --ui options."""
     return dict(width=args.width, height=args.height, fps=args.fps, supersample=args.supersample,
                 frame_info=args.frame_info, screenshot_dir=args.screenshot_dir, exit_when_done=args.exit_when_done,
