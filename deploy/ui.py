@@ -910,6 +910,13 @@ class OperatorWindow(Viewer):
                 info["target_screen"] = [round(x, 1), round(y, 1)] if on else None
                 info["target_floor_screen"] = [round(fx, 1), round(fy, 1)] if fon else None
         info["goal"] = None if self._goal is None else [float(v) for v in self._goal]  # a walk in progress
+        if self.course is not None:
+            rings = []
+            for k, g in enumerate(self.course.get("rings", [])):
+                x, y, on = self._screen(g["position"])
+                rings.append({"index": k, "screen": [round(x, 1), round(y, 1)] if on else None,
+                              "next": k == self._next_ring(snap)})
+            info["rings"] = rings
         info.update(self._last_shot)
         if extra:
             info.update(extra)

@@ -347,6 +347,49 @@ def test_safety_trigger_shown_in_red(display, tmp_path):
     assert log_end_reason(ui).startswith("SAFETY speed"), log_end_reason(ui)
 
 
+SMALL_COURSE = {"schema": "drone-course/1", "name": "four rings inside a 5 m fence", "obstacles": [], "rings": [
+    {"position": [2.5, 0.0, 1.3], "normal": [0.0, 1.0, 0.0], "radius": 0.7},
+    {"position": [0.0, 2.5, 1.7], "normal": [-1.0, 0.0, 0.0], "radius": 0.7},
+    {"position": [-2.5, 0.0, 1.3], "normal": [0.0, -1.0, 0.0], "radius": 0.7},
+    {"position": [0.0, -2.5, 1.5], "normal": [1.0, 0.0, 0.0], "radius": 0.7}]}
+
+
+def test_race_course_rings_drawn(display, tmp_path):
+    """--task race --course: the rings are drawn where the frame info says, the one to fly through in orange."""
+    import cv2
+
+    from drone_sim.viewer import RING_IDLE, RING_NEXT
+
+    course = tmp_path / "course.json"
+    course.write_text(json.dumps(SMALL_COURSE))
+    policy = ROOT / "policies" / "pretrained" / "multitask_ctbr.onnx"  # the shipped policy that races
+    ui = UI(display, tmp_path, "race", extra=["--task", "race", "--course", str(course), "--policy", str(policy)])
+    try:
+        ui.window()
+        ui.wait(lambda i: i.get("phase") == "idle" and i.get("task") == "race", 60, "preflight of the race")
+        png = ui.screenshot(OUT / "deploy_ui_race.png")
+        rings = ui.shot_info["rings"]
+        close_window(display, int(ui.wid))
+        assert ui.finish(30) == 0  # closed before arming: nothing flown
+    finally:
+        ui.kill()
+    assert [r["next"] for r in rings] == [True, False, False, False], rings
+    img = cv2.imread(str(png))[:, :, ::-1].astype(float)
+
+    def colour_near(xy, rgb, half=40) -> int:
+        x, y = (int(v) for v in xy)
+        patch = img[max(y - half, 0):y + half, max(x - half, 0):x + half].reshape(-1, 3)
+        c = np.asarray(rgb, float)
+        cos = patch @ c / np.maximum(np.linalg.norm(patch, axis=1) * np.linalg.norm(c), 1e-9)
+        return int(np.sum((cos > 0.99) & (patch.max(axis=1) > 60)))
+
+    for r in rings:
+        assert r["screen"] is not None, f"ring {r['index']} off screen"
+        want = RING_NEXT if r["next"] else RING_IDLE
+        assert colour_near(r["screen"], want) >= 30, f"ring {r['index']} not drawn in {want} at {r['screen']}"
+    assert colour_near(rings[1]["screen"], RING_NEXT) < 10, "a ring that is not next is drawn orange"
+
+
 def log_end_reason(ui: UI) -> str:
     return ui.log().end["reason"]
 
