@@ -1015,6 +1015,18 @@ def run_window(flight: "Flight", *, arm_gate: bool = True, course: dict | None =
 
 
 # ---------------------------------------------------------------------------------------------- drone-ui
+def _die_with_parent() -> None:
+    """In the simulator's child process: SIGTERM when drone-ui dies, however it dies (kill -9 included),
+    so a practice vehicle never outlives its window (Linux prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 def launch_sim_vehicle(args: Sequence[str] = (), timeout: float = 20.0) -> tuple[subprocess.Popen, str]:
     """Start drone-sim-vehicle on a pty in a subprocess; returns it and the pty path it serves on.
 
@@ -1022,7 +1034,8 @@ def launch_sim_vehicle(args: Sequence[str] = (), timeout: float = 20.0) -> tuple
     exe = shutil.which("drone-sim-vehicle", path=str(Path(sys.executable).parent)) or shutil.which("drone-sim-vehicle")
     cmd = [exe] if exe else [sys.executable, "-m", "firmware_bridge.sim_vehicle"]
     cmd += ["--pty", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     found: "queue.Queue[str | None]" = queue.Queue()
     seen: list[str] = []
 

@@ -13,6 +13,7 @@ import ctypes.util
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -392,6 +393,43 @@ def test_race_course_rings_drawn(display, tmp_path):
 
 def log_end_reason(ui: UI) -> str:
     return ui.log().end["reason"]
+
+
+def test_sim_vehicle_dies_with_drone_ui(display, tmp_path):
+    """drone-ui killed outright (SIGKILL: no clean-up runs) does not leave its simulated vehicle behind."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    ui = UI(display, tmp_path, "orphan")
+    try:
+        ui.window()
+        ui.wait(lambda i: i.get("phase") == "idle", 60, "preflight")
+        m = re.search(r"simulated vehicle on (\S+)", ui.output())
+        assert m, ui.output()
+        pts = m.group(1)
+
+        def sims() -> list[int]:
+            out = subprocess.run(["pgrep", "-f", "drone-sim-vehicle"], capture_output=True, text=True).stdout.split()
+            mine = []
+            for pid in map(int, out):
+                try:
+                    if os.readlink(f"/proc/{pid}/cwd") == str(tmp_path):
+                        mine.append(pid)
+                except OSError:
+                    pass
+            return mine
+
+        assert sims(), f"no simulated vehicle for {pts} found"
+        ui.proc.kill()
+        ui.proc.wait()
+        deadline = time.monotonic() + 10
+        while sims() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = sims()
+        for pid in left:  # do not leave it running when the check fails
+            os.kill(pid, 15)
+        assert not left, "the simulated vehicle outlived drone-ui"
+    finally:
+        ui.kill()
 
 
 def test_arguments_are_checked_before_any_window():
