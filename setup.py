@@ -37,7 +37,9 @@ setup(
     description="Fast multi-task C drone simulator, PPO trainer and MAVLink deploy stack",
     packages=find_packages(include=["drone_sim", "drone_sim.*", "policies", "policies.*", "firmware_bridge", "deploy",
                                     "calibration"]),
-    package_data={"drone_sim": ["csrc/*.h", "data/*.json", "*.pyx", "ocean/csrc/*.h", "ocean/*.pyx"]},
+    package_data={"drone_sim": ["csrc/*.h", "data/*.json", "*.pyx", "ocean/csrc/*.h", "ocean/*.pyx"],
+                  # the shipped policies drone-deploy flies by default, with their model cards
+                  "policies": ["pretrained/*.onnx", "pretrained/*.md"]},
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}),
     python_requires=">=3.10",
     install_requires=[

@@ -25,6 +25,26 @@ from .control import FlightControl
 from .flight import EXIT_REFUSED, Flight
 
 
+VECTOR_OPTIONS = ("--target",)
+
+
+def attach_vector_values(argv: list[str]) -> list[str]:
+    """`--target -1,0,1` as `--target=-1,0,1`: argparse takes a value that starts with '-' and is not a plain
+    number for an option and fails with "expected one argument", so a target west or south of home could
+    not be written the natural way."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in VECTOR_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-") and "," in argv[i + 1]:
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="drone-deploy", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -130,7 +150,7 @@ def _status(control: FlightControl, console: Console, stop: threading.Event) -> 
 
 def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=False, highlight=False, soft_wrap=True)
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(attach_vector_values(list(sys.argv[1:] if argv is None else argv)))
     try:
         cfg = config_from_args(args)
     except ConfigError as exc:

@@ -1104,12 +1104,12 @@ def main(argv: list[str] | None = None) -> int:
     `drone-deploy --ui` (the real vehicle)."""
     import signal
 
+    from .cli import attach_vector_values, config_from_args
     from .cli import build_parser as deploy_parser
-    from .cli import config_from_args
     from .config import ConfigError
     from .flight import EXIT_REFUSED, Flight
 
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = attach_vector_values(list(sys.argv[1:] if argv is None else argv))
     ui_args, rest = build_parser().parse_known_args(argv)
     dp = deploy_parser()
     dp.prog = "drone-ui"

@@ -144,6 +144,14 @@ def test_relative_targets_follow_the_heading_and_the_fence_refuses():
     assert np.allclose(tg.target, [0.5, 2.0, 1.2])  # the target in force is kept
 
 
+def test_a_target_with_a_negative_first_coordinate_parses_as_written():
+    from deploy.cli import attach_vector_values, build_parser, config_from_args
+    argv = ["--port", "/dev/ttyUSB0", "--target", "-1,0.5,1", "--target", "1,-2,1.5", "--baud", "115200"]
+    assert attach_vector_values(argv)[2] == "--target=-1,0.5,1"
+    cfg = config_from_args(build_parser().parse_args(attach_vector_values(argv)))
+    assert [tuple(t) for t in cfg.targets] == [(-1.0, 0.5, 1.0), (1.0, -2.0, 1.5)]
+
+
 def test_config_parsing():
     assert parse_vec3("1, -2,3.5") == (1.0, -2.0, 3.5)
     with pytest.raises(ConfigError):

@@ -12,7 +12,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from deploy.config import default_policy_path
 from deploy.flightlog import read_log
 from firmware_bridge.sim_vehicle import SimVehicle, VehicleConfig, SensorNoise
 from firmware_bridge.transport import PtyTransport, Transport, UdpTransport
+from fb_helpers import free_udp_port  # noqa: F401  (re-exported for the deploy tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -40,13 +40,6 @@ NOISE_ARGS = ["--noise-pos", "0.01", "--noise-vel", "0.02", "--noise-att-deg", "
 NOISE = SensorNoise(position=0.01, velocity=0.02, attitude=np.radians(0.3), gyro=0.01)
 TARGETS = ["0.8,0,1.3", "0.8,0.8,1.3", "0,0.8,1.0"]
 
-
-def free_udp_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ---------------------------------------------------------------------------------------------- processes
