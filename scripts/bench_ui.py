@@ -10,6 +10,8 @@ then it stays at the last, and lands after --seconds of policy flight.
   window N fps      drone-ui --sim --arm at an N fps cap, 1280x720
   slow frames       the same with every frame made 40 ms slower by pure-Python busy work (it holds the GIL
                     except when the interpreter switches threads): a slow frame must not delay commands
+  --realtime        the window at 30 fps with drone-deploy's --realtime: SCHED_FIFO for the flight's thread
+                    (and the threads it starts), the window's thread left at normal priority
 
 Figures: from the flight log's end record (the loop's own TimingStats: ticks, deadline misses, compute
 p50/p99/max = wall time from wake-up to the command sent, the loop thread's own CPU time over that span
@@ -44,10 +46,10 @@ def _exe(name: str) -> str:
     return exe
 
 
-def run(label: str, ui: bool, seconds: float, fps: int = 60, stall_ms: float = 0.0) -> dict:
+def run(label: str, ui: bool, seconds: float, fps: int = 60, stall_ms: float = 0.0, realtime: bool = False) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench_ui_"))
     logs, info = tmp / "logs", tmp / "info.json"
-    common = [*MISSION, "--duration", str(seconds), "--log", str(logs), "--quiet"]
+    common = [*MISSION, "--duration", str(seconds), "--log", str(logs), "--quiet"] + (["--realtime"] if realtime else [])
     sim = None
     if ui:
         cmd = [_exe("drone-ui"), "--sim", "--arm", "--exit-when-done", "--fps", str(fps), "--width", "1280",
@@ -87,7 +89,8 @@ def main() -> None:
     rows = [run("no window (drone-deploy)", False, args.seconds),
             run("window, 60 fps cap", True, args.seconds, fps=60),
             run("window, 30 fps cap", True, args.seconds, fps=30),
-            run("window, 30 fps cap, +40 ms Python per frame", True, args.seconds, fps=30, stall_ms=40.0)]
+            run("window, 30 fps cap, +40 ms Python per frame", True, args.seconds, fps=30, stall_ms=40.0),
+            run("window, 30 fps cap, --realtime (loop thread SCHED_FIFO)", True, args.seconds, fps=30, realtime=True)]
     print("| configuration | ticks | deadline misses | compute p50 / p99 / max (ms) | loop thread CPU p99 (ms) "
           "| worst wake-up lateness (ms) | window fps (mean) | frame time p50 / p99 / max (ms) |")
     print("|---|---|---|---|---|---|---|---|")
