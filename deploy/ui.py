@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 import drone_sim
-from drone_sim.viewer import SKY, Viewer, _col, _v3, rl
+from drone_sim.viewer import SKY, Viewer, _blit_flipped, _col, _v3, rl
 
 from .control import FlightControl, Snapshot
 from .targets import SUPPORTED_TASKS, TargetError
@@ -562,19 +562,14 @@ class OperatorWindow(Viewer):
         w, h = self.width, self.height
         rl.begin_texture_mode(self._rt)
         rl.clear_background(rl.BLACK)
-        src = self._rt3d.texture
-        rl.draw_texture_pro(src, rl.Rectangle(0, 0, src.width, -src.height), rl.Rectangle(0, 0, w, h),
-                            rl.Vector2(0, 0), 0.0, rl.WHITE)
+        _blit_flipped(self._rt3d.texture, w, h)
         self._draw_overlay(snap, f)
         rl.end_texture_mode()
         self._frame_rgb = None
 
         rl.begin_drawing()
         rl.clear_background(rl.BLACK)
-        t = self._rt.texture
-        rl.draw_texture_pro(t, rl.Rectangle(0, 0, t.width, -t.height),
-                            rl.Rectangle(0, 0, rl.get_screen_width(), rl.get_screen_height()), rl.Vector2(0, 0),
-                            0.0, rl.WHITE)
+        _blit_flipped(self._rt.texture, rl.get_screen_width(), rl.get_screen_height())
         rl.end_drawing()
         self._frames += 1
         self._write_info()

@@ -181,6 +181,13 @@ _BODY_PARTS_ORG = np.stack(
     + [np.zeros(3)] * 4)
 
 
+def _blit_flipped(texture, width: int, height: int) -> None:
+    """Draw a render texture over (0, 0, width, height). Render textures are stored bottom-up (OpenGL's
+    convention), so the source rectangle has a negative height to show them the right way up."""
+    rl.draw_texture_pro(texture, rl.Rectangle(0, 0, texture.width, -texture.height), rl.Rectangle(0, 0, width, height),
+                        rl.Vector2(0, 0), 0.0, rl.WHITE)
+
+
 class Viewer:
     """Draws one env of a DroneVecEnv with raylib; see the module docstring."""
 
@@ -495,9 +502,7 @@ class Viewer:
         w, h = self.width, self.height
         rl.begin_texture_mode(self._rt)
         rl.clear_background(rl.BLACK)
-        src = self._rt3d.texture
-        rl.draw_texture_pro(src, rl.Rectangle(0, 0, src.width, -src.height), rl.Rectangle(0, 0, w, h),
-                            rl.Vector2(0, 0), 0.0, rl.WHITE)
+        _blit_flipped(self._rt3d.texture, w, h)
         self._draw_labels(info, idx, pos)
         self._draw_hud(info, idx, st, tpos[idx], agent_infos)
         rl.end_texture_mode()
@@ -507,10 +512,7 @@ class Viewer:
         if not self.hidden:
             rl.begin_drawing()
             rl.clear_background(rl.BLACK)
-            t = self._rt.texture
-            rl.draw_texture_pro(t, rl.Rectangle(0, 0, t.width, -t.height),
-                                rl.Rectangle(0, 0, rl.get_screen_width(), rl.get_screen_height()),
-                                rl.Vector2(0, 0), 0.0, rl.WHITE)
+            _blit_flipped(self._rt.texture, rl.get_screen_width(), rl.get_screen_height())
             rl.end_drawing()
 
     def _resize(self, w: int, h: int) -> None:
