@@ -1011,13 +1011,15 @@ def run_window(flight: "Flight", *, arm_gate: bool = True, course: dict | None =
 
 # ---------------------------------------------------------------------------------------------- drone-ui
 def _die_with_parent() -> None:
-    """In the simulator's child process: SIGTERM when drone-ui dies, however it dies (kill -9 included),
-    so a practice vehicle never outlives its window (Linux prctl PR_SET_PDEATHSIG)."""
+    """In the simulator's child process: SIGKILL when drone-ui dies, however it dies (kill -9 included),
+    so a practice vehicle never outlives its window (Linux prctl PR_SET_PDEATHSIG). SIGKILL rather than
+    SIGTERM: with its window gone the practice vehicle has nothing to save, and its death must not depend
+    on its own signal handling (with SIGTERM one full-suite run left it running)."""
     import ctypes
     import signal
 
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):
         pass
 
