@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 import drone_sim
-from drone_sim.viewer import SKY, Viewer, _blit_flipped, _col, _v3, rl
+from drone_sim.viewer import Viewer, _blit_flipped, _col, _v3, rl
 
 from .control import FlightControl, Snapshot
 from .targets import SUPPORTED_TASKS, TargetError
@@ -541,12 +541,7 @@ class OperatorWindow(Viewer):
         if link is not None:
             self._rates.update(link.stats, time.monotonic())
 
-        rl.begin_texture_mode(self._rt3d)
-        rl.clear_background(_col(SKY))
-        rl.begin_mode_3d(self.camera)
-        rl.set_shader_value(self._shader, self._loc_view,
-                            rl.ffi.new("float[3]", [float(self._eye[0]), float(self._eye[2]), float(-self._eye[1])]),
-                            rl.SHADER_UNIFORM_VEC3)
+        self._begin_scene()
         f = self._fence()
         self._draw_floor(f)
         if self.course is not None:
@@ -556,13 +551,7 @@ class OperatorWindow(Viewer):
         if snap is not None:
             self._draw_target(snap, f)
             self._draw_vehicle(snap)
-        rl.end_mode_3d()
-        rl.end_texture_mode()
-
-        w, h = self.width, self.height
-        rl.begin_texture_mode(self._rt)
-        rl.clear_background(rl.BLACK)
-        _blit_flipped(self._rt3d.texture, w, h)
+        self._begin_overlay()
         self._draw_overlay(snap, f)
         rl.end_texture_mode()
         self._frame_rgb = None

@@ -487,22 +487,12 @@ class Viewer:
         self._update_camera(pos, st[:, 3:6], sim_dt if sim_dt > 0 else dt)
         agent_infos = [env.agent_info(int(i)) for i in idx]
 
-        rl.begin_texture_mode(self._rt3d)
-        rl.clear_background(_col(SKY))
-        rl.begin_mode_3d(self.camera)
-        rl.set_shader_value(self._shader, self._loc_view, rl.ffi.new("float[3]", world_to_raylib(self._eye).tolist()),
-                            rl.SHADER_UNIFORM_VEC3)
+        self._begin_scene()
         self._draw_arena()
         self._draw_course(info, agent_infos)
         self._draw_targets(info, pos, tpos[idx].astype(np.float64))
         self._draw_drones(idx, st, agent_infos)
-        rl.end_mode_3d()
-        rl.end_texture_mode()
-
-        w, h = self.width, self.height
-        rl.begin_texture_mode(self._rt)
-        rl.clear_background(rl.BLACK)
-        _blit_flipped(self._rt3d.texture, w, h)
+        self._begin_overlay()
         self._draw_labels(info, idx, pos)
         self._draw_hud(info, idx, st, tpos[idx], agent_infos)
         rl.end_texture_mode()
@@ -526,6 +516,24 @@ class Viewer:
         rl.set_texture_filter(self._rt3d.texture, rl.TEXTURE_FILTER_BILINEAR)
         self._rt = rl.load_render_texture(w, h)
         rl.set_texture_filter(self._rt.texture, rl.TEXTURE_FILTER_BILINEAR)
+
+    def _begin_scene(self) -> None:
+        """Start a frame's 3D pass: into the 3D render texture, sky background, this camera, and the eye
+        position the lighting shader needs. Subclasses (the operator window) draw their own scene in it."""
+        rl.begin_texture_mode(self._rt3d)
+        rl.clear_background(_col(SKY))
+        rl.begin_mode_3d(self.camera)
+        rl.set_shader_value(self._shader, self._loc_view, rl.ffi.new("float[3]", world_to_raylib(self._eye).tolist()),
+                            rl.SHADER_UNIFORM_VEC3)
+
+    def _begin_overlay(self) -> None:
+        """End the 3D pass and start the 2D one: the frame texture gets the 3D picture, then labels and HUD
+        are drawn over it (end with rl.end_texture_mode())."""
+        rl.end_mode_3d()
+        rl.end_texture_mode()
+        rl.begin_texture_mode(self._rt)
+        rl.clear_background(rl.BLACK)
+        _blit_flipped(self._rt3d.texture, self.width, self.height)
 
     def _draw_arena(self) -> None:
         hx, hy, hz = self.arena
