@@ -20,6 +20,8 @@ import json
 import math
 from pathlib import Path
 
+from drone_sim.params import read_json
+
 SCHEMA = "thrust-stand-cal/1"
 G = 9.80665   # standard gravity for reference masses (the simulator's 9.81 is for flight)
 
@@ -84,16 +86,8 @@ class StandCal:
 
     @classmethod
     def load(cls, path: str | Path) -> "StandCal":
-        p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as exc:
-            raise StandCalError(f"{p}: cannot read: {exc.strerror or exc} (write it with drone-calibrate scale)") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise StandCalError(f"{p}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        return cls.from_dict(data, str(p))
+        data = read_json(path, StandCalError, hint=" (write it with drone-calibrate scale)")
+        return cls.from_dict(data, str(Path(path)))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

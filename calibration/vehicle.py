@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import math
 from pathlib import Path
+
+from drone_sim.params import read_json
 
 G = 9.80665
 SCHEMA = "drone-vehicle/1"
@@ -95,12 +96,7 @@ def vehicle_doc(name: str, mass: float, arm: float, inertia: list[float], inerti
 def load_body(path: str | Path) -> dict:
     """Mass, arm, inertia (+ uncertainty, provenance, name) from a vehicle file or a drone params file."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except OSError as exc:
-        raise VehicleError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise VehicleError(f"{p}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    data = read_json(p, VehicleError)
     if not isinstance(data, dict) or data.get("schema") not in (SCHEMA, "drone-params/1"):
         raise VehicleError(f"{p}: expected a {SCHEMA} file (drone-calibrate vehicle) or a drone-params/1 file")
     for key in ("mass", "arm", "inertia"):

@@ -102,16 +102,19 @@ class FileFormatError(ValueError):
     """A params or course file that cannot be used; the message names the file and the problem."""
 
 
-def _read_json(path: str | Path) -> Any:
+def read_json(path: str | Path, error: type[Exception] = FileFormatError, hint: str = "") -> Any:
+    """A JSON file's content, or `error` naming the file and what is wrong (unreadable, or where the JSON
+    breaks). Every project file that crosses a boundary (params, courses, calibration files) is read here so
+    their errors read alike; `hint` is added to an unreadable file's message (how to write one)."""
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as exc:
-        raise FileFormatError(f"{p}: cannot read: {exc.strerror or exc}") from None
+        raise error(f"{p}: cannot read: {exc.strerror or exc}{hint}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FileFormatError(f"{p}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise error(f"{p}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
 
 
 def _validate(data: Any, schema: dict, where: str) -> None:
@@ -151,7 +154,7 @@ def params_from_dict(data: dict, where: str = "drone params") -> dict:
 
 def load_drone_params(path: str | Path) -> dict:
     """Read and check a drone params JSON file; returns the simulator's flat drone dict."""
-    data = _read_json(path)
+    data = read_json(path)
     params = params_from_dict(data, str(path))
     from .binding import hover_omega
 
@@ -181,7 +184,7 @@ def course_from_dict(data: dict, where: str = "course") -> dict:
 
 def load_course(path: str | Path) -> dict:
     """Read and check a course JSON file."""
-    return course_from_dict(_read_json(path), str(path))
+    return course_from_dict(read_json(path), str(path))
 
 
 def save_course(course: dict, path: str | Path, name: str = "") -> None:
