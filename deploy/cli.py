@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--frame", default="auto", choices=["auto", "home", "local", "relative"],
                     help="how targets are given (default auto: home with an absolute position, else relative)")
     ap.add_argument("--takeoff-alt", type=float, default=1.0, help="takeoff height, m (default 1)")
+    ap.add_argument("--handover-tolerance", type=float, default=0.5, metavar="M",
+                    help="the policy takes over once the vehicle holds the takeoff height within 0.15 m, steady, "
+                         "and within this distance across of the takeoff point (default 0.5 m; GPS-grade position)")
     ap.add_argument("--hold", type=float, default=5.0, help="seconds within --tolerance before the next target")
     ap.add_argument("--tolerance", type=float, default=0.3, help="target reached within this distance, m")
     ap.add_argument("--then", choices=["land", "stay"],
@@ -106,6 +109,7 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         port=args.port, baud=args.baud, policy=args.policy, task=args.task,
         targets=[parse_vec3(t) for t in args.target], course=args.course, rate_hz=args.rate, frame=args.frame,
         dry_run=args.dry_run, log_dir=args.log, takeoff_alt_m=args.takeoff_alt, hold_at_target_s=args.hold,
+        handover_tolerance_m=args.handover_tolerance,
         target_tolerance_m=args.tolerance, then=args.then, duration_s=args.duration, lockstep=args.lockstep,
         telemetry_latency_s=args.telemetry_latency_ms / 1000.0, command_latency_s=args.command_latency_ms / 1000.0,
         drone=args.drone, signing_key=args.signing_key, connect_timeout_s=args.connect_timeout,

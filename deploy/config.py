@@ -150,6 +150,7 @@ class DeployConfig:
     allow_rate_mismatch: bool = False  # benchmarks only: fly --rate although the policy was trained at another
     landing_timeout_s: float = 60.0    # how long to wait for the firmware to land and disarm
     takeoff_timeout_s: float = 20.0    # how long the climb to the takeoff altitude may take
+    handover_tolerance_m: float = 0.5  # horizontal offset from the takeoff point the policy may take over at
     limits: SafetyLimits = dataclasses.field(default_factory=SafetyLimits)
 
     def validate(self) -> "DeployConfig":
@@ -171,6 +172,9 @@ class DeployConfig:
                               "the wall clock: leave --telemetry-latency-ms / --command-latency-ms at 0 with --lockstep")
         if self.duration_s is not None and not (self.duration_s > 0):
             raise ConfigError(f"--duration must be positive, got {self.duration_s}")
+        if not (0.05 <= self.handover_tolerance_m <= self.limits.fence_radius_m):
+            raise ConfigError(f"--handover-tolerance must be between 0.05 m and the fence radius, "
+                              f"got {self.handover_tolerance_m}")
         if self.hold_at_target_s < 0 or self.target_tolerance_m <= 0:
             raise ConfigError("--hold must be >= 0 and --tolerance > 0")
         return self

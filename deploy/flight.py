@@ -6,7 +6,8 @@ The sequence (each step logged as a `phase` event; every tick of every phase is 
   dry_run    --dry-run: the policy loop on the vehicle as it stands, commands logged, nothing sent or armed
   arming     ArduPilot: GUID_OPTIONS thrust bit, GUIDED, arm, NAV_TAKEOFF. PX4: a position setpoint stream
              at the takeoff point, OFFBOARD, arm
-  takeoff    position setpoints at the takeoff point until it is reached (the firmware flies this part)
+  takeoff    the firmware's takeoff (ArduPilot: nothing sent until landed_state says IN_AIR), then position
+             setpoints at the takeoff point until the handover criteria hold (handover_ready)
   policy     the ONNX policy at the fixed rate: targets, missions, operator requests, all safety checks
   hold       the firmware's position hold (BRAKE / AUTO.LOITER) for hold_s, then land
   return     position setpoints to a point inside the fence, then land
@@ -35,8 +36,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 import drone_sim
+
 from firmware_bridge import CommandError, MavLink
 from firmware_bridge.modes import Firmware
 from policies.onnx_policy import OnnxPolicy, OnnxPolicyError
@@ -268,22 +271,37 @@ class Flight:
             return EXIT_REFUSED
         cmds.stop_setpoint_stream()
         self.say(f"armed in {self.flight_mode}; taking off to {cfg.takeoff_alt_m:g} m")
-        # -- takeoff: the firmware climbs; our position setpoints keep it (and pace a lockstep vehicle)
+        # -- takeoff: the firmware climbs. ArduPilot: nothing is sent until it reports the takeoff complete,
+        # because a position target replaces GUIDED's TakeOff sub-mode, and position control keeps a landed
+        # vehicle on the ground (mode_guided.cpp pos_control_start / pos_control_run) until DISARM_DELAY
+        # disarms it. PX4 climbs to the OFFBOARD position setpoint itself. Then position setpoints at the
+        # takeoff point hold it (and pace a lockstep vehicle) until the handover criteria hold.
         self._phase("takeoff")
         t_end = time.monotonic() + cfg.takeoff_timeout_s
+        firmware_climbing = fw == Firmware.ARDUPILOT
         settled = 0
         while True:
-            r = self._tick(Commander("position", self.takeoff_local), ("link", "state", "mode"))
+            cmd = Commander("none") if firmware_climbing else Commander("position", self.takeoff_local)
+            r = self._tick(cmd, ("link", "state", "mode"))
             end = self._operator_or_trigger(r)
             if end is not None:
                 return end
-            err = np.linalg.norm(r.est.position - (self.takeoff_local - self.home_local))
-            settled = settled + 1 if (err < 0.15 and r.est.speed < 0.3) else 0
-            if settled >= max(3, int(0.2 * self.rate)):
-                break
+            if self._disarmed_confirmed(r.est):
+                trig = Trigger("takeoff", "the vehicle disarmed itself during the takeoff (it did not lift off: "
+                               "auto-disarm on the ground)", "none", time.monotonic(), r.est.vt)
+                self._trigger_event(trig)
+                return self._finish(trig.detail, EXIT_SAFETY)
+            offset = r.est.position - (self.takeoff_local - self.home_local)
+            if firmware_climbing:
+                firmware_climbing = not takeoff_complete(r.est, cfg.takeoff_alt_m)
+            else:
+                settled = settled + 1 if handover_ready(offset, r.est.speed, cfg.handover_tolerance_m) else 0
+                if settled >= max(3, int(0.2 * self.rate)):
+                    break
             if time.monotonic() > t_end:
-                trig = Trigger("takeoff", f"takeoff altitude not reached within {cfg.takeoff_timeout_s:g} s "
-                               f"(error {err:.2f} m)", "land", time.monotonic(), r.est.vt)
+                trig = Trigger("takeoff", f"takeoff not complete within {cfg.takeoff_timeout_s:g} s (offset from "
+                               f"the takeoff point: {np.linalg.norm(offset[:2]):.2f} m across, "
+                               f"{offset[2]:+.2f} m up)", "land", time.monotonic(), r.est.vt)
                 self._trigger_event(trig)
                 return self._land(trig.detail, EXIT_SAFETY)
         # -- the policy
@@ -576,6 +594,24 @@ class Flight:
                 else str(self.link.stats)
             summary["armed_at_end"] = bool(self.link.state.armed)
         self.log.end(reason, code, json.loads(json.dumps(summary, default=str)))
+
+
+def takeoff_complete(est: Estimate, takeoff_alt_m: float) -> bool:
+    """The firmware says its takeoff is over: EXTENDED_SYS_STATE.landed_state IN_AIR (ArduCopter leaves
+    TAKEOFF when the climb reaches the target; GCS_MAVLink_Copter.cpp landed_state). A firmware that does
+    not send the landed state: 90 % of the takeoff height."""
+    if est.landed_state:
+        return est.landed_state == mavlink.MAV_LANDED_STATE_IN_AIR
+    return est.position[2] >= 0.9 * takeoff_alt_m
+
+
+def handover_ready(offset: np.ndarray, speed: float, tolerance_m: float) -> bool:
+    """Whether the policy may take over from the firmware's takeoff hold. The height must be right
+    (within 0.15 m: barometer and rangefinder hold that), the vehicle steady (< 0.3 m/s), and across
+    within `tolerance_m` (--handover-tolerance): a GPS-grade estimate lets the firmware's own position hold
+    wander 0.3-0.5 m (PX4 SITL), so the default, 0.5 m, does not wait for a precision it cannot have; the
+    policy flies to its target from wherever it takes over."""
+    return abs(offset[2]) < 0.15 and math.hypot(offset[0], offset[1]) < tolerance_m and speed < 0.3
 
 
 def deploy_streams(rate_hz: float) -> dict[str, float]:

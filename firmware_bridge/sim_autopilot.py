@@ -45,6 +45,7 @@ from .sim_params import ParamTable
 from .thrust import GUID_OPTIONS_THRUST_AS_THRUST, thrust_field_to_climb_rate
 
 G = 9.81
+LAND_DETECTOR_TRIGGER_S = 1.0   # ArduCopter config.h LAND_DETECTOR_TRIGGER_SEC
 
 BEHAVIOUR = {
     "STABILIZE": "manual", "ALT_HOLD": "althold", "GUIDED": "guided", "GUIDED_NOGPS": "nogps",
@@ -146,6 +147,15 @@ class SimAutopilot:
         self.target_pos = np.zeros(3)
         self.target_yaw = yaw_enu
         self.takeoff_alt: float | None = None
+        # ArduCopter's latched ap.land_complete: set by the land detector after LAND_DETECTOR_TRIGGER_SEC on the
+        # ground, cleared only by a takeoff (land_detector.cpp, takeoff.cpp). Position control in GUIDED does
+        # nothing while it is set (mode_guided.cpp pos_control_run: is_disarmed_or_landed ->
+        # make_safe_ground_handling), so a position target sent before the takeoff has lifted off keeps the
+        # vehicle on the ground.
+        self.land_complete = True
+        self._ground_low_since: float | None = None
+        self.guided_sub: str | None = None      # ArduCopter GUIDED sub-mode: takeoff | pos | angle
+        self.spool_from: float | None = None    # when the motors began spooling up for a takeoff (MOT_SPOOL_TIME)
         self.vel_integral = np.zeros(3)
         self.setpoint: Setpoint | None = None       # the setpoint the current mode flies
         self.last_setpoint: Setpoint | None = None  # the latest received, whatever the mode
@@ -221,6 +231,8 @@ class SimAutopilot:
         self.armed = True
         self._armed_at = self.t
         self.ground_since = self.t
+        self.land_complete = self.landed
+        self.spool_from = None
         self.vel_integral[:] = 0.0
         self.target_pos = self.state()[0:3].copy()
         self.say("Arming motors" if self.firmware == Firmware.ARDUPILOT else "Armed by external command")
@@ -273,6 +285,9 @@ class SimAutopilot:
         if b in ("hold", "guided", "land"):
             self.target_pos = x[0:3].copy()
             self.target_yaw = _yaw_of(x[6:10])
+        # ModeGuided::init starts a velocity controller at zero velocity: a hold where it is, on the ground too
+        self.guided_sub = "pos" if b in ("guided", "nogps") else None
+        self.spool_from = None
         if b == "takeoff":
             self.target_pos = x[0:3].copy()
             self.target_pos[2] = self.home[2] + self.params.role("takeoff_alt", 2.5)
@@ -294,14 +309,16 @@ class SimAutopilot:
             return self.set_mode("AUTO.TAKEOFF")
         if self.behaviour != "guided":
             return Result(False, "takeoff needs GUIDED")
-        if not self.landed:
-            return Result(False, "already flying")
+        if not self.land_complete:
+            return Result(False, "already flying")   # Mode::do_user_takeoff refuses once land_complete is clear
         if altitude is None or not math.isfinite(altitude) or altitude <= 0:
             return Result(False, "bad altitude")
         x = self.state()
         self.target_pos = np.array([x[0], x[1], self.home[2] + altitude])
         self.takeoff_alt = altitude
         self.setpoint = None
+        self.guided_sub = "takeoff"          # ModeGuided::do_user_takeoff_start
+        self.spool_from = self.t
         return Result(True)
 
     def land(self) -> Result:
@@ -328,11 +345,25 @@ class SimAutopilot:
         b = self.behaviour
         if b == "offboard" or (b in ("guided", "nogps") and sp.kind in ("rates", "attitude")):
             self.setpoint = sp
+            if b in ("guided", "nogps"):
+                self._leave_takeoff("angle")
         elif b == "guided" and sp.kind == "position":
             self.setpoint = None
             self.target_pos = sp.position_enu.copy()
             if sp.yaw_enu is not None:
                 self.target_yaw = sp.yaw_enu
+            self._leave_takeoff("pos")
+
+    def _leave_takeoff(self, sub: str) -> None:
+        """ArduCopter: a position or attitude target in GUIDED replaces the sub-mode, the takeoff included
+        (ModeGuided::set_destination -> pos_control_start; set_angle -> angle_control_start)."""
+        if self.guided_sub != sub:
+            self.guided_sub = sub
+            if self.takeoff_alt is not None:
+                self.takeoff_alt = None
+                self.events.append((self.t, f"takeoff replaced by a {sub} target"))
+            if self.land_complete:
+                self.spool_from = None
 
     def setpoint_stream_ok(self) -> bool:
         """PX4's rule: setpoints arriving at more than 2 Hz (3 within the last second, none older than 0.5 s)."""
@@ -405,6 +436,9 @@ class SimAutopilot:
             return "rpm", a
         b = self.behaviour
         sp = self.setpoint
+        if self.firmware == Firmware.ARDUPILOT and b in ("guided", "nogps") and self.land_complete \
+                and not self._lifting_off(sp):
+            return "ctbr", self._ctbr(0.0, np.zeros(3), x)   # make_safe_ground_handling: ground idle
         if b == "offboard" and sp is not None and sp.kind == "motors":
             return "rpm", np.clip(2.0 * sp.motors - 1.0, -1.0, 1.0)
         if b in ("offboard", "nogps", "guided") and sp is not None and sp.kind in ("rates", "attitude"):
@@ -440,6 +474,27 @@ class SimAutopilot:
             return "ctbr", self._position_control(x, target, vz_override=-self.params.role("land_speed", 0.5))
         # guided (position), hold, takeoff
         return "ctbr", self._position_control(x, self.target_pos)
+
+    def _lifting_off(self, sp: Setpoint | None) -> bool:
+        """ArduCopter GUIDED on the ground: only a takeoff, or an attitude target with positive thrust (or
+        climb rate), spools the motors up (MOT_SPOOL_TIME) and then clears land_complete
+        (takeoff.cpp _AutoTakeoff::run; mode_guided.cpp angle_control_run). Anything else stays on the ground."""
+        if self.guided_sub == "takeoff":
+            wants = True
+        elif self.guided_sub == "angle" and sp is not None:
+            wants = (sp.climb_rate if sp.climb_rate is not None else (sp.thrust or 0.0)) > 0.0
+        else:
+            wants = False
+        if not wants:
+            self.spool_from = None
+            return False
+        if self.spool_from is None:
+            self.spool_from = self.t
+        if self.t - self.spool_from < self.params.role("spool_time_s", 0.5):
+            return False
+        self.land_complete = False
+        self.events.append((self.t, "lift-off"))
+        return True
 
     # ------------------------------------------------------------------ control laws
     def _thrust_of(self, sp: Setpoint, x: np.ndarray) -> float:
@@ -521,6 +576,7 @@ class SimAutopilot:
         self.landed = x[2] <= 0.03 and speed < 0.3
         if self.landed and not was_landed:
             self.landed_since = self.ground_since = self.t
+        self._land_detector()
         if not self.landed:
             if self.takeoff_alt is not None and x[2] >= self.home[2] + 0.95 * self.takeoff_alt:
                 self.takeoff_alt = None
@@ -548,14 +604,32 @@ class SimAutopilot:
         self.voltage = v_open - 0.015 * self.cells * self.current
         self.consumed_mah += self.current * self.dt / 3.6
 
+    def _land_detector(self) -> None:
+        """land_complete: cleared as soon as the vehicle is off the ground, set after it has sat on the ground
+        with the throttle low for LAND_DETECTOR_TRIGGER_SEC (1 s, ArduCopter land_detector.cpp)."""
+        if not self.landed:
+            self.land_complete = False
+            self._ground_low_since = None
+            return
+        if self.land_complete:
+            return
+        if self.last_action[0] > 2.0 * self.hover - 1.0:   # throttle not at its lower limit
+            self._ground_low_since = None
+            return
+        if self._ground_low_since is None:
+            self._ground_low_since = self.t
+        if self.t - self._ground_low_since >= LAND_DETECTOR_TRIGGER_S:
+            self.land_complete = True
+
     @property
     def battery_remaining(self) -> float:
         return max(0.0, 1.0 - self.consumed_mah / self.capacity_mah)
 
     @property
     def landed_state(self) -> int:
-        """MAV_LANDED_STATE: 1 on ground, 2 in air, 3 takeoff, 4 landing."""
-        if self.landed:
+        """MAV_LANDED_STATE: 1 on ground, 2 in air, 3 takeoff, 4 landing (ArduCopter: from land_complete,
+        GCS_MAVLink_Copter.cpp landed_state)."""
+        if self.land_complete if self.firmware == Firmware.ARDUPILOT else self.landed:
             return 1
         if self.behaviour == "land":
             return 4

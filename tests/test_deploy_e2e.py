@@ -46,6 +46,11 @@ def _check_three_targets(log, out: str) -> None:
     thrust = np.array([s["action"][0] for s in pol])[err <= 0.3]
     assert thrust.std() < 0.15, f"thrust std {thrust.std():.3f} while holding: bang-bang thrust"
     assert safety_kinds(log) == []
+    # ArduCopter's takeoff is left alone until it reports IN_AIR: a position target sent while it is still
+    # landed replaces the takeoff and keeps the vehicle on the ground (mode_guided.cpp)
+    takeoff = steps_of(log, "takeoff")
+    first_sent = next(i for i, s in enumerate(takeoff) if s["sent"])
+    assert first_sent > 0 and takeoff[first_sent]["pos"][2] > 0.5, takeoff[first_sent]
     landing = steps_of(log, "landing")
     assert landing and landing[-1]["pos"][2] < 0.15, "did not come down"
     assert_ended_on_ground(log)
