@@ -8,6 +8,11 @@ Keys while flying: Ctrl-C (SIGINT) lands; Ctrl-\\ (SIGQUIT) or `k` disarms at on
 the last resort); `l` lands. Exit codes: 0 flown as planned or landed by the operator, 1 a safety
 trigger ended the flight, 2 refused before arming, 3 still armed when drone-deploy stopped watching
 (the firmware's failsafe is in charge), 4 killed.
+
+Parameters it writes on the vehicle: ArduPilot GUID_OPTIONS, bit 3 set before arming (so that
+SET_ATTITUDE_TARGET.thrust is thrust, not a climb rate), restored to the value it had once the vehicle
+is disarmed again (not while it is armed or unreachable: the log and the last line say so). Nothing else;
+--dry-run writes nothing.
 """
 from __future__ import annotations
 

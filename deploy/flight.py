@@ -110,6 +110,7 @@ class Flight:
         self.flight_mode: str | None = None     # the mode the policy flies in (GUIDED / OFFBOARD)
         self.runner: TickRunner | None = None
         self._policy_t0: float | None = None
+        self._changed_params: dict[str, float] = {}   # parameters written on the vehicle -> their old values
 
     # ------------------------------------------------------------------ top level
     def run(self) -> int:
@@ -139,6 +140,25 @@ class Flight:
                 self.link.close()
             self.log.close()
             self.control.mark_done()
+
+    def _restore_params(self) -> None:
+        """Put back what drone-deploy wrote on the vehicle, once it is disarmed: changing GUID_OPTIONS on an
+        armed vehicle would change what the thrust field means mid-flight."""
+        for name, old in list(self._changed_params.items()):
+            s = self.link.state
+            if s.armed or not self.link.connected:
+                why = "still armed" if s.armed else "no link"
+                self.log.event("param", name=name, restored=False, value=old, why=why)
+                self.say(f"{name} NOT restored to {old:g} ({why}): set it back with a ground station")
+                continue
+            try:
+                self.link.commands.set_param(name, old)
+                self.log.event("param", name=name, restored=True, value=old)
+                self.say(f"{name} restored to {old:g}")
+                del self._changed_params[name]
+            except CommandError as exc:
+                self.log.event("param", name=name, restored=False, value=old, why=str(exc))
+                self.say(f"{name} NOT restored to {old:g} ({exc}): set it back with a ground station")
 
     def _armed(self) -> bool:
         return bool(self.link is not None and self.link.state.armed)
@@ -189,7 +209,8 @@ class Flight:
 
         try:
             pre = run_preflight(link, counter, self.policy, cfg, check_targets=check_targets,
-                                first_action=first_action, say=self.say)
+                                first_action=first_action, hover_thrust=(float(hover[0]) + 1.0) / 2.0
+                                if self.policy.action_mode == "ctbr" else None, say=self.say)
         except PreflightRefused as exc:
             log.event("preflight", ok=False, checks=summary_of(exc.checks))
             return self._refuse(str(exc))
@@ -217,6 +238,7 @@ class Flight:
             return EXIT_OK
         if pre.guid_options_to_set is not None:
             try:
+                self._changed_params["GUID_OPTIONS"] = link.commands.get_param("GUID_OPTIONS")
                 link.commands.set_param("GUID_OPTIONS", pre.guid_options_to_set)
                 log.event("command", what="GUID_OPTIONS", value=pre.guid_options_to_set)
                 self.say(f"GUID_OPTIONS set to {pre.guid_options_to_set} (SET_ATTITUDE_TARGET thrust is thrust)")
@@ -583,7 +605,9 @@ class Flight:
         self.exit_code, self.reason = code, reason
         if self.log is None:
             return
-        summary: dict = {}
+        if self.link is not None:
+            self._restore_params()
+        summary: dict = {"params_not_restored": dict(self._changed_params)}
         if self.runner is not None:
             summary["timing"] = self.timing.summary()
             summary["targets"] = self.targeting.summary()

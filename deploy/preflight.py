@@ -94,22 +94,53 @@ class PreflightResult:
         return "\n".join(str(c) for c in self.checks)
 
 
-def _param(link, name: str) -> float | None:
-    try:
-        return link.commands.get_param(name, timeout=0.3, retries=2)
-    except Exception:
-        return None
+# Waits for one PARAM_VALUE, doubling per try: a 57600-baud radio that also carries 50 Hz telemetry can take
+# over a second to answer (the reply queues behind the streams), while a fast link answers the first.
+PARAM_READ_TIMEOUTS = (0.4, 0.8, 1.6)
+PARAM_ADVICE = ("no answer: a saturated link (lower the stream rates or raise the baud rate), another program "
+                "holding the vehicle's parameter queue, or a parameter this firmware version does not have")
+
+
+def read_param(link, name: str) -> float | None:
+    """One parameter, or None when the vehicle does not answer within PARAM_READ_TIMEOUTS (2.8 s in all).
+    ArduPilot does not answer a read of a name it does not have, so None also means 'no such parameter'."""
+    for timeout in PARAM_READ_TIMEOUTS:
+        try:
+            return link.commands.get_param(name, timeout=timeout, retries=0)
+        except Exception:
+            continue
+    return None
+
+
+def read_renamed_param(link, names: tuple[str, ...]) -> tuple[str, float] | None:
+    """The first of several names a parameter has had that the vehicle answers (newest name first)."""
+    for name in names:
+        value = read_param(link, name)
+        if value is not None:
+            return name, value
+    return None
+
+
+def gcs_sysid_names(version: tuple[int, int, int] | None) -> tuple[str, ...]:
+    """ArduPilot 4.7 renamed SYSID_MYGCS to MAV_GCS_SYSID (ArduCopter Parameters.cpp conversion table);
+    ask the name this version has first, then the other."""
+    new_first = version is None or version >= (4, 7, 0)
+    return ("MAV_GCS_SYSID", "SYSID_MYGCS") if new_first else ("SYSID_MYGCS", "MAV_GCS_SYSID")
+
+
+_param = read_param
 
 
 def run_preflight(link, counter: TelemetryCounter, policy, config: DeployConfig, *,
                   check_targets: Callable[[np.ndarray, str], list[str]],
                   first_action: Callable[[np.ndarray, str], np.ndarray],
+                  hover_thrust: float | None = None,
                   say: Callable[[str], None] = lambda s: None) -> PreflightResult:
     """Run every check; raise PreflightRefused listing the failures, or return what the flight needs.
 
     check_targets(home_local, frame) -> problems with the fence or targets; first_action(home_local,
     frame) -> the policy's action for the vehicle as it stands (both supplied by the runner, which owns
-    the navigation frame)."""
+    the navigation frame); hover_thrust: the fraction of maximum thrust that hovers the policy's drone."""
     checks: list[Check] = []
     rate = float(config.rate_hz or policy.control_hz)
     L = config.limits
@@ -240,7 +271,7 @@ def run_preflight(link, counter: TelemetryCounter, policy, config: DeployConfig,
         opts = _param(link, "GUID_OPTIONS")
         if opts is None:  # unknown: assume ArduPilot's default (climb rate), which cannot be flown
             semantics = ThrustSemantics.CLIMB_RATE
-            unreadable = " (GUID_OPTIONS could not be read)"
+            unreadable = f" (GUID_OPTIONS could not be read: {PARAM_ADVICE})"
         else:
             semantics = thrust_semantics(info.firmware, int(opts))
             if semantics == ThrustSemantics.CLIMB_RATE and not config.dry_run:
@@ -263,6 +294,12 @@ def run_preflight(link, counter: TelemetryCounter, policy, config: DeployConfig,
         else:
             add("command path", FAIL, str(exc) + unreadable)
 
+    # --- hover thrust: the vehicle's learnt or configured hover against the policy's drone ---------------
+    if policy.action_mode == "ctbr" and hover_thrust is not None:
+        hv = hover_thrust_check(link, info.firmware, hover_thrust)
+        if hv is not None:
+            add("hover thrust", hv[0], hv[1])
+
     # --- firmware failsafes (what happens when the link goes) ------------------------------------------
     fs = _failsafe_check(link, info.firmware)
     add("failsafes", fs[0], fs[1])
@@ -281,16 +318,17 @@ def run_preflight(link, counter: TelemetryCounter, policy, config: DeployConfig,
 
 def _failsafe_check(link, firmware: Firmware) -> tuple[str, str]:
     """The flight controller's own failsafes for a lost link: GCS heartbeat loss and setpoint loss."""
+    mygcs = None
     if firmware == Firmware.ARDUPILOT:
         gcs, timeout, sp = _param(link, "FS_GCS_ENABLE"), _param(link, "FS_GCS_TIMEOUT"), _param(link, "GUID_TIMEOUT")
-        mygcs = _param(link, "SYSID_MYGCS")
         names = ("FS_GCS_ENABLE", "FS_GCS_TIMEOUT", "GUID_TIMEOUT")
+        sysid_names = gcs_sysid_names(link.info.version)
+        mygcs = read_renamed_param(link, sysid_names)
     else:
         gcs, timeout, sp = _param(link, "NAV_DLL_ACT"), _param(link, "COM_DL_LOSS_T"), _param(link, "COM_OF_LOSS_T")
-        mygcs = None
         names = ("NAV_DLL_ACT", "COM_DL_LOSS_T", "COM_OF_LOSS_T")
     if gcs is None:
-        return WARN, f"could not read {names[0]}: make sure the GCS-loss failsafe is on (hardware.md)"
+        return WARN, f"could not read {names[0]} ({PARAM_ADVICE}): make sure the GCS-loss failsafe is on (hardware.md)"
     if int(gcs) == 0:
         return FAIL, (f"{names[0]} = 0: the flight controller has no GCS-loss failsafe, and drone-deploy relies on "
                       f"it when the link is lost (set {names[0]}, see hardware.md)")
@@ -299,12 +337,55 @@ def _failsafe_check(link, firmware: Firmware) -> tuple[str, str]:
         parts.append(f"{names[1]}={timeout:g}s")
     if sp is not None:
         parts.append(f"{names[2]}={sp:g}s")
-    if mygcs is not None and int(mygcs) != link.source_system:
-        return WARN, (", ".join(parts) + f"; SYSID_MYGCS={int(mygcs)} but this GCS is sysid {link.source_system}: "
-                      "ArduPilot will not count our heartbeats for its GCS failsafe")
-    if sp is not None and sp > 5.0:
-        return WARN, ", ".join(parts) + f" ({names[2]} above 5 s: a lost setpoint stream is noticed late)"
+    warnings = []
+    if firmware == Firmware.ARDUPILOT:
+        if mygcs is None:
+            warnings.append(f"could not read {' or '.join(sysid_names)} ({PARAM_ADVICE}): check that it is "
+                            f"{link.source_system}, this GCS's sysid, or the GCS failsafe ignores our heartbeats")
+        elif int(mygcs[1]) != link.source_system:
+            warnings.append(f"{mygcs[0]}={int(mygcs[1])} but this GCS is sysid {link.source_system}: ArduPilot will "
+                            "not count our heartbeats for its GCS failsafe")
+        if sp is not None and sp > GUID_TIMEOUT_ADVISED_S:
+            warnings.append(f"GUID_TIMEOUT={sp:g}s: if the laptop freezes, the last body-rate command is flown for "
+                            f"{sp:g} s before the vehicle levels and holds (3 s let ArduCopter SITL drift 1.9 m); "
+                            f"set it to 0.5-1 s (hardware.md)")
+    elif sp is not None and sp > 5.0:
+        warnings.append(f"{names[2]} above 5 s: a lost setpoint stream is noticed late")
+    if warnings:
+        return WARN, ", ".join(parts) + "; " + "; ".join(warnings)
     return OK, ", ".join(parts)
+
+
+
+HOVER_PARAMS = {Firmware.ARDUPILOT: ("MOT_THST_HOVER", "MOT_THST_EXPO"), Firmware.PX4: ("MPC_THR_HOVER", "THR_MDL_FAC")}
+HOVER_MISMATCH = 0.15   # relative difference that gets a warning
+
+
+def hover_thrust_check(link, firmware: Firmware, policy_hover: float) -> tuple[str, str] | None:
+    """Compare the thrust the vehicle hovers at with the one the policy's drone hovers at.
+
+    Both are normalized collective thrust, the unit SET_ATTITUDE_TARGET.thrust carries: ArduPilot's
+    MOT_THST_HOVER lives in the thrust domain that MOT_THST_EXPO linearizes (AP_MotorsMulticopter), PX4's
+    MPC_THR_HOVER in the thrust-setpoint domain that THR_MDL_FAC maps to the motors. A policy trained on
+    another drone hovers at its own figure and must close the gap itself (it flew 9-16 cm low on PX4 SITL
+    with MPC_THR_HOVER 0.5 against 0.29): calibrate the drone (drone-calibrate) and train on its params,
+    or make the thrust curve parameter match the motors."""
+    hover_name, curve_name = HOVER_PARAMS[firmware]
+    hover, curve = read_param(link, hover_name), read_param(link, curve_name)
+    if hover is None:
+        return WARN, f"could not read {hover_name} ({PARAM_ADVICE}); the policy's drone hovers at {policy_hover:.3f}"
+    text = (f"vehicle {hover_name}={hover:.3f}" + (f" ({curve_name}={curve:g})" if curve is not None else "")
+            + f", policy's drone {policy_hover:.3f}")
+    if abs(hover - policy_hover) > HOVER_MISMATCH * policy_hover:
+        return WARN, (text + f": {100 * (hover / policy_hover - 1):+.0f} %. The policy will fly off its trained "
+                      "hover (sagging or climbing until its integral-free feedback closes the gap); calibrate and "
+                      "train on this drone (hardware.md, Calibration)")
+    return OK, text
+
+
+# hardware.md asks for 0.5-1 s: with the default 3 s a frozen laptop's last body-rate command was flown for 3 s
+# on ArduCopter SITL and the vehicle drifted 1.9 m before the GCS failsafe took over.
+GUID_TIMEOUT_ADVISED_S = 1.0
 
 
 def summary_of(checks: list[Check]) -> list[dict[str, Any]]:

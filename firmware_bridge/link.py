@@ -54,6 +54,11 @@ DEFAULT_STREAMS: dict[str, float] = {
     "EXTENDED_SYS_STATE": 2.0,
 }
 
+# The estimator's health report, which each firmware sends only when asked (ArduCopter's SRx_EXTRA3 stream
+# rates default to 0: GCS_MAVLink_Parameters.cpp): preflight reads the absolute-position flag from it.
+ESTIMATOR_STREAM = {Firmware.ARDUPILOT: "EKF_STATUS_REPORT", Firmware.PX4: "ESTIMATOR_STATUS"}
+ESTIMATOR_STREAM_HZ = 2.0
+
 # Messages that count as a setpoint stream (PX4's offboard "proof of life").
 SETPOINT_MESSAGES = frozenset({
     mavlink.MAVLINK_MSG_ID_SET_ATTITUDE_TARGET, mavlink.MAVLINK_MSG_ID_SET_POSITION_TARGET_LOCAL_NED,
@@ -256,14 +261,19 @@ class MavLink:
             self.info.capabilities = int(msg.capabilities)
 
     def request_streams(self, streams: dict[str, float] | None = None) -> dict[str, bool]:
-        """SET_MESSAGE_INTERVAL for each stream; returns which were accepted (never raises on refusal).
+        """SET_MESSAGE_INTERVAL for each stream, and the firmware's estimator status (ESTIMATOR_STREAM);
+        returns which were accepted (never raises on refusal).
 
         A refusal skips that message only; no answer at all (a vehicle that ignores us, e.g. because it
         wants signed commands) stops the rest, instead of waiting out every retry of every stream."""
         from .commands import CommandTimeout
 
         out = {}
-        items = list((streams or self.streams).items())
+        wanted = dict(streams or self.streams)
+        estimator = ESTIMATOR_STREAM.get(self.info.firmware)
+        if estimator is not None:
+            wanted.setdefault(estimator, ESTIMATOR_STREAM_HZ)
+        items = list(wanted.items())
         for i, (name, hz) in enumerate(items):
             try:
                 self.commands.set_message_interval(name, hz)

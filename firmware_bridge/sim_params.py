@@ -55,7 +55,7 @@ ROLES: dict[str, tuple[tuple[str, float] | None, tuple[str, float] | None]] = {
     "disarm_land_s": (None, ("COM_DISARM_LAND", 1.0)),
     "spool_time_s": (("MOT_SPOOL_TIME", 1.0), None),
     "arming_check": (("ARMING_CHECK", 1.0), ("SIM_ARMING_CHECK", 1.0)),
-    "arm_volt_cell": (("SIM_ARM_VOLT_CELL", 1.0), ("SIM_ARM_VOLT_CELL", 1.0)),
+    "arm_volt_cell": (("SIM_ARM_VCELL", 1.0), ("SIM_ARM_VCELL", 1.0)),
     "gcs_sysid": (("SYSID_MYGCS", 1.0), None),
     "guid_options": (("GUID_OPTIONS", 1.0), None),
     "angle_max_rad": (("ANGLE_MAX", math.radians(0.01)), ("MPC_TILTMAX_AIR", math.radians(1.0))),
@@ -86,7 +86,7 @@ def _ardupilot(sysid: int, hover_throttle: float, cells: int, capacity_mah: floa
         Param("BATT_MONITOR", 4, I8, 0, 30, "4 = voltage and current"),
         Param("BATT_CAPACITY", capacity_mah, I32, 0, 1e6, "mAh"),
         Param("BATT_ARM_VOLT", round(3.5 * cells, 2), F, 0, 100, "V minimum to arm"),
-        Param("SIM_ARM_VOLT_CELL", 3.5, F, 0, 5, "sim: V per cell minimum to arm"),
+        Param("SIM_ARM_VCELL", 3.5, F, 0, 5, "sim: V per cell minimum to arm"),
         Param("SIM_FS_HOLD_S", 2.0, F, 0, 60, "sim: s of hold (BRAKE) in a failsafe before landing"),
         Param("ATC_RAT_RLL_P", 0.135, F), Param("ATC_RAT_PIT_P", 0.135, F), Param("ATC_RAT_YAW_P", 0.18, F),
         Param("SR0_EXTRA1", 4, I16, 0, 50), Param("SR0_POSITION", 2, I16, 0, 50),
@@ -100,7 +100,7 @@ def _px4(sysid: int, hover_throttle: float, cells: int, capacity_mah: float) -> 
         Param("SYS_AUTOSTART", 4001, I32, 0, 1e7, "4001 = generic quadcopter"),
         Param("CA_ROTOR_COUNT", 4, I32, 0, 12, "quad X"),
         Param("COM_RC_IN_MODE", 4, I32, 0, 4, "4 = no RC, MAVLink only"),
-        Param("COM_DL_LOSS_T", 10.0, F, 5, 300, "s without GCS heartbeat before the data-link failsafe"),
+        Param("COM_DL_LOSS_T", 10, I32, 5, 300, "s without GCS heartbeat before the data-link failsafe"),
         Param("NAV_DLL_ACT", 2, I32, 0, 6, "data-link loss action (sim: any non-zero = hold, then land)"),
         Param("COM_OF_LOSS_T", 1.0, F, 0, 60, "s without offboard setpoints before the offboard-loss failsafe"),
         Param("COM_OBL_RC_ACT", 0, I32, 0, 7, "offboard-loss action (sim: hold, then land)"),
@@ -113,21 +113,37 @@ def _px4(sysid: int, hover_throttle: float, cells: int, capacity_mah: float) -> 
         Param("MPC_THR_HOVER", round(hover_throttle, 4), F, 0.1, 0.8, "hover thrust (from the drone params)"),
         Param("THR_MDL_FAC", 1.0, F, 0, 1, "thrust curve: the simulated motors give thrust ~ speed^2"),
         Param("BAT1_N_CELLS", cells, I32, 1, 16), Param("BAT1_CAPACITY", capacity_mah, F, -1, 1e5),
-        Param("SIM_ARM_VOLT_CELL", 3.5, F, 0, 5, "sim: V per cell minimum to arm"),
+        Param("SIM_ARM_VCELL", 3.5, F, 0, 5, "sim: V per cell minimum to arm"),
         Param("SIM_ARMING_CHECK", 1, I32, 0, 1, "sim: 0 disables the arming checks"),
         Param("SIM_FS_HOLD_S", 2.0, F, 0, 60, "sim: s of hold (AUTO.LOITER) in a failsafe before landing"),
         Param("MC_ROLLRATE_P", 0.15, F), Param("MC_PITCHRATE_P", 0.15, F), Param("MC_YAWRATE_P", 0.2, F),
     ]
 
 
+# Parameters a firmware renamed: (firmware, old name) -> (first version with the new name, new name).
+RENAMED = {
+    # ArduPilot 4.7 moved the GCS id into the GCS library (GCS.cpp MAV_GCS_SYSID; ArduCopter Parameters.cpp
+    # converts the old SYSID_MYGCS on upgrade)
+    (Firmware.ARDUPILOT, "SYSID_MYGCS"): ((4, 7, 0), "MAV_GCS_SYSID"),
+}
+MAX_PARAM_ID = 16   # PARAM_VALUE.param_id is char[16]: a longer name cannot be read or written by name
+
+
 class ParamTable:
-    """Ordered parameters with index, range checks and the firmware's wire encoding."""
+    """Ordered parameters with index, range checks and the firmware's wire encoding, named as the emulated
+    firmware version names them."""
 
     def __init__(self, firmware: Firmware, sysid: int = 1, hover_throttle: float = 0.35, cells: int = 4,
-                 capacity_mah: float = 1500.0):
+                 capacity_mah: float = 1500.0, version: tuple[int, int, int] | None = None):
         self.firmware = firmware
         build = _px4 if firmware == Firmware.PX4 else _ardupilot
         self._params = build(sysid, hover_throttle, cells, capacity_mah)
+        self._renamed: dict[str, str] = {}
+        for p in self._params:
+            since, new = RENAMED.get((firmware, p.name), (None, None))
+            if since is not None and version is not None and version >= since:
+                self._renamed[p.name] = new
+                p.name = new
         self._index = {p.name: i for i, p in enumerate(self._params)}
 
     def __len__(self) -> int:
@@ -169,12 +185,12 @@ class ParamTable:
         """A behaviour setting in SI units, under whatever name this firmware uses for it."""
         ap, px4 = ROLES[key]
         entry = px4 if self.firmware == Firmware.PX4 else ap
-        if entry is None or entry[0] not in self._index:
+        if entry is None or self._renamed.get(entry[0], entry[0]) not in self._index:
             if default is None:
                 raise ParamError(f"{self.firmware.value} has no parameter for {key}")
             return default
         name, scale = entry
-        return self.get(name) * scale
+        return self.get(self._renamed.get(name, name)) * scale
 
     # -- wire encoding ------------------------------------------------------------------------------
     def wire_value(self, p: Param) -> float:

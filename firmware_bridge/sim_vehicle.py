@@ -131,7 +131,7 @@ class SimVehicle:
         drone = _load_drone(cfg.drone)
         ap0 = SimAutopilot(self.firmware, drone, None, cfg.physics_hz, cfg.loop_hz, cfg.seed, cfg.heading_deg,
                            cfg.ekf_init_s)
-        self.params = ParamTable(self.firmware, cfg.system_id, hover_throttle=ap0.hover)
+        self.params = ParamTable(self.firmware, cfg.system_id, hover_throttle=ap0.hover, version=cfg.firmware_version)
         ap0.params = self.params
         self.ap = ap0
         for name, value in cfg.params.items():
@@ -772,6 +772,13 @@ def make_transport(args: argparse.Namespace) -> Transport:
     return PtyTransport(args.pty or None)
 
 
+def _parse_version(text: str) -> tuple[int, int, int]:
+    parts = text.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"version must be X.Y.Z, got {text!r}")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
 def _parse_param(text: str) -> tuple[str, float]:
     name, sep, value = text.partition("=")
     if not sep:
@@ -794,6 +801,9 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--udpin", metavar="HOST:PORT", help="listen on UDP; reply to the last sender")
     ep.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP (one client at a time)")
     ap.add_argument("--firmware", choices=["ardupilot", "px4"], default="ardupilot")
+    ap.add_argument("--firmware-version", type=_parse_version, metavar="X.Y.Z",
+                    help="the version to emulate and announce (default ArduCopter 4.5.0 / PX4 1.13.3); "
+                         "parameter names follow it (ArduPilot 4.7: MAV_GCS_SYSID)")
     ap.add_argument("--sysid", type=int, default=1)
     ap.add_argument("--drone", metavar="PARAMS.json", help="drone params JSON (default: the nominal 5-inch quad)")
     ap.add_argument("--physics-hz", type=float, default=500.0)
@@ -828,7 +838,8 @@ def main(argv: list[str] | None = None) -> int:
                               args.noise_accel),
             command_latency_s=args.latency_ms / 1000.0, telemetry_latency_s=args.telemetry_latency_ms / 1000.0,
             signing_key=args.signing_key, lockstep=args.lockstep, lockstep_dt=args.lockstep_dt, speed=args.speed,
-            seed=args.seed, heading_deg=args.heading_deg, params=dict(args.param))
+            seed=args.seed, heading_deg=args.heading_deg, params=dict(args.param),
+            firmware_version=args.firmware_version)
         transport = make_transport(args)
         try:
             vehicle = SimVehicle(transport, cfg)

@@ -66,6 +66,10 @@ def test_three_targets_on_a_pty(tmp_path):
     assert code == 0, out[-3000:]
     _check_three_targets(log, out)
     assert "[  ok] policy" in out and "mission complete" in out
+    # GUID_OPTIONS was set for the flight and put back once the vehicle had disarmed
+    params = [e for e in log.events if e.get("kind") == "param"]
+    assert params == [{**params[0], "name": "GUID_OPTIONS", "restored": True, "value": 0.0}], params
+    assert "GUID_OPTIONS restored to 0" in out and log.end["summary"]["params_not_restored"] == {}
     # drone-replay on this flight: plots and figures
     p = subprocess.run(REPLAY + [str(log.path), "--out", str(tmp_path / "replay")], capture_output=True, text=True,
                        timeout=120)

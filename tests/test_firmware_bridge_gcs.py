@@ -124,11 +124,17 @@ def test_standard_client_connects_like_a_ground_station(vehicle_process):
         value = struct.unpack("<i", struct.pack("<f", raw.param_value))[0] if bytewise else raw.param_value
         assert value == 3
         # a parameter write is echoed
+        # a parameter write, with the type the download announced (COM_DL_LOSS_T is an INT32 on PX4), is echoed
         fs = "FS_GCS_TIMEOUT" if firmware == "ardupilot" else "COM_DL_LOSS_T"
-        m.mav.param_set_send(m.target_system, m.target_component, fs.encode(), 12.0,
-                             mavutil.mavlink.MAV_PARAM_TYPE_REAL32)
+        ptype = names[fs].param_type
+        is_int = ptype != mavutil.mavlink.MAV_PARAM_TYPE_REAL32
+        assert is_int == (firmware == "px4")
+        wire = struct.unpack("<f", struct.pack("<i", 12))[0] if (is_int and bytewise) else 12.0
+        m.mav.param_set_send(m.target_system, m.target_component, fs.encode(), wire, ptype)
         echo = recv(m, "PARAM_VALUE", 2.0, lambda p: p.param_id == fs)
-        assert echo is not None and echo.param_value == pytest.approx(12.0)
+        assert echo is not None and echo.param_type == ptype
+        got = struct.unpack("<i", struct.pack("<f", echo.param_value))[0] if (is_int and bytewise) else echo.param_value
+        assert got == pytest.approx(12.0)
 
         # missions, fence, rally: empty lists
         for mission_type in (0, 1, 2):
