@@ -44,7 +44,7 @@ class LineStats:
     garbage_bytes: int = 0          # bytes outside any frame (noise, leftovers of broken frames)
     bad_frames: int = 0             # candidate frames that failed (CRC, impossible header, truncated)
     crc_errors: int = 0
-    unknown_messages: int = 0       # frames whose id this dialect does not know (CRC cannot be checked)
+    unknown_messages: int = 0       # well-formed frames whose id this dialect does not know (skipped whole, no fault)
     unsigned_rejected: int = 0      # signing on: a frame without a signature, dropped
     bad_signature: int = 0          # signing on: signed, but the signature or timestamp did not check
     seq_lost: int = 0               # frames missing in a sender's sequence numbers
@@ -55,8 +55,10 @@ class LineStats:
 
     @property
     def faults(self) -> int:
-        """Everything that went wrong on the way in."""
-        return self.bad_frames + self.unknown_messages + self.unsigned_rejected + self.bad_signature
+        """Everything that went wrong on the way in. Unknown messages are not faults: PX4 sends messages of
+        MAVLink's development dialect (EVENT, CURRENT_EVENT_SEQUENCE, ...) that no ArduPilot dialect of
+        pymavlink knows, on a perfectly clean link."""
+        return self.bad_frames + self.unsigned_rejected + self.bad_signature
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -114,6 +116,17 @@ class FrameParser:
             if n < 0:
                 self._skip_start("bad header")
                 continue
+            if buf[0] == STX_V2 and _ids(buf)[0] not in mavlink.mavlink_map:
+                # An id this dialect does not know: its CRC cannot be checked, so its length is believed
+                # only when the frame after it checks out (otherwise it is noise, or a damaged frame)
+                ok = self._vouched(buf, n)
+                if ok is None:
+                    break  # wait for the next frame
+                if ok:
+                    self._unknown(buf, n)
+                else:
+                    self._skip_start("unknown id, no valid frame after it")
+                continue
             msg = self._decode(buf, n)
             if msg is not None:
                 out.append(msg)
@@ -130,6 +143,9 @@ class FrameParser:
         out = []
         while buf:
             n = _frame_length(buf)
+            if n > 0 and len(buf) == n and buf[0] == STX_V2 and _ids(buf)[0] not in mavlink.mavlink_map:
+                self._unknown(buf, n)   # the last frame before the pause: nothing follows to vouch for it
+                continue
             if n > 0 and len(buf) >= n:
                 out.extend(self.feed(b""))
                 continue
@@ -151,6 +167,42 @@ class FrameParser:
             del buf[:k]
             out.extend(self.feed(b""))
         return out
+
+    def _vouched(self, buf: bytearray, n: int) -> bool | None:
+        """Does a valid frame follow the unknown one that ends at n? None: not enough bytes yet.
+        Valid: a known message whose CRC checks, or another unknown one from the same sender with a sound
+        header (MAVLink 2 compat flags 0). The unknown frame's own header must be sound too."""
+        if buf[3] != 0:
+            return False
+        if len(buf) < n + 10:
+            return None
+        k = _find_stx_from(buf, 1)
+        while 0 < k < n:   # a valid frame starting inside it proves it false (a truncated frame's header)
+            m = _frame_length(buf[k:])
+            if m > 0 and len(buf) - k >= m and _decodes(self.mav, buf[k:k + m]):
+                return False
+            k = _find_stx_from(buf, k + 1)
+        nxt = buf[n:]
+        m = _frame_length(nxt)
+        if m <= 0 or nxt[0] != STX_V2:
+            return m == 0 and None
+        if _ids(nxt)[0] in mavlink.mavlink_map:
+            if len(nxt) < m:
+                return None
+            return _decodes(self.mav, nxt[:m])
+        return nxt[3] == 0 and (nxt[5], nxt[6]) == (buf[5], buf[6])
+
+    def _unknown(self, buf: bytearray, n: int) -> None:
+        """A whole frame of an unknown message: counted apart, its sequence number kept, skipped."""
+        self.stats.unknown_messages += 1
+        self._count_seq((buf[5], buf[6]), buf[4])
+        del buf[:n]
+
+    def _count_seq(self, key: tuple[int, int], seq: int) -> None:
+        last = self._last_seq.get(key)
+        if last is not None:
+            self.stats.seq_lost += (seq - last - 1) % 256
+        self._last_seq[key] = seq
 
     def _skip_start(self, why: str) -> None:
         self.stats.bad_frames += 1
@@ -183,19 +235,13 @@ class FrameParser:
             self._skip_start("undecodable")
             return None
         if isinstance(msg, mavlink.MAVLink_unknown):
-            # Unknown id: the CRC cannot be checked, so the length cannot be trusted either.
-            self.stats.unknown_messages += 1
-            self.stats.garbage_bytes += 1
-            del buf[:1]
+            # An unknown MAVLink 1 id (MAVLink 2 ones are handled in feed): the firmwares send their newer
+            # messages as MAVLink 2 only, so on a MAVLink 1 start byte this is noise
+            self._skip_start("unknown MAVLink 1 id")
             return None
         del buf[:n]
         self.stats.frames_ok += 1
-        key = (msg.get_srcSystem(), msg.get_srcComponent())
-        seq = msg.get_seq()
-        last = self._last_seq.get(key)
-        if last is not None:
-            self.stats.seq_lost += (seq - last - 1) % 256
-        self._last_seq[key] = seq
+        self._count_seq((msg.get_srcSystem(), msg.get_srcComponent()), msg.get_seq())
         return msg
 
 
