@@ -30,6 +30,7 @@ DEFAULT_RESPONSES: dict[str, str] = {
     "observation_nonfinite": "hold",
     "stale_telemetry": "hold",
     "link_lost": "firmware",
+    "laptop_stalled": "firmware",
     "deadline": "hold",
     "battery": "land",
     "exception": "hold",

@@ -439,7 +439,7 @@ class Flight:
             r = self._tick(Commander("position", point_local), ("link",))
             if self.control.kill_requested:
                 return self._kill(self.control.kill_requested)
-            if r.trigger is not None and r.trigger.kind == "link_lost":
+            if r.trigger is not None and r.trigger.kind in ("link_lost", "laptop_stalled"):
                 self._trigger_event(r.trigger)
                 return self._passive(why + "; " + str(r.trigger))
             if r.trigger is not None:

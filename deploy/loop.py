@@ -89,7 +89,9 @@ class TickRunner:
         trig: Trigger | None = None
         sa = self.safety
         if "link" in checks:
-            trig = sa.check_link(est)
+            # a loop that lost more than the link-loss limit of ticks was not running: say so, rather than
+            # blame the vehicle for the silence that follows
+            trig = sa.check_stall(self.clock.stalled_s, est) or sa.check_link(est)
         if trig is None and "state" in checks:
             trig = sa.check_state(est)
         if trig is None and "battery" in checks:

@@ -60,6 +60,17 @@ class SafetyMonitor:
                        est.vt if est is not None else 0.0, float(value), float(limit))
 
     # ------------------------------------------------------------------ the link and the telemetry
+    def check_stall(self, stalled_s: float, est: Estimate) -> Trigger | None:
+        """This program itself did not run (the laptop froze or slept, the process was stopped) for longer
+        than the link-loss limit. Its telemetry then looks as old as after a lost link, but the vehicle was
+        not the one that went quiet: it heard nothing from us, so its failsafe may have acted meanwhile."""
+        L = self.limits
+        if stalled_s <= L.link_lost_after_s:
+            return None
+        return self._make("laptop_stalled", f"drone-deploy did not run for {stalled_s:.2f} s (the laptop stalled or "
+                          f"this process was stopped; limit {L.link_lost_after_s:g} s); the flight controller's "
+                          "failsafe may be in charge", est, est.t, stalled_s, L.link_lost_after_s)
+
     def check_link(self, est: Estimate) -> Trigger | None:
         L = self.limits
         if est.age_link > L.link_lost_after_s or (est.stale_link and est.age_link > L.stale_after_s):

@@ -96,6 +96,7 @@ class WallClock:
     def __init__(self, rate_hz: float):
         self.period = 1.0 / rate_hz
         self._next: float | None = None
+        self.stalled_s = 0.0   # how long before this tick the loop was not running (lost ticks x period)
 
     def reset(self) -> None:
         """Start a fresh schedule (a new phase after a blocking command): the pause is not a miss."""
@@ -106,11 +107,6 @@ class WallClock:
         now = time.monotonic()
         if self._next is None:
             self._next = now
-        skipped = 0
-        if now - self._next > self.period:  # fell behind by more than a tick: drop the lost ones
-            lost = int((now - self._next) / self.period)
-            skipped = lost
-            self._next += lost * self.period
         while True:
             now = time.monotonic()
             delay = self._next - now
@@ -118,6 +114,14 @@ class WallClock:
                 break
             if stop.wait(min(delay, 0.05)):
                 break
+        # fell behind by more than a tick (before the wait or during it: a process stopped while it slept
+        # wakes up late): drop the lost ticks
+        skipped = 0
+        now = time.monotonic()
+        if now - self._next > self.period:
+            skipped = int((now - self._next) / self.period)
+            self._next += skipped * self.period
+        self.stalled_s = skipped * self.period
         due = self._next
         self._next = due + self.period
         return time.monotonic(), due, due + self.period, skipped
@@ -137,6 +141,8 @@ class VehicleClock:
         self._att = 0
         self._pos = 0
         self._used = (0, 0)
+        self._last: float | None = None
+        self.stalled_s = 0.0   # wall time between the last tick and this one beyond the wait's timeout
         link.add_listener(self._on_message)
 
     def _on_message(self, msg) -> None:
@@ -150,7 +156,7 @@ class VehicleClock:
                 self._cond.notify_all()
 
     def reset(self) -> None:
-        pass
+        self._last = None
 
     def wait(self, stop: threading.Event) -> tuple[float, float, float, int]:
         end = time.monotonic() + self.timeout
@@ -164,4 +170,8 @@ class VehicleClock:
                 self._cond.wait(min(left, 0.02))
             self._used = (self._att, self._pos)
         now = time.monotonic()
+        # a tick takes the wait (at most `timeout`) and a few ms of work: more than that since the last one,
+        # and the loop was not running (stopped before or during the wait)
+        self.stalled_s = 0.0 if self._last is None else max(0.0, now - self._last - self.timeout)
+        self._last = now
         return now, now, now + self.period, 0

@@ -4,8 +4,8 @@ Ctrl-C (SIGINT), the kill key (SIGQUIT), an exception inside the loop.
 
 The vehicle is the simulated flight controller in this process (so a test can cut its radio or garble its
 bytes at a chosen moment) on a real pty; drone-deploy is the console script in a subprocess, so signals and
-exit codes are the real ones. The failsafe timings of the vehicle are shortened (setpoint loss 1 s, hold
-1 s) to keep the tests short; the sequence is the firmware's own."""
+exit codes are the real ones. The failsafe timings of the vehicle are shortened (GUID_TIMEOUT 1 s, GCS loss
+2 s) to keep the tests short; the sequence is the firmware's own."""
 from __future__ import annotations
 
 import signal
@@ -19,7 +19,7 @@ from deploy.flightlog import read_log
 from test_deploy_support import (assert_ended_on_ground, assert_log_intact, deploy_cmd, edited_policy, safety_kinds,
                                  steps_of, vehicle_armed, vehicle_in_process, wait_log_phase)
 
-FAST_FAILSAFES = {"GUID_TIMEOUT": 1.0, "SIM_FS_HOLD_S": 1.0}
+FAST_FAILSAFES = {"GUID_TIMEOUT": 1.0, "FS_GCS_TIMEOUT": 2.0}
 _PROCS: list[subprocess.Popen] = []
 
 
@@ -74,9 +74,8 @@ def test_link_cut_mid_flight_firmware_failsafe_lands(tmp_path):
         _wait_policy_ticks(path, 50)
         vehicle.link_enabled = False                  # the radio goes out of range, both ways
         assert not vehicle.wait_until(lambda v: not v.ap.armed, 0.5)
-        # the firmware's setpoint-loss failsafe (or its GCS-loss one, on a machine so loaded that the 5 s of
-        # wall clock pass before 1 s of simulated time) holds, then lands and disarms on its own
-        assert vehicle.wait_until(lambda v: v.ap.failsafe in ("setpoint", "gcs"), 10), vehicle.ap.events[-10:]
+        # GUID_TIMEOUT levels it and holds its height; the GCS-loss failsafe (FS_GCS_ENABLE 5) then lands it
+        assert vehicle.wait_until(lambda v: v.ap.failsafe == "gcs", 10), vehicle.ap.events[-10:]
         assert vehicle.wait_until(lambda v: v.ap.mode == "LAND", 10), vehicle.ap.events[-10:]
         time.sleep(0.5)
         vehicle.link_enabled = True                   # back in range while it lands
@@ -87,6 +86,34 @@ def test_link_cut_mid_flight_firmware_failsafe_lands(tmp_path):
     assert code == 1, out[-2000:]
     passive = steps_of(log, "passive")
     assert passive and all(s["cmd"] is None and not s["sent"] for s in passive)  # nothing sent once the link went
+    assert_ended_on_ground(log)
+    assert not vehicle_armed(vehicle)
+
+
+def test_frozen_laptop_is_logged_as_the_laptop_not_the_vehicle(tmp_path):
+    """drone-deploy stopped (SIGSTOP) in flight until the vehicle lands itself, as a laptop that freezes: the vehicle hears no
+    heartbeat, its GCS failsafe lands it; once drone-deploy runs again its log says that drone-deploy did
+    not run (laptop_stalled), not that the vehicle went quiet, and it watches the firmware land."""
+    logs = tmp_path / "logs"
+    with vehicle_in_process(params=FAST_FAILSAFES) as (vehicle, faults, endpoint):
+        proc = _start(endpoint, logs, "--target", "0.5,0,1.2")
+        path = wait_log_phase(logs, "policy", 40, proc)
+        _wait_policy_ticks(path, 50)
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            assert vehicle.wait_until(lambda v: v.ap.failsafe == "gcs" and v.ap.mode == "LAND", 10), \
+                vehicle.ap.events[-10:]
+            time.sleep(1.0)
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        code, out = _finish(proc)
+    log = _log(logs)
+    assert_log_intact(log)
+    kinds = safety_kinds(log)
+    assert kinds[0] == "laptop_stalled" and "link_lost" not in kinds, (kinds, out[-2000:])
+    trig = next(e["trigger"] for e in log.events if e.get("kind") == "safety")
+    assert trig["value"] > 1.5 and "drone-deploy did not run" in trig["detail"]
+    assert code == 1, out[-2000:]
     assert_ended_on_ground(log)
     assert not vehicle_armed(vehicle)
 
