@@ -22,8 +22,10 @@ Mode behaviours (the name is the firmware's; the behaviour is shared):
   land      ArduPilot LAND, PX4 AUTO.LAND: descend at the land speed, disarm after touchdown
 
 Failsafes (timings from the parameters, see sim_params.ROLES):
-  GCS heartbeat lost for gcs_timeout_s while armed  -> hold for hold_s -> land (landed: disarm at once)
-  setpoint stream lost for setpoint_timeout_s in offboard / nogps / guided-with-attitude -> hold -> land
+  GCS heartbeat lost for gcs_timeout_s while armed -> FS_GCS_ENABLE / NAV_DLL_ACT's action (RTL, land,
+      brake or hold, disarm; on the ground: disarm at once)
+  PX4 offboard setpoints lost for COM_OF_LOSS_T -> COM_OBL_RC_ACT's action
+  ArduPilot GUIDED attitude targets lost for GUID_TIMEOUT -> level, hold altitude, stay in GUIDED
 The GCS timeout is measured in wall-clock time (it is about the radio link, and the GCS heartbeat runs
 on the wall clock even when the simulation runs faster); all flight timings are simulated time.
 """
@@ -51,10 +53,22 @@ BEHAVIOUR = {
     "STABILIZE": "manual", "ALT_HOLD": "althold", "GUIDED": "guided", "GUIDED_NOGPS": "nogps",
     "LOITER": "hold", "BRAKE": "hold", "POSHOLD": "hold", "LAND": "land",
     "MANUAL": "manual", "STABILIZED": "manual", "ALTCTL": "althold", "POSCTL": "hold", "AUTO.LOITER": "hold",
-    "AUTO.LAND": "land", "AUTO.TAKEOFF": "takeoff", "OFFBOARD": "offboard",
+    "AUTO.LAND": "land", "AUTO.TAKEOFF": "takeoff", "OFFBOARD": "offboard", "RTL": "rtl", "AUTO.RTL": "rtl",
+    "AUTO": "auto", "AUTO.MISSION": "auto",
 }
 ARMABLE = {"manual", "althold", "guided", "nogps", "hold", "offboard", "takeoff"}
+RTL_CONE_SLOPE, RTL_ABS_MIN_CLIMB = 3.0, 2.5   # ArduCopter mode_rtl.cpp compute_return_target (RTL_CONE_SLOPE default)
 HOLD_MODE = {Firmware.ARDUPILOT: "BRAKE", Firmware.PX4: "AUTO.LOITER"}
+RTL_MODE = {Firmware.ARDUPILOT: "RTL", Firmware.PX4: "AUTO.RTL"}
+# FS_GCS_ENABLE: 1 RTL, 2 RTL (continue a mission: none here), 3 SmartRTL or RTL, 4 SmartRTL or land, 5 land,
+# 6 DO_LAND_START or RTL, 7 brake or land. The simulator records no SmartRTL path and has no mission landing
+# sequence, so those take the firmware's own fallbacks.
+ARDUPILOT_GCS_ACTIONS = {1: "rtl", 2: "rtl", 3: "rtl", 4: "land", 5: "land", 6: "rtl", 7: "brake"}
+# NAV_DLL_ACT: 1 hold, 2 return, 3 land, 5 terminate, 6 lockdown (both stop the motors)
+PX4_GCS_ACTIONS = {1: "hold", 2: "rtl", 3: "land", 5: "disarm", 6: "disarm"}
+# COM_OBL_RC_ACT: 0 position, 1 altitude, 2 manual (stick modes: with no sticks, COM_RC_IN_MODE 4, a hold),
+# 3 return, 4 land, 5 hold, 6 terminate, 7 disarm
+OFFBOARD_LOSS_ACTIONS = {0: "hold", 1: "hold", 2: "hold", 3: "rtl", 4: "land", 5: "hold", 6: "disarm", 7: "disarm"}
 LAND_MODE = {Firmware.ARDUPILOT: "LAND", Firmware.PX4: "AUTO.LAND"}
 BOOT_MODE = {Firmware.ARDUPILOT: "STABILIZE", Firmware.PX4: "POSCTL"}
 
@@ -73,6 +87,18 @@ class Setpoint:
     position_enu: np.ndarray | None = None
     yaw_enu: float | None = None
     motors: np.ndarray | None = None
+
+
+@dataclasses.dataclass
+class MissionStep:
+    """One flyable mission item in the simulator's frame: takeoff (to target z), waypoint, land (at
+    target xy, or where it is when target is None), rtl."""
+
+    seq: int
+    kind: str
+    target: np.ndarray | None
+    hold_s: float = 0.0
+    radius: float = 2.0
 
 
 @dataclasses.dataclass
@@ -159,14 +185,18 @@ class SimAutopilot:
         self.vel_integral = np.zeros(3)
         self.setpoint: Setpoint | None = None       # the setpoint the current mode flies
         self.last_setpoint: Setpoint | None = None  # the latest received, whatever the mode
-        self._mode_at = 0.0
-        self._armed_at = 0.0
         self.ground_since = 0.0
         self.setpoint_times: collections.deque = collections.deque(maxlen=64)
         self.manual = (0.0, 0.0, 0.0, 0.0)      # roll, pitch, throttle 0..1, yaw in [-1, 1] (MANUAL_CONTROL)
         self.motor_test: tuple[list[int], float, float] | None = None  # motors (0-based), throttle, end time
         self.failsafe: str | None = None       # "gcs" | "setpoint"
-        self.failsafe_land_at = math.inf
+        self.rtl_alt = 0.0
+        self.rtl_stage = "climb"
+        self.mission: list[MissionStep] = []
+        self.mission_index = 0            # the step being flown
+        self.mission_started = False      # ArduCopter auto_armed: MISSION_START lets AUTO take off
+        self._arrived_at: float | None = None
+        self.reached: collections.deque = collections.deque()   # mission seqs completed, for MISSION_ITEM_REACHED
         self.gcs_seen = False
         self.last_gcs_heartbeat = -math.inf    # wall clock (time.monotonic)
         self.messages: collections.deque = collections.deque(maxlen=100)  # (severity, text) for STATUSTEXT
@@ -188,6 +218,11 @@ class SimAutopilot:
     @property
     def behaviour(self) -> str:
         return BEHAVIOUR.get(self.mode, "hold")
+
+    @property
+    def landing(self) -> bool:
+        """In a landing descent: LAND, or the last stage of a return."""
+        return self.behaviour == "land" or (self.behaviour in ("rtl", "auto") and self.rtl_stage == "land")
 
     @property
     def ekf_ready(self) -> bool:
@@ -214,7 +249,7 @@ class SimAutopilot:
                 problems.append("EKF not ready" if self.firmware == Firmware.ARDUPILOT else "ekf not ready")
             if self.motor_test is not None:
                 problems.append("motor test running")
-            if self.behaviour not in ARMABLE:
+            if self.behaviour not in ARMABLE and not (self.behaviour == "auto" and self.firmware == Firmware.PX4):
                 problems.append(f"mode {self.mode} not armable")
             if tilt > 25.0:
                 problems.append(f"leaning {tilt:.0f} deg")
@@ -229,7 +264,6 @@ class SimAutopilot:
                 self.say(self._prefix() + problems[0], 4)
                 return Result(False, "; ".join(problems))
         self.armed = True
-        self._armed_at = self.t
         self.ground_since = self.t
         self.land_complete = self.landed
         self.spool_from = None
@@ -246,8 +280,8 @@ class SimAutopilot:
             return Result(False, "vehicle is flying")
         self.armed = False
         self.failsafe = None
-        self.failsafe_land_at = math.inf
         self.takeoff_alt = None
+        self.mission_started = False
         self.say("Disarming motors" + (f": {why}" if why else ""))
         return Result(True)
 
@@ -261,19 +295,97 @@ class SimAutopilot:
             self.say(f"Mode {canon} not available in simulation", 4)
             return Result(False, f"mode {canon} not simulated")
         b = BEHAVIOUR[canon]
-        if b in ("guided", "hold", "takeoff", "land", "offboard", "nogps") and not self.ekf_ready:
+        if b in ("guided", "hold", "takeoff", "land", "offboard", "nogps", "rtl", "auto") and not self.ekf_ready:
             self.say("Mode change failed: EKF not ready", 4)
             return Result(False, "estimator not ready")
         if b == "offboard" and not self.setpoint_stream_ok():
-            self.say("Offboard refused: no setpoint stream >2Hz", 4)
-            return Result(False, "no setpoint stream (> 2 Hz) before the switch")
+            self.say("Offboard refused: no setpoint stream", 4)
+            return Result(False, "no offboard setpoint within COM_OF_LOSS_T before the switch")
         if b == "takeoff" and not self.armed:
             return Result(False, "takeoff needs the vehicle armed")
+        if b == "auto":
+            problem = self._auto_problem()
+            if problem is not None:
+                self.say(problem, 4)
+                return Result(False, problem)
         self._enter(canon)
-        if by_gcs and self.failsafe is not None:
-            # the operator took over: the pending failsafe landing is cancelled
-            self.failsafe_land_at = math.inf
         return Result(True)
+
+    # ------------------------------------------------------------------ missions
+    def set_mission(self, steps: list[MissionStep]) -> None:
+        """A new mission (uploaded or cleared): flying starts over from its first step."""
+        self.mission = list(steps)
+        self.mission_index = 0
+        self._arrived_at = None
+        if self.behaviour == "auto" and not self.mission:
+            self._enter(HOLD_MODE[self.firmware])
+
+    def set_current(self, seq: int) -> bool:
+        """MISSION_SET_CURRENT: jump to the step with this sequence number."""
+        for i, step in enumerate(self.mission):
+            if step.seq == seq:
+                self.mission_index = i
+                self._arrived_at = None
+                return True
+        return False
+
+    def start_mission(self, first: int = 0, last: int = -1) -> Result:
+        """MAV_CMD_MISSION_START: AUTO from `first` (ArduCopter also lets AUTO take off from the ground then:
+        GCS_MAVLink_Copter.cpp sets auto_armed)."""
+        if first > 0 and not self.set_current(first):
+            return Result(False, f"no mission item {first}")
+        r = self.set_mode("AUTO" if self.firmware == Firmware.ARDUPILOT else "AUTO.MISSION")
+        if r.ok:
+            self.mission_started = True
+        return r
+
+    def _auto_problem(self) -> str | None:
+        """Why AUTO cannot start: no mission; ArduCopter landed with no takeoff first (mode_auto.cpp init)."""
+        if not self.mission:
+            return "Mission: no mission to fly"
+        if self.firmware == Firmware.ARDUPILOT and self.armed and self.land_complete \
+                and self.mission[self.mission_index].kind != "takeoff":
+            return "Auto: Missing Takeoff Cmd"
+        return None
+
+    def _auto_control(self, x: np.ndarray) -> np.ndarray:
+        """Fly the current step; the next when it is done; at the end, hold where the last one left it."""
+        if self.mission_index >= len(self.mission):
+            return self._position_control(x, self.target_pos)
+        step = self.mission[self.mission_index]
+        if step.kind == "takeoff":
+            self.target_pos = np.array([self.target_pos[0], self.target_pos[1], step.target[2]])
+            if x[2] >= step.target[2] - 0.1:
+                self._step_done(step)
+        elif step.kind == "waypoint":
+            if np.isnan(step.target[0]):        # latitude and longitude 0: where it is (both firmwares)
+                step.target[0:2] = x[0:2]
+            self.target_pos = step.target.copy()
+            if np.linalg.norm(x[0:3] - step.target) <= step.radius:
+                self._arrived_at = self.t if self._arrived_at is None else self._arrived_at
+                if self.t - self._arrived_at >= step.hold_s:
+                    self._step_done(step)
+        elif step.kind == "land":
+            if step.target is not None and np.linalg.norm(x[0:2] - step.target[0:2]) > 0.3:
+                self.target_pos = np.array([step.target[0], step.target[1], x[2]])
+            else:
+                self.rtl_stage = "land"
+                return self._position_control(x, np.array([self.target_pos[0], self.target_pos[1], x[2]]),
+                                              vz_override=-self.params.role("land_speed", 0.5))
+        elif step.kind == "rtl":
+            if self.rtl_stage == "idle":
+                self._start_rtl(x)
+            return self._rtl_control(x)
+        return self._position_control(x, self.target_pos)
+
+    def _step_done(self, step: MissionStep) -> None:
+        self.reached.append(step.seq)
+        self.events.append((self.t, f"mission item {step.seq} reached"))
+        self.mission_index += 1
+        self._arrived_at = None
+        self.rtl_stage = "idle"
+        if self.mission_index >= len(self.mission):
+            self.say("Mission complete, holding" if self.firmware == Firmware.ARDUPILOT else "Mission finished")
 
     def _enter(self, canon: str) -> None:
         if canon == self.mode:
@@ -285,6 +397,13 @@ class SimAutopilot:
         if b in ("hold", "guided", "land"):
             self.target_pos = x[0:3].copy()
             self.target_yaw = _yaw_of(x[6:10])
+        if b == "rtl":
+            self._start_rtl(x)
+        if b == "auto":
+            self.target_pos = x[0:3].copy()
+            self.target_yaw = _yaw_of(x[6:10])
+            self.rtl_stage = "idle"
+            self._arrived_at = None
         # ModeGuided::init starts a velocity controller at zero velocity: a hold where it is, on the ground too
         self.guided_sub = "pos" if b in ("guided", "nogps") else None
         self.spool_from = None
@@ -293,7 +412,6 @@ class SimAutopilot:
             self.target_pos[2] = self.home[2] + self.params.role("takeoff_alt", 2.5)
             self.target_yaw = _yaw_of(x[6:10])
         self.setpoint = self.last_setpoint if b == "offboard" else None
-        self._mode_at = self.t
         self.events.append((self.t, f"mode {canon}"))
 
     def takeoff(self, altitude: float | None) -> Result:
@@ -320,6 +438,13 @@ class SimAutopilot:
         self.guided_sub = "takeoff"          # ModeGuided::do_user_takeoff_start
         self.spool_from = self.t
         return Result(True)
+
+    def fly_to(self, target_enu: np.ndarray) -> None:
+        """A position target for the current position-holding mode (DO_REPOSITION)."""
+        self.target_pos = np.asarray(target_enu, dtype=float).copy()
+        self.setpoint = None
+        if self.behaviour == "guided":
+            self._leave_takeoff("pos")
 
     def land(self) -> Result:
         return self.set_mode(LAND_MODE[self.firmware])
@@ -366,9 +491,41 @@ class SimAutopilot:
                 self.spool_from = None
 
     def setpoint_stream_ok(self) -> bool:
-        """PX4's rule: setpoints arriving at more than 2 Hz (3 within the last second, none older than 0.5 s)."""
-        recent = [t for t in self.setpoint_times if self.t - t <= 1.0]
-        return len(recent) >= 3 and self.t - recent[-1] <= 0.5
+        """PX4's offboard signal: a setpoint younger than COM_OF_LOSS_T (1.14+ offboardCheck.cpp; 1.13
+        Commander offboard_control_update, a hysteresis that falls after COM_OF_LOSS_T). One setpoint is
+        enough to enter OFFBOARD or arm in it; the stream must go on to stay."""
+        if not self.setpoint_times:
+            return False
+        return self.t - self.setpoint_times[-1] <= self.params.role("setpoint_timeout_s", 1.0)
+
+    # ------------------------------------------------------------------ return to launch
+    def _start_rtl(self, x: np.ndarray) -> None:
+        """The return altitude: ArduCopter climbs to RTL_ALT, limited near home by RTL_CONE_SLOPE but at least
+        RTL_ABS_MIN_CLIMB above where it is (mode_rtl.cpp compute_return_target); PX4 climbs to
+        RTL_RETURN_ALT unless within RTL_MIN_DIST of home (navigator rtl). Never lower than it is."""
+        alt = x[2] - self.home[2]
+        dist = float(np.hypot(*(x[0:2] - self.home[0:2])))
+        if self.firmware == Firmware.ARDUPILOT:
+            rtl_alt = self.params.get("RTL_ALT") / 100.0
+            rtl_alt = min(rtl_alt, max(dist * RTL_CONE_SLOPE, alt + RTL_ABS_MIN_CLIMB))
+        else:
+            rtl_alt = self.params.get("RTL_RETURN_ALT") if dist > self.params.get("RTL_MIN_DIST") else alt
+        self.rtl_alt = self.home[2] + max(alt, rtl_alt)
+        self.rtl_stage = "climb"
+        self.target_pos = np.array([x[0], x[1], self.rtl_alt])
+        self.target_yaw = _yaw_of(x[6:10])
+
+    def _rtl_control(self, x: np.ndarray) -> np.ndarray:
+        """Climb where it is, fly home at the return altitude, then descend at the land speed."""
+        if self.rtl_stage == "climb" and x[2] >= self.rtl_alt - 0.2:
+            self.rtl_stage = "return"
+            self.target_pos = np.array([self.home[0], self.home[1], self.rtl_alt])
+        if self.rtl_stage == "return" and np.linalg.norm(x[0:3] - self.target_pos) < 0.3 \
+                and np.linalg.norm(x[3:6]) < 0.5:
+            self.rtl_stage = "land"
+        if self.rtl_stage == "land":
+            return self._position_control(x, self.target_pos, vz_override=-self.params.role("land_speed", 0.5))
+        return self._position_control(x, self.target_pos)
 
     def gcs_heartbeat(self) -> None:
         self.last_gcs_heartbeat = time.monotonic()
@@ -401,30 +558,31 @@ class SimAutopilot:
         p = self.params
         if self.failsafe is None and self.gcs_seen and p.role("gcs_failsafe", 1.0):
             if time.monotonic() - self.last_gcs_heartbeat > p.role("gcs_timeout_s", 5.0):
-                self._trigger("gcs", "GCS heartbeat lost")
-        b = self.behaviour
-        if self.failsafe is None and b in ("offboard", "nogps", "guided"):
-            last = self.setpoint_times[-1] if self.setpoint_times else -math.inf
-            # PX4 leaves offboard whenever the stream stops; ArduPilot only times out a stream it had
-            # (GUIDED_NOGPS with no setpoint yet just holds level).
-            active = b == "offboard" or (self.setpoint is not None and last >= max(self._mode_at, self._armed_at))
-            if active and self.t - last > p.role("setpoint_timeout_s", 1.0):
-                self._trigger("setpoint", "setpoint stream lost")
-        if self.failsafe is not None and self.t >= self.failsafe_land_at and self.behaviour != "land":
-            self.failsafe_land_at = math.inf
-            self.say("Failsafe: landing", 2)
-            self._enter(LAND_MODE[self.firmware])
+                self._trigger("gcs", "GCS heartbeat lost", self._gcs_action())
+        # PX4 leaves OFFBOARD once no setpoint came for COM_OF_LOSS_T (offboardCheck.cpp). ArduPilot's
+        # GUID_TIMEOUT is no failsafe: GUIDED levels and holds its altitude (see _control).
+        if self.failsafe is None and self.behaviour == "offboard" and not self.setpoint_stream_ok():
+            act = OFFBOARD_LOSS_ACTIONS.get(int(p.get("COM_OBL_RC_ACT")), "hold")
+            self._trigger("setpoint", "offboard setpoints lost", act)
 
-    def _trigger(self, kind: str, why: str) -> None:
+    def _gcs_action(self) -> str:
+        """The firmware's reaction to a lost GCS: FS_GCS_ENABLE (ArduCopter events.cpp failsafe_gcs_on_event)
+        or NAV_DLL_ACT (PX4)."""
+        value = int(self.params.role("gcs_failsafe", 1.0))
+        if self.firmware == Firmware.ARDUPILOT:
+            return ARDUPILOT_GCS_ACTIONS.get(value, "rtl")   # an invalid value falls back to RTL there too
+        return PX4_GCS_ACTIONS.get(value, "hold")
+
+    def _trigger(self, kind: str, why: str, action: str) -> None:
+        """A failsafe: on the ground both firmwares disarm; in the air the configured action."""
         self.failsafe = kind
-        if self.landed:
+        if self.landed or action == "disarm":
             self.say(f"Failsafe: {why}, disarming", 2)
-            self.disarm(force=True, why="failsafe on the ground")
+            self.disarm(force=True, why="failsafe")
             return
-        hold = self.params.role("hold_s", 2.0)
-        self.say(f"Failsafe: {why}, hold {hold:g}s then land", 2)
-        self._enter(HOLD_MODE[self.firmware])
-        self.failsafe_land_at = self.t + hold
+        mode = {"hold": HOLD_MODE, "brake": HOLD_MODE, "land": LAND_MODE, "rtl": RTL_MODE}[action][self.firmware]
+        self.say(f"Failsafe: {why}, {mode}", 2)
+        self._enter(mode)
 
     def _control(self, x: np.ndarray) -> tuple[str, np.ndarray]:
         if not self.armed:
@@ -441,6 +599,12 @@ class SimAutopilot:
             return "ctbr", self._ctbr(0.0, np.zeros(3), x)   # make_safe_ground_handling: ground idle
         if b == "offboard" and sp is not None and sp.kind == "motors":
             return "rpm", np.clip(2.0 * sp.motors - 1.0, -1.0, 1.0)
+        if self.firmware == Firmware.ARDUPILOT and b in ("nogps", "guided") and sp is not None \
+                and sp.kind in ("rates", "attitude") and self.t - sp.t > self.params.role("setpoint_timeout_s", 3.0):
+            # GUID_TIMEOUT without a new target: level at the current heading, zero climb rate
+            # (mode_guided.cpp angle_control_run); the mode stays GUIDED
+            q = self._level_q(x)
+            return "ctbr", self._ctbr(self._climb_thrust(x, 0.0), self._attitude_rates(x, q), x)
         if b in ("offboard", "nogps", "guided") and sp is not None and sp.kind in ("rates", "attitude"):
             thrust = self._thrust_of(sp, x)
             if sp.kind == "rates":
@@ -469,6 +633,12 @@ class SimAutopilot:
             q = self._level_q(x)
             climb = (thr - 0.5) * 2.0 * self.params.role("speed_up", 2.5)
             return "ctbr", self._ctbr(self._climb_thrust(x, climb), self._attitude_rates(x, q), x)
+        if b == "rtl":
+            return "ctbr", self._rtl_control(x)
+        if b == "auto":
+            if self.firmware == Firmware.ARDUPILOT and self.land_complete and not self.mission_started:
+                return "ctbr", self._ctbr(0.0, np.zeros(3), x)   # auto_armed not set: stays on the ground
+            return "ctbr", self._auto_control(x)
         if b == "land":
             target = self.target_pos.copy()
             return "ctbr", self._position_control(x, target, vz_override=-self.params.role("land_speed", 0.5))
@@ -557,7 +727,7 @@ class SimAutopilot:
         q_des = _quat_from_rotmat(np.column_stack([xd, yd, zd]))
         R = frames.quat_to_rotmat(x[6:10])
         thrust = self.mass * float(f @ R[:, 2]) / self.t_max
-        if self.behaviour == "land" and self.landed:
+        if self.landing and self.landed:
             thrust = 0.0
         return self._ctbr(float(np.clip(thrust, 0.0, 1.0)), self._attitude_rates(x, q_des), x)
 
@@ -587,9 +757,9 @@ class SimAutopilot:
         if self.armed and self.landed:
             b = self.behaviour
             delay = self.params.role("disarm_delay_s", 10.0)
-            if b == "land" and self.t - self.landed_since >= self.params.role("disarm_land_s", 1.0):
+            if self.landing and self.t - self.landed_since >= self.params.role("disarm_land_s", 1.0):
                 self.disarm(force=True, why="landed")
-            elif (b != "land" and self.takeoff_alt is None and delay > 0 and self.t - self.ground_since >= delay
+            elif (not self.landing and self.takeoff_alt is None and delay > 0 and self.t - self.ground_since >= delay
                   and self.last_action[0] <= 2 * self.hover - 1 + 0.02):
                 self.disarm(force=True, why="auto-disarm on the ground")
         if self.motor_test is not None and self.t >= self.motor_test[2]:
@@ -631,7 +801,7 @@ class SimAutopilot:
         GCS_MAVLink_Copter.cpp landed_state)."""
         if self.land_complete if self.firmware == Firmware.ARDUPILOT else self.landed:
             return 1
-        if self.behaviour == "land":
+        if self.landing:
             return 4
         if self.behaviour == "takeoff" or self.takeoff_alt is not None:
             return 3

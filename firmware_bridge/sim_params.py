@@ -7,8 +7,9 @@ failsafe timings, land speed and thrust semantics from here, so a PARAM_SET chan
 it would on the real firmware. Integers go on the wire as ArduPilot does (C cast to float) or as PX4
 does (the int's bytes in the float field, "bytewise"), announced in AUTOPILOT_VERSION capabilities.
 
-Defaults differ from the real firmware on purpose in one place: GCS-loss failsafe is enabled here
-(ArduPilot FS_GCS_ENABLE and PX4 NAV_DLL_ACT default to 0, disabled). Set them on a real vehicle.
+Defaults differ from the real firmware on purpose in one place: GCS-loss failsafe is enabled here, with
+the landing action hardware.md asks for (FS_GCS_ENABLE 5, NAV_DLL_ACT 3; both firmwares default to 0,
+disabled). Set them on a real vehicle.
 """
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ class Param:
     doc: str = ""
 
 
+SR_GROUPS = ("RAW_SENS", "EXT_STAT", "RC_CHAN", "RAW_CTRL", "POSITION", "EXTRA1", "EXTRA2", "EXTRA3", "PARAMS",
+             "ADSB")
+
+
 class ParamError(ValueError):
     pass
 
@@ -46,7 +51,6 @@ ROLES: dict[str, tuple[tuple[str, float] | None, tuple[str, float] | None]] = {
     "gcs_failsafe": (("FS_GCS_ENABLE", 1.0), ("NAV_DLL_ACT", 1.0)),
     "gcs_timeout_s": (("FS_GCS_TIMEOUT", 1.0), ("COM_DL_LOSS_T", 1.0)),
     "setpoint_timeout_s": (("GUID_TIMEOUT", 1.0), ("COM_OF_LOSS_T", 1.0)),
-    "hold_s": (("SIM_FS_HOLD_S", 1.0), ("SIM_FS_HOLD_S", 1.0)),
     "land_speed": (("LAND_SPEED", 0.01), ("MPC_LAND_SPEED", 1.0)),
     "speed_up": (("WPNAV_SPEED_UP", 0.01), ("MPC_Z_VEL_MAX_UP", 1.0)),
     "speed_down": (("WPNAV_SPEED_DN", 0.01), ("MPC_Z_VEL_MAX_DN", 1.0)),
@@ -70,7 +74,7 @@ def _ardupilot(sysid: int, hover_throttle: float, cells: int, capacity_mah: floa
         Param("FRAME_TYPE", 1, I8, 0, 20, "1 = X"),
         Param("ARMING_CHECK", 1, I32, 0, 1e9, "0 disables the arming checks"),
         Param("DISARM_DELAY", 10, I8, 0, 127, "s on the ground armed without taking off before auto-disarm"),
-        Param("FS_GCS_ENABLE", 1, I8, 0, 7, "GCS heartbeat-loss failsafe (sim: any non-zero = hold, then land)"),
+        Param("FS_GCS_ENABLE", 5, I8, 0, 7, "GCS heartbeat-loss failsafe: 1 RTL, 5 land, 7 brake (firmware default 0)"),
         Param("FS_GCS_TIMEOUT", 5.0, F, 2, 120, "s without GCS heartbeat before the failsafe"),
         Param("GUID_OPTIONS", 0, I32, 0, 65535, "bit 3 (8): SET_ATTITUDE_TARGET thrust is thrust, not climb rate"),
         Param("GUID_TIMEOUT", 3.0, F, 0.1, 5, "s without a guided setpoint before holding"),
@@ -87,9 +91,11 @@ def _ardupilot(sysid: int, hover_throttle: float, cells: int, capacity_mah: floa
         Param("BATT_CAPACITY", capacity_mah, I32, 0, 1e6, "mAh"),
         Param("BATT_ARM_VOLT", round(3.5 * cells, 2), F, 0, 100, "V minimum to arm"),
         Param("SIM_ARM_VCELL", 3.5, F, 0, 5, "sim: V per cell minimum to arm"),
-        Param("SIM_FS_HOLD_S", 2.0, F, 0, 60, "sim: s of hold (BRAKE) in a failsafe before landing"),
+        Param("RTL_ALT", 1500, I32, 30, 300000, "cm return altitude (RTL_CONE_SLOPE 3 lowers it near home)"),
         Param("ATC_RAT_RLL_P", 0.135, F), Param("ATC_RAT_PIT_P", 0.135, F), Param("ATC_RAT_YAW_P", 0.18, F),
-        Param("SR0_EXTRA1", 4, I16, 0, 50), Param("SR0_POSITION", 2, I16, 0, 50),
+        # stream rates (Hz) of the message groups on this port; ArduCopter's defaults are all 0, so it streams
+        # nothing but HEARTBEAT until a GCS asks (GCS_MAVLink_Parameters.cpp)
+        *[Param(f"SR0_{g}", 0, I16, 0, 50, "Hz of the stream group on the GCS port") for g in SR_GROUPS],
     ]
 
 
@@ -101,9 +107,9 @@ def _px4(sysid: int, hover_throttle: float, cells: int, capacity_mah: float) -> 
         Param("CA_ROTOR_COUNT", 4, I32, 0, 12, "quad X"),
         Param("COM_RC_IN_MODE", 4, I32, 0, 4, "4 = no RC, MAVLink only"),
         Param("COM_DL_LOSS_T", 10, I32, 5, 300, "s without GCS heartbeat before the data-link failsafe"),
-        Param("NAV_DLL_ACT", 2, I32, 0, 6, "data-link loss action (sim: any non-zero = hold, then land)"),
+        Param("NAV_DLL_ACT", 3, I32, 0, 6, "data-link loss action: 1 hold, 2 return, 3 land (firmware default 0)"),
         Param("COM_OF_LOSS_T", 1.0, F, 0, 60, "s without offboard setpoints before the offboard-loss failsafe"),
-        Param("COM_OBL_RC_ACT", 0, I32, 0, 7, "offboard-loss action (sim: hold, then land)"),
+        Param("COM_OBL_RC_ACT", 0, I32, 0, 7, "offboard-loss action: 0 position (no sticks here: hold), 3 return, 4 land"),
         Param("COM_DISARM_PRFLT", 10.0, F, -1, 20, "s armed on the ground without takeoff before auto-disarm"),
         Param("COM_DISARM_LAND", 2.0, F, -1, 20, "s after landing before auto-disarm"),
         Param("MIS_TAKEOFF_ALT", 2.5, F, 0, 1000, "m takeoff altitude"),
@@ -115,16 +121,19 @@ def _px4(sysid: int, hover_throttle: float, cells: int, capacity_mah: float) -> 
         Param("BAT1_N_CELLS", cells, I32, 1, 16), Param("BAT1_CAPACITY", capacity_mah, F, -1, 1e5),
         Param("SIM_ARM_VCELL", 3.5, F, 0, 5, "sim: V per cell minimum to arm"),
         Param("SIM_ARMING_CHECK", 1, I32, 0, 1, "sim: 0 disables the arming checks"),
-        Param("SIM_FS_HOLD_S", 2.0, F, 0, 60, "sim: s of hold (AUTO.LOITER) in a failsafe before landing"),
+        Param("RTL_RETURN_ALT", 60.0, F, 0, 150, "m return altitude above home"),
+        Param("RTL_MIN_DIST", 5.0, F, 0.5, 20, "m: closer to home, return at the current altitude"),
         Param("MC_ROLLRATE_P", 0.15, F), Param("MC_PITCHRATE_P", 0.15, F), Param("MC_YAWRATE_P", 0.2, F),
     ]
 
 
 # Parameters a firmware renamed: (firmware, old name) -> (first version with the new name, new name).
 RENAMED = {
-    # ArduPilot 4.7 moved the GCS id into the GCS library (GCS.cpp MAV_GCS_SYSID; ArduCopter Parameters.cpp
-    # converts the old SYSID_MYGCS on upgrade)
+    # ArduPilot 4.7 moved the system ids and the stream rates into the GCS library (GCS.cpp MAV_SYSID,
+    # MAV_GCS_SYSID, MAVn_* per channel, MAV1 = SERIAL0; ArduCopter Parameters.cpp converts the old names)
+    (Firmware.ARDUPILOT, "SYSID_THISMAV"): ((4, 7, 0), "MAV_SYSID"),
     (Firmware.ARDUPILOT, "SYSID_MYGCS"): ((4, 7, 0), "MAV_GCS_SYSID"),
+    **{(Firmware.ARDUPILOT, f"SR0_{g}"): ((4, 7, 0), f"MAV1_{g}") for g in SR_GROUPS},
 }
 MAX_PARAM_ID = 16   # PARAM_VALUE.param_id is char[16]: a longer name cannot be read or written by name
 
@@ -148,6 +157,11 @@ class ParamTable:
 
     def __len__(self) -> int:
         return len(self._params)
+
+    def current_name(self, name: str) -> str:
+        """The name this table has for a parameter given by any of its names (SR0_POSITION -> MAV1_POSITION
+        on ArduPilot 4.7)."""
+        return self._renamed.get(name, name)
 
     def __contains__(self, name: str) -> bool:
         return name in self._index

@@ -41,7 +41,8 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 from . import frames, signing
 from .framing import FrameParser, LineStats
 from .modes import Firmware, custom_mode_from_set_mode, mode_name, mode_number
-from .sim_autopilot import G, Setpoint, SimAutopilot
+from .sim_autopilot import RTL_MODE, G, MissionStep, Setpoint, SimAutopilot
+from .sim_mission import Item, MissionService
 from .sim_params import ParamError, ParamTable
 from .transport import (LinkDownError, PtyTransport, TcpServerTransport, Transport, UdpTransport, _host_port)
 
@@ -50,6 +51,7 @@ log = logging.getLogger("firmware_bridge.sim_vehicle")
 MSG = {name[len("MAVLINK_MSG_ID_"):]: getattr(mavlink, name)
        for name in dir(mavlink) if name.startswith("MAVLINK_MSG_ID_")}
 HOME_LAT, HOME_LON, HOME_ALT = 47.397742, 8.545594, 488.0   # where PX4 SITL puts its home, for GCS maps
+REBOOT_S = 1.5   # a flight controller's silence while it reboots
 _DEG_PER_M_LAT = 1.0 / 111_319.5
 
 
@@ -99,17 +101,50 @@ class VehicleConfig:
             self.firmware_version = (4, 5, 0) if self.firmware == Firmware.ARDUPILOT else (1, 13, 3)
 
 
-# Default telemetry rates (Hz) before any SET_MESSAGE_INTERVAL, per firmware.
-_DEFAULT_RATES = {
-    "HEARTBEAT": 1.0, "SYS_STATUS": 1.0, "EXTENDED_SYS_STATE": 1.0, "ATTITUDE": 4.0, "BATTERY_STATUS": 0.5,
+# What each firmware streams from boot, before any request.
+# PX4 (MAV_0_MODE Normal): mavlink_main.cpp configure_streams_to_default, the messages simulated here.
+PX4_NORMAL_RATES = {
+    "HEARTBEAT": 1.0, "SYS_STATUS": 1.0, "EXTENDED_SYS_STATE": 1.0, "ATTITUDE": 15.0, "BATTERY_STATUS": 0.5,
+    "ESTIMATOR_STATUS": 0.5, "GLOBAL_POSITION_INT": 5.0, "HOME_POSITION": 0.5, "LOCAL_POSITION_NED": 1.0,
+    "VFR_HUD": 4.0,
 }
-_STREAM_GROUPS = {  # REQUEST_DATA_STREAM (what MAVProxy asks ArduPilot for)
-    mavlink.MAV_DATA_STREAM_RAW_SENSORS: ["HIGHRES_IMU"],
-    mavlink.MAV_DATA_STREAM_EXTENDED_STATUS: ["SYS_STATUS", "BATTERY_STATUS", "EXTENDED_SYS_STATE"],
-    mavlink.MAV_DATA_STREAM_POSITION: ["LOCAL_POSITION_NED", "GLOBAL_POSITION_INT"],
-    mavlink.MAV_DATA_STREAM_EXTRA1: ["ATTITUDE"],
-    mavlink.MAV_DATA_STREAM_EXTRA2: ["VFR_HUD"],
+# ArduPilot: HEARTBEAT at 1 Hz, and each stream group at its SR0_* rate (GCS_MAVLink_Parameters.cpp lists the
+# groups; these are the simulated messages in them). REQUEST_DATA_STREAM sets a group's rate.
+ARDUPILOT_STREAM_GROUPS = {
+    mavlink.MAV_DATA_STREAM_EXTENDED_STATUS: ("SR0_EXT_STAT", ["SYS_STATUS", "MISSION_CURRENT"]),
+    mavlink.MAV_DATA_STREAM_POSITION: ("SR0_POSITION", ["GLOBAL_POSITION_INT", "LOCAL_POSITION_NED"]),
+    mavlink.MAV_DATA_STREAM_EXTRA1: ("SR0_EXTRA1", ["ATTITUDE"]),
+    mavlink.MAV_DATA_STREAM_EXTRA2: ("SR0_EXTRA2", ["VFR_HUD"]),
+    mavlink.MAV_DATA_STREAM_EXTRA3: ("SR0_EXTRA3", ["BATTERY_STATUS", "EKF_STATUS_REPORT"]),
+    mavlink.MAV_DATA_STREAM_RAW_SENSORS: ("SR0_RAW_SENS", []),
+    mavlink.MAV_DATA_STREAM_RC_CHANNELS: ("SR0_RC_CHAN", []),
+    mavlink.MAV_DATA_STREAM_RAW_CONTROLLER: ("SR0_RAW_CTRL", []),
 }
+
+
+class ProtocolVersion(mavlink.MAVLink_message):
+    """PROTOCOL_VERSION (id 300, MAVLink common.xml), which PX4 sends in answer to
+    MAV_CMD_REQUEST_PROTOCOL_VERSION. pymavlink's ArduPilot dialects do not carry it (nor does ArduPilot
+    implement the command), so the vehicle packs it itself: three uint16 versions and two 8-byte hashes."""
+
+    id = 300
+    msgname = "PROTOCOL_VERSION"
+    fieldnames = ["version", "min_version", "max_version", "spec_version_hash", "library_version_hash"]
+    crc_extra = 217
+    unpacker = struct.Struct("<HHH8s8s")
+    instance_field = None
+    instance_offset = -1
+
+    def __init__(self, version: int, min_version: int, max_version: int):
+        mavlink.MAVLink_message.__init__(self, self.id, self.msgname)
+        self._fieldnames = self.fieldnames
+        self.version, self.min_version, self.max_version = version, min_version, max_version
+        self.spec_version_hash = self.library_version_hash = bytes(8)
+
+    def pack(self, mav, force_mavlink1: bool = False) -> bytes:
+        payload = self.unpacker.pack(self.version, self.min_version, self.max_version, self.spec_version_hash,
+                                     self.library_version_hash)
+        return self._pack(mav, self.crc_extra, payload, force_mavlink1=force_mavlink1)
 
 
 def _load_drone(drone) -> dict | None:
@@ -128,12 +163,9 @@ class SimVehicle:
         self.transport = transport
         self.firmware: Firmware = cfg.firmware
         self.sysid, self.compid = cfg.system_id, cfg.component_id
-        drone = _load_drone(cfg.drone)
-        ap0 = SimAutopilot(self.firmware, drone, None, cfg.physics_hz, cfg.loop_hz, cfg.seed, cfg.heading_deg,
-                           cfg.ekf_init_s)
-        self.params = ParamTable(self.firmware, cfg.system_id, hover_throttle=ap0.hover, version=cfg.firmware_version)
-        ap0.params = self.params
-        self.ap = ap0
+        self._drone = _load_drone(cfg.drone)
+        self.params: ParamTable | None = None
+        self.ap = self._new_autopilot()
         for name, value in cfg.params.items():
             self.params.set(name, value)
         self.rng = np.random.default_rng(cfg.seed + 1)
@@ -149,17 +181,19 @@ class SimVehicle:
             self.enable_signing(bytes(key))
         self.intervals: dict[int, float] = {}
         self.next_due: dict[int, float] = {}
-        for name, hz in _DEFAULT_RATES.items():
+        for name, hz in self.default_rates().items():
             self._set_rate(MSG[name], hz)
-        est = "EKF_STATUS_REPORT" if self.firmware == Firmware.ARDUPILOT else "ESTIMATOR_STATUS"
-        self._set_rate(MSG[est], 1.0)
         self._builders: dict[int, Callable] = self._make_builders()
+        self.missions = MissionService(self.mav, self.firmware, self.send, lambda text, sev: self.statustext(text, sev),
+                                       self._mission_changed, lambda seq: self.ap.set_current(seq),
+                                       (HOME_LAT, HOME_LON, HOME_ALT))
         self._param_queue: collections.deque = collections.deque()
         self._inbox: collections.deque = collections.deque()    # (release sim time, msg) under command latency
         self._outbox: collections.deque = collections.deque()   # (release sim time, bytes) under telemetry latency
         self._gcs: tuple[int, int] = (255, 0)
         self._said_unsupported: set[str] = set()
         self.link_enabled = True
+        self._silent_until = -math.inf   # rebooting until then: nothing sent, nothing handled
         self._running = False
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
@@ -180,7 +214,7 @@ class SimVehicle:
 
     # ------------------------------------------------------------------ sending
     def _write(self, buf: bytes) -> None:
-        if not self.link_enabled:
+        if not self.link_enabled or time.monotonic() < self._silent_until:
             self.stats.send_dropped += 1
             return
         if self.config.telemetry_latency_s > 0:
@@ -219,6 +253,27 @@ class SimVehicle:
             self.intervals[msg_id] = 1.0 / hz
             self.next_due[msg_id] = self.ap.t
 
+    def _new_autopilot(self) -> SimAutopilot:
+        """The flight controller as at power-on, on this vehicle's parameters (made on the first call)."""
+        cfg = self.config
+        ap = SimAutopilot(self.firmware, self._drone, self.params, cfg.physics_hz, cfg.loop_hz, cfg.seed,
+                          cfg.heading_deg, cfg.ekf_init_s)
+        if self.params is None:
+            self.params = ParamTable(self.firmware, cfg.system_id, hover_throttle=ap.hover,
+                                     version=cfg.firmware_version)
+            ap.params = self.params
+        return ap
+
+    def default_rates(self) -> dict[str, float]:
+        """The messages (Hz) the firmware streams without being asked."""
+        if self.firmware == Firmware.PX4:
+            return dict(PX4_NORMAL_RATES)
+        rates = {"HEARTBEAT": 1.0}
+        for param, names in ARDUPILOT_STREAM_GROUPS.values():
+            hz = self.params.get(self.params.current_name(param))
+            rates.update({n: hz for n in names if hz > 0})
+        return rates
+
     def _make_builders(self) -> dict[int, Callable]:
         return {
             MSG["HEARTBEAT"]: self._heartbeat, MSG["SYS_STATUS"]: self._sys_status,
@@ -228,6 +283,7 @@ class SimVehicle:
             MSG["EKF_STATUS_REPORT"]: self._ekf_status, MSG["ESTIMATOR_STATUS"]: self._estimator_status,
             MSG["GLOBAL_POSITION_INT"]: self._global_position, MSG["VFR_HUD"]: self._vfr_hud,
             MSG["AUTOPILOT_VERSION"]: self._autopilot_version, MSG["HOME_POSITION"]: self._home_position,
+            MSG["MISSION_CURRENT"]: self._mission_current,
         }
 
     def _measured(self) -> dict:
@@ -250,14 +306,28 @@ class SimVehicle:
     def _boot_ms(self) -> int:
         return int(self.ap.t * 1000) & 0xFFFFFFFF
 
-    def _heartbeat(self):
+    def _base_mode(self) -> int:
+        """HEARTBEAT.base_mode as each firmware computes it. ArduCopter (GCS_MAVLink_Copter.cpp base_mode):
+        STABILIZE_ENABLED and MANUAL_INPUT_ENABLED in every mode, GUIDED_ENABLED while the horizontal
+        position controller runs (flying in GUIDED on position targets, LOITER/BRAKE/POSHOLD, LAND)."""
         ap = self.ap
         b = ap.behaviour
         base = mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED | mavlink.MAV_MODE_FLAG_STABILIZE_ENABLED
+        if self.firmware == Firmware.ARDUPILOT:
+            base |= mavlink.MAV_MODE_FLAG_MANUAL_INPUT_ENABLED
+            position_control = b in ("hold", "land") or (b == "guided" and ap.guided_sub in ("pos", "takeoff"))
+            if ap.armed and not ap.land_complete and position_control:
+                base |= mavlink.MAV_MODE_FLAG_GUIDED_ENABLED
+            return base
         if b in ("guided", "nogps", "offboard", "hold", "land", "takeoff"):
             base |= mavlink.MAV_MODE_FLAG_GUIDED_ENABLED
         if b in ("manual", "althold"):
             base |= mavlink.MAV_MODE_FLAG_MANUAL_INPUT_ENABLED
+        return base
+
+    def _heartbeat(self):
+        ap = self.ap
+        base = self._base_mode()
         if ap.armed:
             base |= mavlink.MAV_MODE_FLAG_SAFETY_ARMED
         if not ap.ekf_ready:
@@ -269,15 +339,19 @@ class SimVehicle:
         return self.mav.heartbeat_encode(mavlink.MAV_TYPE_QUADROTOR, self.firmware.autopilot, base,
                                          mode_number(self.firmware, ap.mode), status)
 
+    # every sensor the vehicle simulates, GPS included (it reports GLOBAL_POSITION_INT and an absolute position
+    # in the estimator flags: a client that derives a position fix from SYS_STATUS must see one)
     _SENSORS = (mavlink.MAV_SYS_STATUS_SENSOR_3D_GYRO | mavlink.MAV_SYS_STATUS_SENSOR_3D_ACCEL
                 | mavlink.MAV_SYS_STATUS_SENSOR_3D_MAG | mavlink.MAV_SYS_STATUS_SENSOR_ABSOLUTE_PRESSURE
+                | mavlink.MAV_SYS_STATUS_SENSOR_GPS
                 | mavlink.MAV_SYS_STATUS_AHRS | mavlink.MAV_SYS_STATUS_SENSOR_MOTOR_OUTPUTS
                 | mavlink.MAV_SYS_STATUS_SENSOR_BATTERY | mavlink.MAV_SYS_STATUS_PREARM_CHECK)
 
     def _sys_status(self):
         ap = self.ap
         health = self._SENSORS if ap.ekf_ready else self._SENSORS & ~(mavlink.MAV_SYS_STATUS_AHRS
-                                                                     | mavlink.MAV_SYS_STATUS_PREARM_CHECK)
+                                                                     | mavlink.MAV_SYS_STATUS_PREARM_CHECK
+                                                                     | mavlink.MAV_SYS_STATUS_SENSOR_GPS)
         if self.firmware == Firmware.ARDUPILOT:
             health |= mavlink.MAV_SYS_STATUS_GEOFENCE  # no fence, so not breached (as ArduPilot reports it)
         s = self.stats
@@ -397,6 +471,9 @@ class SimVehicle:
         while self.ap.messages:
             sev, text = self.ap.messages.popleft()
             self.statustext(text, sev)
+        while self.ap.reached:
+            self.send(self.mav.mission_item_reached_encode(self.ap.reached.popleft()))
+            self.send(self._mission_current())
         for _ in range(min(len(self._param_queue), 12)):
             self._send_param(self._param_queue.popleft())
         while self._outbox and self._outbox[0][0] <= t + 1e-9:
@@ -409,6 +486,7 @@ class SimVehicle:
             while self._inbox and self._inbox[0][0] <= self.ap.t + 1e-9:
                 self._handle(self._inbox.popleft()[1])
             self.ap.step()
+            self.missions.poll()
             self.steps += 1
             self._send_due_telemetry()
 
@@ -500,7 +578,7 @@ class SimVehicle:
         mtype = msg.get_type()
         if mtype == "BAD_DATA":
             return
-        if not _for_me(msg, self.sysid, self.compid):
+        if not _for_me(msg, self.sysid, self.compid) or time.monotonic() < self._silent_until:
             return
         self.handled[mtype] += 1
         fn = getattr(self, f"_on_{mtype.lower()}", None)
@@ -523,17 +601,19 @@ class SimVehicle:
     def _on_command_long(self, msg) -> None:
         self._gcs = (msg.get_srcSystem(), msg.get_srcComponent())
         self._command(msg.command, [msg.param1, msg.param2, msg.param3, msg.param4, msg.param5, msg.param6,
-                                    msg.param7])
+                                    msg.param7], None)
 
     def _on_command_int(self, msg) -> None:
         self._gcs = (msg.get_srcSystem(), msg.get_srcComponent())
-        self._command(msg.command, [msg.param1, msg.param2, msg.param3, msg.param4, msg.x, msg.y, msg.z])
+        self._command(msg.command, [msg.param1, msg.param2, msg.param3, msg.param4, msg.x, msg.y, msg.z], msg.frame)
 
     def _refused(self) -> int:
         """ArduPilot answers a refused command with FAILED, PX4 with DENIED."""
         return mavlink.MAV_RESULT_FAILED if self.firmware == Firmware.ARDUPILOT else mavlink.MAV_RESULT_DENIED
 
-    def _command(self, cmd: int, p: list[float]) -> None:
+    def _command(self, cmd: int, p: list[float], frame: int | None) -> None:
+        """A COMMAND_LONG or COMMAND_INT (frame: COMMAND_INT's, None for COMMAND_LONG; p[4], p[5] are then
+        latitude and longitude in degE7)."""
         ap = self.ap
         A = mavlink.MAV_RESULT_ACCEPTED
         if cmd == mavlink.MAV_CMD_COMPONENT_ARM_DISARM:
@@ -558,6 +638,29 @@ class SimVehicle:
         elif cmd == mavlink.MAV_CMD_NAV_LAND:
             r = ap.land()
             self._ack(cmd, A if r.ok else self._refused())
+        elif cmd == mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH:
+            r = ap.set_mode(RTL_MODE[self.firmware])
+            self._ack(cmd, A if r.ok else self._refused())
+        elif cmd == mavlink.MAV_CMD_DO_REPOSITION:
+            self._ack(cmd, self._reposition(p, frame))
+        elif cmd == mavlink.MAV_CMD_PREFLIGHT_REBOOT_SHUTDOWN:
+            # both refuse while armed (ArduPilot without its force value in param 6 / y); 1 = reboot
+            if int(round(p[0])) != 1:
+                self._ack(cmd, mavlink.MAV_RESULT_UNSUPPORTED)
+            elif ap.armed and not (self.firmware == Firmware.ARDUPILOT and int(p[5]) == 20190226):
+                self._ack(cmd, self._refused())
+            else:
+                self._ack(cmd, A)
+                self.reboot()
+        elif cmd == mavlink.MAV_CMD_REQUEST_PROTOCOL_VERSION and self.firmware == Firmware.PX4:
+            self._ack(cmd, A)   # PX4 answers with PROTOCOL_VERSION; ArduPilot does not implement it
+            self.send(ProtocolVersion(200, 100, 200))
+        elif cmd == mavlink.MAV_CMD_GET_HOME_POSITION:
+            self._ack(cmd, A)
+            self.send(self._home_position())
+        elif cmd == mavlink.MAV_CMD_MISSION_START:
+            r = ap.start_mission(int(p[0]), int(p[1])) if ap.armed else None
+            self._ack(cmd, A if r is not None and r.ok else self._refused())
         elif cmd == mavlink.MAV_CMD_SET_MESSAGE_INTERVAL:
             msg_id, interval = int(p[0]), p[1]
             if msg_id not in self._builders:
@@ -567,7 +670,7 @@ class SimVehicle:
                 self._set_rate(msg_id, 0.0)
             elif interval == 0:
                 name = mavlink.mavlink_map[msg_id].msgname
-                self._set_rate(msg_id, _DEFAULT_RATES.get(name, 0.0))
+                self._set_rate(msg_id, self.default_rates().get(name, 0.0))
             else:
                 self._set_rate(msg_id, min(1e6 / interval, self.config.loop_hz))
             self._ack(cmd, A)
@@ -593,6 +696,50 @@ class SimVehicle:
             self._ack(cmd, A if r.ok else self._refused())
         else:
             self._ack(cmd, mavlink.MAV_RESULT_UNSUPPORTED)
+
+    def _reposition(self, p: list[float], frame: int | None) -> int:
+        """MAV_CMD_DO_REPOSITION: fly to a latitude/longitude/altitude. ArduCopter takes it in GUIDED, or
+        switches to GUIDED with MAV_DO_REPOSITION_FLAGS_CHANGE_MODE (GCS_MAVLink_Copter.cpp
+        handle_command_int_do_reposition); PX4 flies there in AUTO.LOITER (Hold). Altitude: relative to home
+        with MAV_FRAME_GLOBAL_RELATIVE_ALT(_INT), else above mean sea level; NaN keeps the current one."""
+        ap = self.ap
+        lat, lon = (p[4] * 1e-7, p[5] * 1e-7) if frame is not None else (p[4], p[5])
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
+            return mavlink.MAV_RESULT_DENIED
+        change_mode = int(p[1]) & mavlink.MAV_DO_REPOSITION_FLAGS_CHANGE_MODE
+        if self.firmware == Firmware.ARDUPILOT and ap.behaviour != "guided" and not change_mode:
+            return mavlink.MAV_RESULT_DENIED
+        if not ap.armed:
+            return self._refused()
+        north = (lat - HOME_LAT) / _DEG_PER_M_LAT
+        east = (lon - HOME_LON) / _DEG_PER_M_LAT * math.cos(math.radians(HOME_LAT))
+        relative = frame in (mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT, mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT)
+        up = ap.state()[2] if not math.isfinite(p[6]) else (p[6] if relative else p[6] - HOME_ALT)
+        target = np.array([east, north, up]) + np.array([0.0, 0.0, ap.home[2]])
+        mode = "GUIDED" if self.firmware == Firmware.ARDUPILOT else "AUTO.LOITER"
+        if ap.mode != mode and not ap.set_mode(mode).ok:
+            return self._refused()
+        ap.fly_to(target)
+        return mavlink.MAV_RESULT_ACCEPTED
+
+    def reboot(self) -> None:
+        """MAV_CMD_PREFLIGHT_REBOOT_SHUTDOWN: the flight controller restarts. Silent for REBOOT_S, then it
+        boots as from power-on: a new estimator, boot time from 0, the default streams (requested rates are
+        forgotten), the parameters kept (they are stored)."""
+        with self._lock:
+            old_t = self.ap.t
+            self.ap = self._new_autopilot()
+            # what is already on its way out (the reboot's ACK under telemetry latency) keeps its delay
+            self._outbox = collections.deque((t - old_t, buf) for t, buf in self._outbox)
+            self.intervals.clear()
+            self.next_due.clear()
+            self._inbox.clear()
+            self._silent_until = time.monotonic() + REBOOT_S / self.config.speed
+            for name, hz in self.default_rates().items():
+                self._set_rate(MSG[name], hz)
+            self._mission_changed(mavlink.MAV_MISSION_TYPE_MISSION,
+                                  self.missions.lists[mavlink.MAV_MISSION_TYPE_MISSION])   # stored, kept
+            self._reanchor()
 
     def _on_set_mode(self, msg) -> None:
         if msg.base_mode & mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED:
@@ -676,7 +823,12 @@ class SimVehicle:
             return
         p = self.params.at(self.params.index(name))
         try:
-            self.params.set(name, self.params.from_wire(name, msg.param_value, p.ptype))
+            value = self.params.set(name, self.params.from_wire(name, msg.param_value, p.ptype))
+            group = next((names for param, names in ARDUPILOT_STREAM_GROUPS.values()
+                          if self.params.current_name(param) == name), None)
+            if self.firmware == Firmware.ARDUPILOT and group is not None:
+                for m in group:   # a stream rate takes effect at once
+                    self._set_rate(MSG[m], value)
         except ParamError as exc:
             self.statustext(str(exc)[:50], mavlink.MAV_SEVERITY_WARNING)
         self._send_param(self.params.index(name))  # echo the value now in force, accepted or not
@@ -686,15 +838,83 @@ class SimVehicle:
         self.send(self.mav.param_value_encode(p.name.encode("ascii"), self.params.wire_value(p), p.ptype,
                                               len(self.params), index))
 
+    # the mission micro-service (sim_mission.py)
+    def _on_mission_count(self, msg) -> None:
+        self.missions.on_mission_count(msg)
+
+    def _on_mission_item_int(self, msg) -> None:
+        self.missions.on_mission_item_int(msg)
+
+    def _on_mission_item(self, msg) -> None:
+        self.missions.on_mission_item(msg)
+
     def _on_mission_request_list(self, msg) -> None:
-        self.send(self.mav.mission_count_encode(msg.get_srcSystem(), msg.get_srcComponent(), 0,
-                                                getattr(msg, "mission_type", 0)))
+        self.missions.on_mission_request_list(msg)
+
+    def _on_mission_request_int(self, msg) -> None:
+        self.missions.on_mission_request_int(msg)
+
+    def _on_mission_request(self, msg) -> None:
+        self.missions.on_mission_request(msg)
+
+    def _on_mission_ack(self, msg) -> None:
+        self.missions.on_mission_ack(msg)
+
+    def _on_mission_clear_all(self, msg) -> None:
+        self.missions.on_mission_clear_all(msg)
+
+    def _on_mission_set_current(self, msg) -> None:
+        self.missions.on_mission_set_current(msg)
+
+    def _mission_current(self):
+        ap = self.ap
+        seq = ap.mission[ap.mission_index].seq if ap.mission_index < len(ap.mission) else \
+            (ap.mission[-1].seq if ap.mission else 0)
+        self.missions.current = seq
+        return self.mav.mission_current_encode(seq, len(self.missions.lists[mavlink.MAV_MISSION_TYPE_MISSION]))
+
+    def _mission_changed(self, mission_type: int, items: list[Item]) -> None:
+        if mission_type == mavlink.MAV_MISSION_TYPE_MISSION:
+            self.ap.set_mission(self._mission_steps(items))
+
+    def _mission_steps(self, items: list[Item]) -> list[MissionStep]:
+        """Stored items as the flight controller flies them (ArduPilot's item 0 is home, not flown)."""
+        kinds = {mavlink.MAV_CMD_NAV_TAKEOFF: "takeoff", mavlink.MAV_CMD_NAV_WAYPOINT: "waypoint",
+                 mavlink.MAV_CMD_NAV_LAND: "land", mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH: "rtl"}
+        steps = []
+        for it in items:
+            if self.firmware == Firmware.ARDUPILOT and it.seq == 0:
+                continue
+            kind = kinds[it.command]
+            target = None
+            if kind != "rtl":
+                up = it.z if it.relative_alt else it.z - HOME_ALT
+                if it.x == 0 and it.y == 0:
+                    target = None if kind == "land" else np.array([math.nan, math.nan, up])
+                else:
+                    north = (it.x * 1e-7 - HOME_LAT) / _DEG_PER_M_LAT
+                    east = (it.y * 1e-7 - HOME_LON) / _DEG_PER_M_LAT * math.cos(math.radians(HOME_LAT))
+                    target = np.array([east, north, up])
+                if target is not None:
+                    target[2] += self.ap.home[2]
+            steps.append(MissionStep(it.seq, kind, target, hold_s=max(0.0, it.param1) if kind == "waypoint" else 0.0,
+                                     radius=it.param2 if kind == "waypoint" and it.param2 > 0 else 2.0))
+        return steps
 
     def _on_request_data_stream(self, msg) -> None:
-        groups = list(_STREAM_GROUPS) if msg.req_stream_id == mavlink.MAV_DATA_STREAM_ALL else [msg.req_stream_id]
+        """ArduPilot sets the group's SR0_* rate (what MAVProxy asks for on connect); PX4 does not implement
+        REQUEST_DATA_STREAM (deprecated in MAVLink for SET_MESSAGE_INTERVAL) and ignores it."""
+        if self.firmware != Firmware.ARDUPILOT:
+            return
+        groups = list(ARDUPILOT_STREAM_GROUPS) if msg.req_stream_id == mavlink.MAV_DATA_STREAM_ALL \
+            else [msg.req_stream_id]
         for g in groups:
-            for name in _STREAM_GROUPS.get(g, []):
-                self._set_rate(MSG[name], msg.req_message_rate if msg.start_stop else 0.0)
+            if g in ARDUPILOT_STREAM_GROUPS:
+                param, names = ARDUPILOT_STREAM_GROUPS[g]
+                hz = self.params.set(self.params.current_name(param),
+                                     min(msg.req_message_rate, 50) if msg.start_stop else 0)
+                for name in names:
+                    self._set_rate(MSG[name], hz)
 
     def _on_timesync(self, msg) -> None:
         if msg.tc1 == 0:

@@ -181,7 +181,8 @@ def test_attitude_setpoint_with_climb_rate_semantics():
         cmd.set_mode("GUIDED_NOGPS")
         cmd.arm()
         level = frames.quat_from_euler(0, 0, 0)
-        fly(link, 1.0, lambda: cmd.attitude_message(level, 0.9))           # climb at 0.8 x WPNAV_SPEED_UP
+        # MOT_SPOOL_TIME (0.5 s) on the ground first, then a climb at 0.8 x WPNAV_SPEED_UP
+        fly(link, 1.5, lambda: cmd.attitude_message(level, 0.9))
         z1 = link.state.position_enu[2]
         assert z1 > 0.5
         fly(link, 1.0, lambda: cmd.attitude_message(level, 0.5))            # hold altitude
