@@ -56,7 +56,9 @@ setup(
         "onnx>=1.15",
         "onnxruntime>=1.17",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    # mavsdk: MAVSDK-Python 4 (its C++ core ships in the wheel), the second ground-station client of
+    # tests/test_gcs_conformance.py
+    extras_require={"test": ["pytest>=7", "mavsdk>=4.1"]},
     entry_points={
         "console_scripts": [
             "drone-view=drone_sim.view:main",

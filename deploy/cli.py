@@ -1,7 +1,7 @@
 """`drone-deploy`: fly an ONNX policy on a MAVLink vehicle from this laptop.
 
     drone-deploy --port /dev/ttyUSB0 --baud 115200 --target 1,0,1.5 --target 1,1,1.5 --target 0,1,1
-    drone-deploy --port udpin:0.0.0.0:14550 --task follow --frame relative
+    drone-deploy --port udpin:0.0.0.0:14540 --task follow --frame relative   # PX4 SITL's offboard link
     drone-deploy --port /dev/pts/5 --dry-run --duration 20          # the loop runs; nothing is armed or sent
 
 Keys while flying: Ctrl-C (SIGINT) lands; Ctrl-\\ (SIGQUIT) or `k` disarms at once (the vehicle falls:

@@ -24,4 +24,13 @@ fi
 # (an unpinned torch would pull a multi-GB CUDA build). Where it is already installed this does nothing.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[test]"
+# MAVProxy, the ground station tests/test_gcs_conformance.py drives, in its own environment: its map and GUI
+# dependencies (opencv-python, vtk) would replace this project's opencv-python-headless. Only what its
+# console needs is installed.
+if [ ! -x .venv-gcs/bin/mavproxy.py ]; then
+  python3 -m venv .venv-gcs
+  .venv-gcs/bin/python -m pip install -q --upgrade pip
+  .venv-gcs/bin/python -m pip install -q --no-deps "MAVProxy==1.8.75" pymavlink fastcrc lxml pyserial numpy \
+    defusedxml pynmeagps
+fi
 .venv/bin/python -c "import drone_sim; print('drone_sim', drone_sim.__version__, 'ready, observation layout v%d' % drone_sim.OBS_VERSION)"

@@ -231,7 +231,7 @@ def fly(name: str, args, outdir: Path) -> dict:
         mon = Monitor(5760)
         mon.start()
         result["ready_s"] = round(wait_ready(mon), 1)
-        for pname, value in FLIGHT_PARAMS.items():
+        for pname, value in {**FLIGHT_PARAMS, **args.params}.items():
             mon.set_param(pname, value)
         mon.interval(mavutil.mavlink.MAVLINK_MSG_ID_SIM_STATE, 50.0)
         time.sleep(1.0)
@@ -351,7 +351,9 @@ def _figures(name, mon, origin, logdir, t_start, event_at, disarmed_at, targets,
         rows = window(truth, t1 - min(hold, 5.0), t1)
         e = errors(rows, [float(v) for v in tgt.split(",")])
         if e:
-            holds.append({"target": tgt, "mean_error_m": round(sum(e) / len(e), 3), "max_error_m": round(max(e), 3)})
+            last = errors(window(truth, t1 - 1.0, t1), [float(v) for v in tgt.split(",")])
+            holds.append({"target": tgt, "mean_error_m": round(sum(e) / len(e), 3), "max_error_m": round(max(e), 3),
+                          "last_s_error_m": round(sum(last) / len(last), 3) if last else None})
     out["holds"] = holds
     if event_at is not None:
         at = window(truth, event_at - 0.1, event_at + 0.1)
@@ -379,15 +381,16 @@ def _figures(name, mon, origin, logdir, t_start, event_at, disarmed_at, targets,
 
 
 def report_md(results: list[dict]) -> str:
-    lines = ["| flight | ready | takeoff height | hold error mean / max (m) | event -> failsafe | drift | exit | end |",
+    lines = ["| flight | ready | takeoff height | hold error mean / max (m) | mode after the event | drift | exit | end |",
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
         holds = "; ".join(f"{h['target']}: {h['mean_error_m']:.3f} / {h['max_error_m']:.3f}" for h in r.get("holds", []))
         fs = r.get("failsafe")
         fs_text = f"{fs['mode']} after {fs['after_s']} s" if fs else ""
+        fs_text += f"; disarmed after {r['event_to_disarm_s']} s" if r.get("event_to_disarm_s") else ""
         drift = ""
         if fs:
-            drift = f"{fs['drift_m']} m to failsafe, {r.get('drift_to_disarm_m')} m to disarm"
+            drift = f"{fs['drift_m']} m to the mode change, {r.get('drift_to_disarm_m')} m to disarm"
         lines.append(f"| {r['flight']} | {r.get('ready_s', '')} s | {r.get('takeoff_height_m', '')} m | {holds} | "
                      f"{fs_text} | {drift} | {r.get('deploy_exit', '')} | {r.get('end_reason') or r.get('error', '')} |")
     return "\n".join(lines) + "\n"
@@ -400,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   "copter.parm of the binary's source tree)")
     ap.add_argument("--flights", default=",".join(FLIGHTS), help=f"comma-separated subset of {','.join(FLIGHTS)}")
     ap.add_argument("--out", type=Path, help="report directory (default runs/sitl/<time>)")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                    help=f"a vehicle parameter for every flight (over {FLIGHT_PARAMS})")
     args = ap.parse_args(argv)
     if not args.arducopter.is_file():
         ap.error(f"{args.arducopter}: no such file")
@@ -408,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         args.defaults = args.arducopter.parents[3] / "Tools" / "autotest" / "default_params" / "copter.parm"
     if not args.defaults.is_file():
         ap.error(f"{args.defaults}: no such file (give --defaults)")
+    try:
+        args.params = {k: float(v) for k, v in (p.split("=", 1) for p in args.param)}
+    except ValueError:
+        ap.error("--param takes NAME=VALUE with a number")
     flights = [f for f in args.flights.split(",") if f]
     unknown = set(flights) - set(FLIGHTS)
     if unknown:
