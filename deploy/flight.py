@@ -553,9 +553,19 @@ class Flight:
         self.say(str(trig))
 
     def _on_message(self, msg) -> None:
-        if msg.get_type() == "STATUSTEXT" and self.log is not None:
+        if self.log is None:
+            return
+        t = msg.get_type()
+        if t == "STATUSTEXT":
             text = msg.text if isinstance(msg.text, str) else bytes(msg.text).decode("ascii", "replace")
             self.log.event("statustext", severity=int(msg.severity), text=text.rstrip("\x00"))
+        elif t == "EVENT":
+            # PX4 reports failsafes ("Failsafe activated", "Connection to ground station lost") through the
+            # events protocol, not STATUSTEXT. The id names the event in PX4's event metadata, which is not
+            # decoded here: the log keeps the id, its severity and raw arguments, and the mode changes show
+            # what the failsafe did.
+            self.log.event("px4_event", id=f"0x{msg.id:08x}", severity=msg.log_levels & 0x0F, sequence=msg.sequence,
+                           time_boot_ms=msg.event_time_boot_ms, arguments=bytes(msg.arguments).rstrip(b"\0").hex())
 
     def _make_targeting(self, home_local, frame: str, course) -> Targeting:
         fence = Fence.around((0.0, 0.0, 0.0), self.config.limits)

@@ -7,10 +7,12 @@
 
 Modules: link (the connection, state, heartbeat), commands (ACKed commands, setpoints, parameters),
 frames (every NED/FRD <-> ENU/FLU conversion), vehicle_state, modes, thrust (per-firmware thrust
-semantics), signing (MAVLink 2 signing keys), framing (fault-tolerant frame parser), transport (serial,
+semantics), signing (MAVLink 2 signing keys), framing (fault-tolerant frame parser), dialect (PX4's
+messages missing from pymavlink's dialect), transport (serial,
 UDP, TCP, pty), and the simulated vehicle: sim_vehicle (drone-sim-vehicle), sim_autopilot, sim_params.
 See firmware_bridge/README.md.
 """
+from . import dialect  # noqa: F401  (first: PX4's messages join the dialect before anything parses)
 from .commands import (CommandError, CommandRejected, CommandTimeout, Commands, OffboardError, UnsupportedError,
                        actuator_targets_supported)
 from .framing import FrameParser, LineStats

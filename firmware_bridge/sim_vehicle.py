@@ -41,6 +41,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 from . import frames, signing
 from .framing import FrameParser, LineStats
 from .modes import Firmware, custom_mode_from_set_mode, mode_name, mode_number
+from .dialect import ProtocolVersion
 from .sim_autopilot import RTL_MODE, G, MissionStep, Setpoint, SimAutopilot
 from .sim_mission import Item, MissionService
 from .sim_params import ParamError, ParamTable
@@ -120,31 +121,6 @@ ARDUPILOT_STREAM_GROUPS = {
     mavlink.MAV_DATA_STREAM_RC_CHANNELS: ("SR0_RC_CHAN", []),
     mavlink.MAV_DATA_STREAM_RAW_CONTROLLER: ("SR0_RAW_CTRL", []),
 }
-
-
-class ProtocolVersion(mavlink.MAVLink_message):
-    """PROTOCOL_VERSION (id 300, MAVLink common.xml), which PX4 sends in answer to
-    MAV_CMD_REQUEST_PROTOCOL_VERSION. pymavlink's ArduPilot dialects do not carry it (nor does ArduPilot
-    implement the command), so the vehicle packs it itself: three uint16 versions and two 8-byte hashes."""
-
-    id = 300
-    msgname = "PROTOCOL_VERSION"
-    fieldnames = ["version", "min_version", "max_version", "spec_version_hash", "library_version_hash"]
-    crc_extra = 217
-    unpacker = struct.Struct("<HHH8s8s")
-    instance_field = None
-    instance_offset = -1
-
-    def __init__(self, version: int, min_version: int, max_version: int):
-        mavlink.MAVLink_message.__init__(self, self.id, self.msgname)
-        self._fieldnames = self.fieldnames
-        self.version, self.min_version, self.max_version = version, min_version, max_version
-        self.spec_version_hash = self.library_version_hash = bytes(8)
-
-    def pack(self, mav, force_mavlink1: bool = False) -> bytes:
-        payload = self.unpacker.pack(self.version, self.min_version, self.max_version, self.spec_version_hash,
-                                     self.library_version_hash)
-        return self._pack(mav, self.crc_extra, payload, force_mavlink1=force_mavlink1)
 
 
 def _load_drone(drone) -> dict | None:
@@ -654,7 +630,7 @@ class SimVehicle:
                 self.reboot()
         elif cmd == mavlink.MAV_CMD_REQUEST_PROTOCOL_VERSION and self.firmware == Firmware.PX4:
             self._ack(cmd, A)   # PX4 answers with PROTOCOL_VERSION; ArduPilot does not implement it
-            self.send(ProtocolVersion(200, 100, 200))
+            self.send(ProtocolVersion(200, 100, 200, [0] * 8, [0] * 8))
         elif cmd == mavlink.MAV_CMD_GET_HOME_POSITION:
             self._ack(cmd, A)
             self.send(self._home_position())

@@ -53,3 +53,4 @@ def test_a_reset_is_not_a_stall():
     clock.reset()
     clock.wait(stop)
     assert clock.stalled_s == 0.0
+

@@ -299,30 +299,27 @@ def test_clear_errors_for_bad_endpoints_and_silent_lines():
         os.close(slave)
 
 
-def test_px4_messages_this_dialect_does_not_know_are_not_faults():
-    """PX4 speaks MAVLink's development dialect: EVENT (410), CURRENT_EVENT_SEQUENCE (411), PROTOCOL_VERSION
-    (300), ... which no ArduPilot dialect of pymavlink knows. On a clean link they are counted as unknown
-    messages, skipped whole (no false frame found inside them, no garbage, no CRC error, no sequence gap),
-    and are not faults: PX4 SITL once showed 9-11 'link faults' at preflight on a clean localhost link."""
-    from firmware_bridge.sim_vehicle import ProtocolVersion
-
+def test_messages_this_dialect_does_not_know_are_not_faults():
+    """A firmware may send messages of a newer dialect than ours (PX4 speaks MAVLink's development dialect).
+    On a clean link they are counted as unknown messages, skipped whole (no false frame found inside them,
+    no garbage, no CRC error, no sequence gap), and are not faults: PX4 SITL once showed 9-11 'link faults'
+    at preflight on a clean localhost link."""
     out = _Buf()
     mav = mavlink.MAVLink(out, srcSystem=1, srcComponent=1)
     rng = random.Random(3)
     stream, known = bytearray(), 0
     for i in range(300):
         out.data.clear()
-        if i % 3 == 0:
-            mav.send(ProtocolVersion(200, 100, 200))
-        elif i % 3 == 1:
-            # an EVENT-sized frame of an unknown id whose payload is full of start bytes (0xFD / 0xFE)
-            payload = bytes(rng.choice((0xFD, 0xFE, rng.randrange(256))) for _ in range(40))
-            msg = mavlink.MAVLink_message(410, "EVENT")
-            out.data += msg._pack(mav, 0x2A, payload)
-            mav.seq = (mav.seq + 1) % 256            # (MAVLink.send would count it)
-        else:
+        if i % 3 == 2:
             mav.send(mav.attitude_encode(i, 0.1, 0.2, 0.3, 0.0, 0.0, 0.0))
             known += 1
+        else:
+            # ids no dialect of ours has, payloads full of start bytes (0xFD / 0xFE)
+            payload = bytes(rng.choice((0xFD, 0xFE, rng.randrange(256))) for _ in range(20 + i % 30))
+            msg_id = 13000 + i % 2
+            assert msg_id not in mavlink.mavlink_map
+            out.data += mavlink.MAVLink_message(msg_id, "FUTURE")._pack(mav, 0x2A, payload)
+            mav.seq = (mav.seq + 1) % 256            # (MAVLink.send would count it)
         stream += out.data
     parser = FrameParser(mavlink.MAVLink(None))
     got = []
@@ -333,3 +330,31 @@ def test_px4_messages_this_dialect_does_not_know_are_not_faults():
     assert len(got) == known and all(m.get_type() == "ATTITUDE" for m in got)
     assert st.unknown_messages == 200 and st.faults == 0
     assert st.garbage_bytes == 0 and st.crc_errors == 0 and st.bad_frames == 0 and st.seq_lost == 0
+
+
+def test_px4_events_protocol_messages_decode_with_their_crc():
+    """EVENT, CURRENT_EVENT_SEQUENCE and PROTOCOL_VERSION (common.xml; not in pymavlink's ArduPilot dialect)
+    are read, CRC-checked, like any message (firmware_bridge/dialect.py), and a damaged one is a CRC error."""
+    from firmware_bridge.dialect import CurrentEventSequence, Event, ProtocolVersion
+
+    out = _Buf()
+    mav = mavlink.MAVLink(out, srcSystem=1, srcComponent=1)
+    args = list(range(1, 41))
+    for msg in (Event(0, 0, 0x01A2B3C4, 123456, 7, 0x24, args), CurrentEventSequence(7, 0),
+                ProtocolVersion(200, 100, 200, [1] * 8, [2] * 8)):
+        mav.send(msg)
+    good = bytes(out.data)
+    parser = FrameParser(mavlink.MAVLink(None))
+    got = parser.feed(good)
+    assert [m.get_type() for m in got] == ["EVENT", "CURRENT_EVENT_SEQUENCE", "PROTOCOL_VERSION"]
+    ev = got[0]
+    assert (ev.id, ev.event_time_boot_ms, ev.sequence, ev.log_levels, list(ev.arguments)) == \
+        (0x01A2B3C4, 123456, 7, 0x24, args)
+    assert got[2].max_version == 200 and list(got[2].library_version_hash) == [2] * 8
+    assert parser.stats.faults == 0 and parser.stats.unknown_messages == 0
+    bad = bytearray(good)
+    bad[14] ^= 0x10                               # inside the EVENT's payload
+    parser = FrameParser(mavlink.MAVLink(None))
+    got = parser.feed(bytes(bad)) + parser.flush_stalled()
+    assert [m.get_type() for m in got] == ["CURRENT_EVENT_SEQUENCE", "PROTOCOL_VERSION"]
+    assert parser.stats.crc_errors >= 1
