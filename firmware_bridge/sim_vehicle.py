@@ -557,7 +557,8 @@ class SimVehicle:
         if not _for_me(msg, self.sysid, self.compid) or time.monotonic() < self._silent_until:
             return
         self.handled[mtype] += 1
-        fn = getattr(self, f"_on_{mtype.lower()}", None)
+        # this module's handlers, then the mission micro-service's (MISSION_* messages, sim_mission.py)
+        fn = getattr(self, f"_on_{mtype.lower()}", None) or getattr(self.missions, f"on_{mtype.lower()}", None)
         if fn is not None:
             try:
                 fn(msg)
@@ -813,34 +814,6 @@ class SimVehicle:
         p = self.params.at(index)
         self.send(self.mav.param_value_encode(p.name.encode("ascii"), self.params.wire_value(p), p.ptype,
                                               len(self.params), index))
-
-    # the mission micro-service (sim_mission.py)
-    def _on_mission_count(self, msg) -> None:
-        self.missions.on_mission_count(msg)
-
-    def _on_mission_item_int(self, msg) -> None:
-        self.missions.on_mission_item_int(msg)
-
-    def _on_mission_item(self, msg) -> None:
-        self.missions.on_mission_item(msg)
-
-    def _on_mission_request_list(self, msg) -> None:
-        self.missions.on_mission_request_list(msg)
-
-    def _on_mission_request_int(self, msg) -> None:
-        self.missions.on_mission_request_int(msg)
-
-    def _on_mission_request(self, msg) -> None:
-        self.missions.on_mission_request(msg)
-
-    def _on_mission_ack(self, msg) -> None:
-        self.missions.on_mission_ack(msg)
-
-    def _on_mission_clear_all(self, msg) -> None:
-        self.missions.on_mission_clear_all(msg)
-
-    def _on_mission_set_current(self, msg) -> None:
-        self.missions.on_mission_set_current(msg)
 
     def _mission_current(self):
         ap = self.ap
