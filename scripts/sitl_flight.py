@@ -343,9 +343,9 @@ def _figures(name, mon, origin, logdir, t_start, event_at, disarmed_at, targets,
         climb = window(truth, phase_t.get("takeoff", t_start), phase_t["policy"])
         out["takeoff_height_m"] = round(max(r[3] for r in climb), 3) if climb else None
         out["takeoff_s"] = round(phase_t["policy"] - phase_t.get("takeoff", t_start), 1)
-    # hold windows: the last `hold` seconds before each target switch / the landing
+    # hold windows: the last `hold` seconds before each target switch / the landing / the injected event
     switches = [started + e["t"] for e in log.events if e.get("kind") == "target" and e.get("index") is not None]
-    ends = switches[1:] + [phase_t.get("landing", event_at or time.time())]
+    ends = switches[1:] + [event_at if event_at is not None else phase_t.get("landing", time.time())]
     holds = []
     for i, (tgt, t1) in enumerate(zip(targets, ends)):
         rows = window(truth, t1 - min(hold, 5.0), t1)
