@@ -70,12 +70,24 @@ class FlightControl:
         # request_arm() (the UI's "arm and take off"); without it drone-deploy arms as soon as preflight passes
         self.arm_gate = False
         self._arm_why: str | None = None
+        self._quit_why: str | None = None
 
     # ------------------------------------------------------------------ requests (any thread, signal-safe)
     def request_land(self, why: str = "operator") -> None:
         """Land now (Ctrl-C, the UI's land button, closing the window). Idempotent."""
         if self._land_why is None:
             self._land_why = why
+
+    def request_quit(self, why: str) -> None:
+        """The program is asked to stop (SIGINT, SIGTERM): land whatever flies, then exit. A window that
+        stays open after the flight for the operator to read closes too. Idempotent."""
+        self.request_land(why)
+        if self._quit_why is None:
+            self._quit_why = why
+
+    @property
+    def quit_requested(self) -> str | None:
+        return self._quit_why
 
     def kill(self, why: str = "operator kill") -> None:
         """Disarm at once, even in flight: the motors stop and the vehicle falls. The last resort."""

@@ -921,6 +921,9 @@ class OperatorWindow(Viewer):
                     self.closing = True
                     self.control.request_land("window closed")
                     self._say("window closed: landing")
+                if self.control.quit_requested and not self.closing:
+                    self.closing = True      # SIGINT / SIGTERM: the flight lands, then the window goes
+                    self._say(f"{self.control.quit_requested}: landing, then closing")
                 if self.session.done and (self.closing or self.exit_when_done):
                     self.draw()
                     break
@@ -1121,8 +1124,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"drone-ui: error: {exc}", file=sys.stderr)
             return EXIT_REFUSED
         control = FlightControl()
-        signal.signal(signal.SIGINT, lambda *_: control.request_land("Ctrl-C"))
-        signal.signal(signal.SIGTERM, lambda *_: control.request_land("SIGTERM"))
+        signal.signal(signal.SIGINT, lambda *_: control.request_quit("Ctrl-C"))
+        signal.signal(signal.SIGTERM, lambda *_: control.request_quit("SIGTERM"))
         flight = Flight(cfg, control, say=lambda line: print(line, flush=True))
         try:
             code = run_window(flight, arm_gate=not ui_args.arm, **ui_window_options(ui_args))

@@ -101,7 +101,7 @@ _SIM_SCALARS_F = ("crash_speed", "success_radius", "follow_radius", "formation_r
                   "formation_spacing")
 _SIM_KEYS = {"physics_dt", "substeps", "integrator", "action_mode", "task_weights", "horizon_s", "nominal", "dr",
              "course", "arena", "collide_all", "race_rings", "ring_radius", "obstacles", "obstacle_radius",
-             "auto_reset", *_SIM_SCALARS_F}
+             "auto_reset", "evaluation", *_SIM_SCALARS_F}
 
 
 def config_to_c(cfg: dict) -> list[str]:
@@ -127,6 +127,7 @@ def config_to_c(cfg: dict) -> list[str]:
     i("integrator", cfg["integrator"])
     i("action_mode", cfg["action_mode"])
     i("auto_reset", cfg["auto_reset"])
+    i("evaluation", cfg["evaluation"])
     for k in range(len(TASKS)):
         f(f"task_weights[{k}]", cfg["task_weights"][k])
         f(f"horizon_s[{k}]", cfg["horizon_s"][k])

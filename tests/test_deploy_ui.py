@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -430,6 +431,35 @@ def test_sim_vehicle_dies_with_drone_ui(display, tmp_path):
         assert not left, "the simulated vehicle outlived drone-ui"
     finally:
         ui.kill()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_drone_ui_stops_on_sigint_and_sigterm(display, tmp_path, sig):
+    """Ctrl-C or SIGTERM to `drone-ui --sim` waiting for the operator: nothing is armed, the window closes,
+    the program exits 0 and its simulated vehicle goes with it (both once left it running, disarmed,
+    waiting for the operator; only SIGKILL stopped it)."""
+    ui = UI(display, tmp_path, f"signal-{int(sig)}")
+    try:
+        ui.window()
+        ui.wait(lambda i: i.get("phase") == "idle", 60, "preflight")
+        ui.proc.send_signal(sig)
+        assert ui.finish(30) == 0, ui.output()[-3000:]
+        assert "stopped by the operator before arming" in log_end_reason(ui)
+        assert not any(s["armed"] for s in ui.log().steps)
+        sim = re.search(r"simulated vehicle on (\S+)", ui.output())
+        assert sim is not None
+        left = subprocess.run(["pgrep", "-f", "drone-sim-vehicle --pty"], capture_output=True, text=True).stdout
+        mine = [int(p) for p in left.split() if _cwd_is(int(p), tmp_path)]
+        assert not mine, "the simulated vehicle outlived drone-ui"
+    finally:
+        ui.kill()
+
+
+def _cwd_is(pid: int, path: Path) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd") == str(path)
+    except OSError:
+        return False
 
 
 def test_arguments_are_checked_before_any_window():
