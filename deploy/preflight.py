@@ -128,8 +128,6 @@ def gcs_sysid_names(version: tuple[int, int, int] | None) -> tuple[str, ...]:
     return ("MAV_GCS_SYSID", "SYSID_MYGCS") if new_first else ("SYSID_MYGCS", "MAV_GCS_SYSID")
 
 
-_param = read_param
-
 
 def run_preflight(link, counter: TelemetryCounter, policy, config: DeployConfig, *,
                   check_targets: Callable[[np.ndarray, str], list[str]],
@@ -268,7 +266,7 @@ def run_preflight(link, counter: TelemetryCounter, policy, config: DeployConfig,
     unreadable = ""
     semantics = thrust_semantics(info.firmware)
     if info.firmware == Firmware.ARDUPILOT and policy.action_mode == "ctbr":
-        opts = _param(link, "GUID_OPTIONS")
+        opts = read_param(link, "GUID_OPTIONS")
         if opts is None:  # unknown: assume ArduPilot's default (climb rate), which cannot be flown
             semantics = ThrustSemantics.CLIMB_RATE
             unreadable = f" (GUID_OPTIONS could not be read: {PARAM_ADVICE})"
@@ -320,13 +318,12 @@ def _failsafe_check(link, firmware: Firmware) -> tuple[str, str]:
     """The flight controller's own failsafes for a lost link: GCS heartbeat loss and setpoint loss."""
     mygcs = None
     if firmware == Firmware.ARDUPILOT:
-        gcs, timeout, sp = _param(link, "FS_GCS_ENABLE"), _param(link, "FS_GCS_TIMEOUT"), _param(link, "GUID_TIMEOUT")
         names = ("FS_GCS_ENABLE", "FS_GCS_TIMEOUT", "GUID_TIMEOUT")
         sysid_names = gcs_sysid_names(link.info.version)
         mygcs = read_renamed_param(link, sysid_names)
     else:
-        gcs, timeout, sp = _param(link, "NAV_DLL_ACT"), _param(link, "COM_DL_LOSS_T"), _param(link, "COM_OF_LOSS_T")
         names = ("NAV_DLL_ACT", "COM_DL_LOSS_T", "COM_OF_LOSS_T")
+    gcs, timeout, sp = (read_param(link, n) for n in names)
     if gcs is None:
         return WARN, f"could not read {names[0]} ({PARAM_ADVICE}): make sure the GCS-loss failsafe is on (hardware.md)"
     if int(gcs) == 0:
