@@ -21,6 +21,7 @@ Setpoints are fire-and-forget (they are streamed). Rules they follow:
 """
 from __future__ import annotations
 
+import logging
 import math
 import struct
 import threading
@@ -32,6 +33,12 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from .modes import Firmware, canonical_name, mode_number, set_mode_params
 from .thrust import GUID_OPTIONS_THRUST_AS_THRUST, ctbr_to_setpoint, rpm_to_motor_throttle
+from .vehicle_state import VehicleState
+
+log = logging.getLogger(__name__)
+# How long a refused retry waits for the telemetry to show what the first try did (EXTENDED_SYS_STATE comes
+# at 2 Hz in the default streams, the heartbeat at 5 Hz)
+STATE_CONFIRM_S = 1.0
 
 FORCE_MAGIC = 21196  # MAV_CMD_COMPONENT_ARM_DISARM param2: arm/disarm regardless of checks (bench only)
 
@@ -162,8 +169,12 @@ class Commands:
     # ------------------------------------------------------------------ the command protocol
     def command(self, command: int, p1: float = 0, p2: float = 0, p3: float = 0, p4: float = 0, p5: float = 0,
                 p6: float = 0, p7: float = 0, *, timeout: float | None = None, retries: int | None = None,
-                in_progress_timeout: float = 5.0) -> int:
-        """COMMAND_LONG with ACK, retries and timeouts; returns MAV_RESULT_ACCEPTED or raises CommandError."""
+                in_progress_timeout: float = 5.0, done: Callable[[VehicleState], bool] | None = None) -> int:
+        """COMMAND_LONG with ACK, retries and timeouts; returns MAV_RESULT_ACCEPTED or raises CommandError.
+
+        done: the state the command brings about (armed, a mode, a takeoff under way). Radios lose ACKs: when
+        a retry is refused and the vehicle shows that state, the first try was carried out and only its ACK
+        was lost (NAV_TAKEOFF retried after lift-off is refused "already flying"), so it counts as accepted."""
         timeout = self.timeout if timeout is None else timeout
         retries = self.retries if retries is None else retries
         sysid, compid = self._target()
@@ -184,6 +195,9 @@ class Commands:
                         continue
                     if ack.result == mavlink.MAV_RESULT_ACCEPTED:
                         return ack.result
+                    if attempt > 0 and done is not None and self._wait_heartbeat(done, STATE_CONFIRM_S):
+                        log.info("%s: retry refused, but the vehicle shows it done: the first ACK was lost", name)
+                        return mavlink.MAV_RESULT_ACCEPTED
                     texts = self._statustext_since(t0, wait=0.1)
                     raise CommandRejected(
                         f"{name} refused by the vehicle: {result_name(ack.result)}"
@@ -213,14 +227,14 @@ class Commands:
     # ------------------------------------------------------------------ arming and modes
     def arm(self, force: bool = False, confirm_timeout: float = 2.0) -> None:
         """Arm; force=True skips the vehicle's arming checks (bench tests only, props off)."""
-        self.command(mavlink.MAV_CMD_COMPONENT_ARM_DISARM, 1, FORCE_MAGIC if force else 0)
+        self.command(mavlink.MAV_CMD_COMPONENT_ARM_DISARM, 1, FORCE_MAGIC if force else 0, done=lambda s: s.armed)
         if not self._wait_heartbeat(lambda s: s.armed, confirm_timeout):
             raise CommandError("arm accepted but the heartbeat does not show the vehicle armed",
                                mavlink.MAV_CMD_COMPONENT_ARM_DISARM)
 
     def disarm(self, force: bool = False, confirm_timeout: float = 2.0) -> None:
         """Disarm; force=True disarms even in flight (the vehicle falls)."""
-        self.command(mavlink.MAV_CMD_COMPONENT_ARM_DISARM, 0, FORCE_MAGIC if force else 0)
+        self.command(mavlink.MAV_CMD_COMPONENT_ARM_DISARM, 0, FORCE_MAGIC if force else 0, done=lambda s: not s.armed)
         if not self._wait_heartbeat(lambda s: not s.armed, confirm_timeout):
             raise CommandError("disarm accepted but the heartbeat still shows the vehicle armed",
                                mavlink.MAV_CMD_COMPONENT_ARM_DISARM)
@@ -237,7 +251,7 @@ class Commands:
                     f"PX4 switches to OFFBOARD only while a setpoint stream (> 2 Hz) is running; sent "
                     f"{rate:.1f} setpoints/s over the last second: call start_setpoint_stream() first")
         p1, p2, p3 = set_mode_params(fw, canon)
-        self.command(mavlink.MAV_CMD_DO_SET_MODE, p1, p2, p3)
+        self.command(mavlink.MAV_CMD_DO_SET_MODE, p1, p2, p3, done=lambda s: s.mode == canon)
         if not self._wait_heartbeat(lambda s: s.mode == canon, confirm_timeout):
             raise CommandError(f"mode {canon} accepted but the heartbeat shows {self.link.state.mode}",
                                mavlink.MAV_CMD_DO_SET_MODE)
@@ -247,12 +261,17 @@ class Commands:
         sends NAV_TAKEOFF with NaN altitude (PX4 reads param7 as AMSL; NaN means use MIS_TAKEOFF_ALT)."""
         if not (math.isfinite(altitude_m) and altitude_m > 0):
             raise ValueError(f"takeoff altitude must be a positive number of metres, got {altitude_m}")
+        # a takeoff under way or done (EXTENDED_SYS_STATE; PX4 also flies it in AUTO.TAKEOFF)
+        def taking_off(s: VehicleState) -> bool:
+            return s.landed_state in (mavlink.MAV_LANDED_STATE_TAKEOFF, mavlink.MAV_LANDED_STATE_IN_AIR) \
+                or s.mode == "AUTO.TAKEOFF"
+
         if self.firmware == Firmware.PX4:
             self.set_param("MIS_TAKEOFF_ALT", altitude_m)
             nan = float("nan")
-            self.command(mavlink.MAV_CMD_NAV_TAKEOFF, -1, 0, 0, nan, nan, nan, nan)
+            self.command(mavlink.MAV_CMD_NAV_TAKEOFF, -1, 0, 0, nan, nan, nan, nan, done=taking_off)
         else:
-            self.command(mavlink.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, altitude_m)
+            self.command(mavlink.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, altitude_m, done=taking_off)
 
     def land(self) -> None:
         """Land where the vehicle is (ArduPilot: LAND mode; PX4: NAV_LAND -> AUTO.LAND)."""

@@ -436,7 +436,8 @@ class SimAutopilot:
         self.takeoff_alt = altitude
         self.setpoint = None
         self.guided_sub = "takeoff"          # ModeGuided::do_user_takeoff_start
-        self.spool_from = self.t
+        if self.spool_from is None:          # a repeated NAV_TAKEOFF does not restart a spool-up under way
+            self.spool_from = self.t
         return Result(True)
 
     def fly_to(self, target_enu: np.ndarray) -> None:

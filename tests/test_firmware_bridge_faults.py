@@ -358,3 +358,52 @@ def test_px4_events_protocol_messages_decode_with_their_crc():
     got = parser.feed(bytes(bad)) + parser.flush_stalled()
     assert [m.get_type() for m in got] == ["CURRENT_EVENT_SEQUENCE", "PROTOCOL_VERSION"]
     assert parser.stats.crc_errors >= 1
+
+
+class AckDropper(Transport):
+    """The vehicle's side of the link, losing its first `n` COMMAND_ACKs for one command (as a radio does)."""
+
+    def __init__(self, inner: Transport, command: int, n: int):
+        self.inner, self.command, self.left = inner, command, n
+        self.name = f"ack-dropping {inner.name}"
+        self.dropped = 0
+
+    def write(self, data):
+        if len(data) > 12 and data[0] == 0xFD and (data[7] | data[8] << 8 | data[9] << 16) == \
+                mavlink.MAVLINK_MSG_ID_COMMAND_ACK and (data[10] | data[11] << 8) == self.command and self.left > 0:
+            self.left -= 1
+            self.dropped += 1
+            return True
+        return self.inner.write(data)
+
+    def read(self, timeout):
+        return self.inner.read(timeout)
+
+    def close(self):
+        self.inner.close()
+
+    @property
+    def path(self):
+        return self.inner.path
+
+
+def test_a_takeoff_whose_acks_are_lost_is_not_taken_for_a_refusal():
+    """NAV_TAKEOFF carried out, its ACK lost twice: the third try arrives after lift-off and ArduCopter refuses
+    it ("already flying"). The vehicle shows the takeoff under way, so the command succeeded (a garbled link
+    once aborted a flight this way, tests/test_deploy_faults.py with 5 % garbage)."""
+    dropper = {}
+
+    def wrap(t):
+        dropper["t"] = AckDropper(t, mavlink.MAV_CMD_NAV_TAKEOFF, 2)
+        return dropper["t"]
+
+    with vehicle_and_link("pty", firmware="ardupilot", transport_wrapper=wrap) as (vehicle, link):
+        cmd = link.commands
+        assert vehicle.wait_until(lambda v: v.ap.ekf_ready, 3.0)
+        cmd.set_mode("GUIDED")
+        cmd.arm()
+        cmd.takeoff(1.5)                          # raised CommandRejected before
+        assert dropper["t"].dropped == 2
+        refused = [what for _, what in vehicle.ap.events if "already flying" in what]
+        assert refused, "the retry was not refused: the test did not exercise the lost-ACK case"
+        assert wait_for(lambda: link.state.position_enu[2] > 1.4, 8.0)
