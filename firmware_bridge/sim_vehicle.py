@@ -8,11 +8,14 @@
     drone-sim-vehicle --firmware px4 --drone drone_sim/data/crazyflie2.json --noise-pos 0.02 --latency-ms 20
     drone-sim-vehicle --signing-key vehicle.key        # MAVLink 2 signing: unsigned commands are dropped
     drone-sim-vehicle --lockstep                       # each setpoint advances the simulation one step
+    drone-sim-vehicle --firmware-version 4.7.0         # ArduCopter 4.7's parameter names (MAV_GCS_SYSID, MAV1_*)
 
 The vehicle speaks ArduPilot's or PX4's dialect of behaviour (heartbeat autopilot id, mode numbers,
 parameter names and encoding, thrust semantics, offboard rules); sim_autopilot.py holds the flight
-logic, this module the MAVLink side: message handling, command ACKs, the parameter and (empty) mission
-protocols, telemetry at the requested rates with sensor noise and latency, signing, and pacing.
+logic, this module the MAVLink side: message handling, command ACKs, the parameter protocol (the mission
+protocol is sim_mission.py), telemetry (each firmware's boot streams, then the requested rates) with sensor
+noise and latency, reboots, signing, and pacing. firmware_bridge/README.md tables what it emulates of
+ArduCopter and PX4, and what it does not.
 
 Pacing: real time (optionally `--speed` times faster), or lockstep: every SET_ATTITUDE_TARGET,
 SET_ACTUATOR_CONTROL_TARGET or SET_POSITION_TARGET_LOCAL_NED advances the simulation by one control
