@@ -20,6 +20,8 @@ Mode behaviours (the name is the firmware's; the behaviour is shared):
   offboard  PX4 OFFBOARD: any setpoint; needs the stream before the switch; leaves on stream loss
   takeoff   PX4 AUTO.TAKEOFF: climb to MIS_TAKEOFF_ALT, then AUTO.LOITER
   land      ArduPilot LAND, PX4 AUTO.LAND: descend at the land speed, disarm after touchdown
+  rtl       ArduPilot RTL, PX4 AUTO.RTL: climb to the return altitude, fly home, land
+  auto      ArduPilot AUTO, PX4 AUTO.MISSION: fly the uploaded mission (takeoff, waypoint, land, rtl)
 
 Failsafes (timings from the parameters, see sim_params.ROLES):
   GCS heartbeat lost for gcs_timeout_s while armed -> FS_GCS_ENABLE / NAV_DLL_ACT's action (RTL, land,
