@@ -206,6 +206,8 @@ def cmd_thrust_stand(args) -> int:
 
 
 def cmd_fit(args) -> int:
+    import drone_sim
+
     from .fit import FitOptions, fit_runs, load_run, summary_lines
     from .params_out import build_params, nominal_body, write_params
     from .report import write_report
@@ -231,7 +233,7 @@ def cmd_fit(args) -> int:
     print(f"hover ({body['mass']:g} kg): {hover['speed_fit']:.1f} rad/s per motor from the fit"
           + (f", {meas:.1f} rad/s on the measured curve" if meas else ", beyond the measured curve")
           + f", throttle {hover['throttle']:.3f}; thrust-to-weight "
-          f"{4 * loaded['k_thrust'] * loaded['omega_max'] ** 2 / (body['mass'] * 9.81):.2f}")
+          f"{drone_sim.thrust_to_weight({**loaded, 'mass': body['mass']}):.2f}")
     if not args.vehicle:
         print("note: body (mass, arm, inertia) is the simulator's nominal one: pass --vehicle vehicle.json")
     report = Path(args.report) if args.report else out.with_name(out.stem + "-report.png")

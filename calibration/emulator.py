@@ -31,7 +31,7 @@ import numpy as np
 
 from .protocol import (FLAG_POWER, FLAG_RPM, FLAG_THRUST, FLAG_TORQUE, PROTOCOL_VERSION, StandInfo, StandSample,
                        format_data_line, format_info_line)
-from .rundata import RPM_TO_RAD_S
+from .rundata import RPM_TO_RAD_S, STANDARD_GRAVITY
 
 
 @dataclasses.dataclass
@@ -193,7 +193,7 @@ class StandModel:
         return ["# note: loop overrun", line]   # a legitimate comment line, then the data
 
     # calibration weights for `drone-calibrate scale`
-    def place_mass(self, kg: float, lever_m: float | None = None, g: float = 9.80665) -> None:
+    def place_mass(self, kg: float, lever_m: float | None = None, g: float = STANDARD_GRAVITY) -> None:
         """Put a reference mass on the thrust cell (lever None) or hang it on the torque arm at lever_m."""
         if lever_m is None:
             self.extra_force = kg * g

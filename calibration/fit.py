@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from drone_sim import GRAVITY
+
 from .dynamics import StepFit, combine, find_steps, fit_step
 from .protocol import LineStats
 from .rundata import CalibrationDataError, RunData
@@ -72,7 +74,7 @@ class CalibrationResult:
                 n += m.rejected if m is not None else 0
         return n
 
-    def hover(self, mass: float, g: float = 9.81) -> dict:
+    def hover(self, mass: float, g: float = GRAVITY) -> dict:
         """Hover speed per motor from the fit and from the measured curve, and the hover throttle."""
         t_h = mass * g / 4.0
         w_fit = math.sqrt(t_h / self.k_thrust.value)

@@ -8,7 +8,6 @@ quarter of the weight. That closes the loop file -> loader -> C physics without 
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ def sim_hover_speed(params_path: str | Path, seconds: float = 5.0, control_hz: f
     from drone_sim.params import load_drone_params
 
     d = load_drone_params(params_path)
-    twr = 4.0 * d["k_thrust"] * d["omega_max"] ** 2 / (d["mass"] * 9.81)
+    twr = drone_sim.thrust_to_weight(d)
     env = drone_sim.make(tasks="hover", num_envs=1, agents_per_env=4, action_mode="ctbr", dr="nominal",
                          drone=params_path, seed=1, control_hz=control_hz, horizon_s={"hover": seconds + 10.0})
     ctl = HoverController(env.num_agents, max_rate=d["max_rate"], twr=twr)
@@ -39,4 +38,4 @@ def sim_hover_speed(params_path: str | Path, seconds: float = 5.0, control_hz: f
             errs.append(np.linalg.norm(s[:, 0:3] - pos, axis=1))
     env.close()
     return {"speed": float(np.mean(speeds)), "speed_spread": float(np.std(speeds)),
-            "position_error": float(np.mean(errs)), "formula_speed": math.sqrt(d["mass"] * 9.81 / (4 * d["k_thrust"]))}
+            "position_error": float(np.mean(errs)), "formula_speed": drone_sim.hover_omega(d)}

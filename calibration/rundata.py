@@ -14,6 +14,9 @@ import numpy as np
 from .protocol import LineStats
 
 RPM_TO_RAD_S = 2.0 * math.pi / 60.0
+# Standard gravity (m/s^2): what a kgf or gram-force is defined with, and what turns a reference mass into a
+# force. The simulator's own g (drone_sim.GRAVITY, 9.81) is its world's, used for flight figures.
+STANDARD_GRAVITY = 9.80665
 
 
 class CalibrationDataError(ValueError):

@@ -6,9 +6,9 @@ can be refitted later with a corrected calibration (`drone-calibrate fit --stand
 
     {"schema": "thrust-stand-cal/1",
      "thrust": {"offset": 84213.5, "counts_per_unit": 41020.0, "sigma_rel": 0.002,
-                "reference": "0.500 kg at 9.81 m/s^2", "date": "..."},
+                "reference": "0.5 kg at 9.80665 m/s^2", "date": "..."},
      "torque": {"offset": -11870.2, "counts_per_unit": 1.95e6, "sigma_rel": 0.004,
-                "reference": "0.100 kg at 0.100 m lever", "date": "..."}}
+                "reference": "0.1 kg at 9.80665 m/s^2 on a 0.1 m lever", "date": "..."}}
 
 counts_per_unit is counts per newton (thrust) or per newton-metre (torque); its sign says which way
 the cell was loaded by the reference. sigma_rel is the relative 1-sigma of the scale factor.
@@ -22,8 +22,10 @@ from pathlib import Path
 
 from drone_sim.params import read_json
 
+from .rundata import STANDARD_GRAVITY
+
 SCHEMA = "thrust-stand-cal/1"
-G = 9.80665   # standard gravity for reference masses (the simulator's 9.81 is for flight)
+G = STANDARD_GRAVITY   # reference masses are weighed at standard gravity
 
 
 class StandCalError(ValueError):

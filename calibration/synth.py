@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from drone_sim import GRAVITY
+
 from .emulator import MotorTruth, StandModel, StandTruth
 from .plan import PlanSegment
 from .runlog import RunWriter
-from .rundata import RPM_TO_RAD_S
+from .rundata import RPM_TO_RAD_S, STANDARD_GRAVITY
 from .stand import printable
 from .standcal import CellCal, StandCal
 
@@ -96,7 +98,7 @@ def synth_rcbenchmark(path: str | Path, plan: list[PlanSegment], motor: MotorTru
         thrust_n = max(thrust, 0.0)
         rows.append([f"{t:.4f}", f"{1000 + 1000 * thr:.0f}", "1500", "1500", "1500",
                      f"{rng.normal(0, 0.02 + 0.1 * thr):.3f}", f"{rng.normal(0, 0.02 + 0.1 * thr):.3f}",
-                     f"{rng.normal(1, 0.02):.3f}", f"{torque:.5f}", f"{thrust / 9.80665:.5f}", f"{volts:.3f}",
+                     f"{rng.normal(1, 0.02):.3f}", f"{torque:.5f}", f"{thrust / STANDARD_GRAVITY:.5f}", f"{volts:.3f}",
                      f"{amps:.3f}", f"{e_rpm:.0f}", f"{o_rpm:.0f}", f"{p_el:.2f}", f"{p_mech:.2f}",
                      f"{100 * p_mech / p_el:.1f}" if p_el > 1 else "",
                      f"{thrust_n / p_mech:.3f}" if p_mech > 1 else "",
@@ -121,5 +123,5 @@ def synth_rcbenchmark(path: str | Path, plan: list[PlanSegment], motor: MotorTru
     return p
 
 
-def expected_hover_speed(motor: MotorTruth, mass: float, g: float = 9.81) -> float:
+def expected_hover_speed(motor: MotorTruth, mass: float, g: float = GRAVITY) -> float:
     return math.sqrt(mass * g / (4 * motor.k_thrust))

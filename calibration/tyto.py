@@ -33,11 +33,11 @@ import re
 from pathlib import Path
 
 from .protocol import LineStats
-from .rundata import RPM_TO_RAD_S, CalibrationDataError, RunData, from_columns
+from .rundata import RPM_TO_RAD_S, STANDARD_GRAVITY, CalibrationDataError, RunData, from_columns
 
 FORMAT = "rcbenchmark"
 _LB = 4.4482216152605        # N per lbf
-_THRUST_UNITS = {"n": 1.0, "kgf": 9.80665, "gf": 9.80665e-3, "lbf": _LB, "ozf": _LB / 16.0}
+_THRUST_UNITS = {"n": 1.0, "kgf": STANDARD_GRAVITY, "gf": STANDARD_GRAVITY * 1e-3, "lbf": _LB, "ozf": _LB / 16.0}
 _TORQUE_UNITS = {"n·m": 1.0, "n.m": 1.0, "nm": 1.0, "n*m": 1.0, "n m": 1.0, "n-m": 1.0,
                  "lbf·ft": _LB * 0.3048, "lbf.ft": _LB * 0.3048, "lbf*ft": _LB * 0.3048, "lbf·in": _LB * 0.0254,
                  "lbf.in": _LB * 0.0254, "ozf·in": _LB / 16.0 * 0.0254, "ozf.in": _LB / 16.0 * 0.0254}

@@ -26,7 +26,9 @@ from pathlib import Path
 
 from drone_sim.params import read_json
 
-G = 9.80665
+from .rundata import STANDARD_GRAVITY
+
+G = STANDARD_GRAVITY
 SCHEMA = "drone-vehicle/1"
 
 

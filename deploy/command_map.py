@@ -5,7 +5,8 @@ rates given (FRD), thrust = (a0 + 1) / 2 as a fraction of maximum collective thr
 simulator trained (firmware_bridge/thrust.py) and what PX4 OFFBOARD and ArduPilot GUIDED with
 GUID_OPTIONS bit 3 read; ArduPilot's default reads the thrust field as a climb rate, which preflight
 refuses (or fixes by setting the bit). Rates are scaled by the max_rate the policy file says it was
-trained with (metadata action_scaling), not by this vehicle's, because that is what the numbers meant.
+trained with (OnnxPolicy.max_rate, from its metadata), not by this vehicle's, because that is what the numbers
+meant.
 
 rpm (four motor speed fractions) -> SET_ACTUATOR_CONTROL_TARGET throttles, where the firmware takes them
 (PX4 up to 1.13, firmware_bridge.commands.actuator_targets_supported); elsewhere it is refused.
@@ -24,16 +25,6 @@ from firmware_bridge.thrust import ThrustSemantics, ctbr_to_setpoint, rpm_to_mot
 
 class UnsupportedCommandPath(ValueError):
     """The policy's action mode cannot be flown on this firmware; the message says why and what to do."""
-
-
-def max_rate_of(metadata: dict[str, Any]) -> np.ndarray:
-    """The body-rate scale (rad/s at a = 1, roll/pitch/yaw) the policy was trained with."""
-    dims = metadata.get("action_scaling", {}).get("dims", [])
-    rates = [d["high"] for d in dims if str(d.get("name", "")).endswith("_rate")]
-    if len(rates) == 3:
-        return np.asarray(rates, dtype=float)
-    drone = metadata.get("drone_params", {}).get("params", {})
-    return np.asarray(drone.get("max_rate", (7.0, 7.0, 3.0)), dtype=float)
 
 
 def check_command_path(action_mode: str, firmware: Firmware, version: tuple[int, int, int] | None,
@@ -61,10 +52,13 @@ def check_command_path(action_mode: str, firmware: Firmware, version: tuple[int,
 class CommandMapper:
     """Builds the setpoint message for an action (the loop sends it, or logs it in a dry run)."""
 
-    def __init__(self, commands, action_mode: str, max_rate: np.ndarray):
+    def __init__(self, commands, action_mode: str, max_rate: np.ndarray | None):
+        """max_rate: the policy's (OnnxPolicy.max_rate), needed for ctbr only."""
         self.commands = commands          # firmware_bridge Commands (message builders)
         self.action_mode = action_mode
-        self.max_rate = np.asarray(max_rate, dtype=float)
+        if action_mode == "ctbr" and max_rate is None:
+            raise ValueError("a ctbr policy needs its max_rate to scale body rates")
+        self.max_rate = None if max_rate is None else np.asarray(max_rate, dtype=float)
 
     def setpoint(self, action: np.ndarray) -> tuple[Any, dict[str, Any]]:
         """(pymavlink message, its loggable description) for a finite action in [-1, 1]."""

@@ -97,8 +97,7 @@ class SimModel:
         self._a = np.zeros((1, 4), dtype=np.float32)
 
     def _hover_omega(self) -> float:
-        d = self.drone
-        return math.sqrt(d["mass"] * 9.81 / (4.0 * d["k_thrust"]))
+        return drone_sim.hover_omega(self.drone)
 
     def reset_motors(self) -> None:
         self.motors[:] = self._hover_omega()

@@ -44,9 +44,10 @@ from firmware_bridge import CommandError, MavLink
 from firmware_bridge.modes import Firmware
 from policies.onnx_policy import OnnxPolicy, OnnxPolicyError
 
-from .command_map import CommandMapper, max_rate_of
+from .command_map import CommandMapper
 from .config import ConfigError, DeployConfig, default_policy_path, vec_list
 from .control import FlightControl
+from .drone import flown_drone
 from .estimate import DelayModel, Estimate, OneStepPredictor, SimModel
 from .flightlog import FlightLog
 from .loop import Commander, TickResult, TickRunner
@@ -79,18 +80,6 @@ def load_policy(path: str | None, threads: int = 1) -> OnnxPolicy:
     return policy
 
 
-def hover_action_of(policy: OnnxPolicy, drone: dict) -> np.ndarray:
-    """The action that hovers the policy's nominal drone (what the simulator puts in last_action at reset)."""
-    ha = policy.metadata.get("action_scaling", {}).get("hover_action")
-    if isinstance(ha, list) and len(ha) == 4:
-        return np.asarray(ha, dtype=np.float32)
-    if policy.action_mode == "ctbr":
-        t = drone["mass"] * 9.81 / (4.0 * drone["k_thrust"] * drone["omega_max"] ** 2)
-        return np.array([2.0 * t - 1.0, 0.0, 0.0, 0.0], dtype=np.float32)
-    w = math.sqrt(drone["mass"] * 9.81 / (4.0 * drone["k_thrust"])) / drone["omega_max"]
-    return np.full(4, 2.0 * w - 1.0, dtype=np.float32)
-
-
 class Flight:
     """One run of drone-deploy. Build it with a DeployConfig; run() returns the exit code.
 
@@ -109,6 +98,7 @@ class Flight:
         self.reason = ""
         self.flight_mode: str | None = None     # the mode the policy flies in (GUIDED / OFFBOARD)
         self.runner: TickRunner | None = None
+        self.drone: dict | None = None           # the drone predicted with (deploy.drone.flown_drone), once loaded
         self._policy_t0: float | None = None
         self._changed_params: dict[str, float] = {}   # parameters written on the vehicle -> their old values
 
@@ -167,7 +157,12 @@ class Flight:
         cfg, log = self.config, self.log
         m = self.policy.metadata
         rate = float(cfg.rate_hz or self.policy.control_hz)
-        drone = (drone_sim.load_drone_params(cfg.drone) if cfg.drone else dict(m["drone_params"]["params"]))
+        try:
+            self.drone = drone = flown_drone(cfg.drone, self.policy)
+            hover = self.policy.hover_action
+            max_rate = self.policy.max_rate if self.policy.action_mode == "ctbr" else None
+        except (OSError, ValueError, OnnxPolicyError) as exc:
+            return self._refuse(f"drone: {exc}")
         log.header(config=_config_dict(cfg), limits=cfg.limits.as_dict(), rate_hz=rate,
                    policy={"path": str(self.policy.path), "metadata": {k: m[k] for k in (
                        "obs_layout_version", "obs_size", "action_mode", "action_scaling", "control_hz", "tasks",
@@ -193,9 +188,8 @@ class Flight:
         log.event("streams", requested=link.streams)
         # -- preflight
         self._phase("preflight")
-        mapper = CommandMapper(link.commands, self.policy.action_mode, max_rate_of(m))
+        mapper = CommandMapper(link.commands, self.policy.action_mode, max_rate)
         model = SimModel(self.policy.action_mode, drone, float(m.get("physics_hz") or 500.0))
-        hover = hover_action_of(self.policy, drone)
 
         def check_targets(home_local, frame) -> list[str]:
             return self._check_targets(home_local, frame, course)

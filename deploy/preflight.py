@@ -27,7 +27,6 @@ from typing import Any, Callable
 import numpy as np
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
-import drone_sim
 from firmware_bridge.modes import Firmware
 from firmware_bridge.thrust import GUID_OPTIONS_THRUST_AS_THRUST, ThrustSemantics, thrust_semantics
 

@@ -52,6 +52,7 @@ import drone_sim
 from drone_sim.viewer import Viewer, _blit_flipped, _col, _v3, rl
 
 from .control import FlightControl, Snapshot
+from .drone import flown_drone
 from .targets import SUPPORTED_TASKS, TargetError
 
 if TYPE_CHECKING:  # deploy.flight imports onnxruntime and pymavlink; the window needs neither to import
@@ -131,19 +132,15 @@ class FlightThread:
         return None if snap is None else bool(snap.armed)
 
     def drone_params(self) -> dict:
-        """The drone as flown (for drawing its size and prop speeds): the policy's, a --drone file or nominal."""
-        pol = getattr(self.flight, "policy", None)
-        if pol is not None:
-            try:
-                return dict(pol.metadata["drone_params"]["params"])
-            except (KeyError, TypeError, AttributeError):
-                pass
-        if getattr(self.flight.config, "drone", None):
-            try:
-                return drone_sim.load_drone_params(self.flight.config.drone)
-            except (OSError, ValueError):
-                pass
-        return dict(drone_sim.NOMINAL_DRONE)
+        """The drone as flown (for drawing its size and prop speeds): the flight's own choice once it has made
+        it (deploy.drone.flown_drone), the same rule before; the nominal drone when that cannot be read yet
+        (the flight itself refuses a bad --drone file and says why)."""
+        if getattr(self.flight, "drone", None) is not None:
+            return dict(self.flight.drone)
+        try:
+            return flown_drone(getattr(self.flight.config, "drone", None), getattr(self.flight, "policy", None))
+        except (OSError, ValueError):
+            return dict(drone_sim.NOMINAL_DRONE)
 
 
 class _Rates:
@@ -690,8 +687,8 @@ class OperatorWindow(Viewer):
         if snap.action is not None and len(snap.action) == 4:
             return math.sqrt(min(max((snap.action[0] + 1.0) / 2.0, 0.0), 1.0))
         try:
-            return math.sqrt(d["mass"] * 9.81 / (4.0 * d["k_thrust"] * d["omega_max"] ** 2))
-        except (KeyError, ZeroDivisionError, TypeError):
+            return math.sqrt(drone_sim.hover_thrust_fraction(d))
+        except (KeyError, ValueError, TypeError):
             return 0.5
 
     # -- HUD -----------------------------------------------------------------------------------------------

@@ -4,7 +4,13 @@
     env = drone_sim.make(tasks="race,swarm", num_envs=16, agents_per_env=8, action_mode="ctbr", seed=0)
     obs, _ = env.reset()
     obs, rewards, terminals, truncations, infos = env.step(actions)
+
+The constants, enum names and observation layout come from the C headers through the binding, and so do
+the thrust figures of a drone (hover_omega, hover_action, hover_thrust_fraction, max_thrust,
+thrust_to_weight): every other package reads them from here instead of re-deriving them.
 """
+from .binding import (GRAVITY, OBS_LAYOUT, OBS_SCALES, OBS_STRIDES, hover_action, hover_omega, hover_thrust_fraction,
+                      max_thrust, thrust_to_weight)
 from .config import ACTION_MODES, DR_PRESETS, FORMATIONS, NOMINAL_DRONE, TASKS, build_config, parse_tasks
 from .env import OBS_SIZE, OBS_VERSION, STATE_SIZE, DroneVecEnv, make, observe
 from .ocean import make_ocean
@@ -13,6 +19,8 @@ from .params import FileFormatError, load_course, load_drone_params
 __version__ = "0.1.0"
 
 __all__ = [
+    "GRAVITY", "OBS_LAYOUT", "OBS_SCALES", "OBS_STRIDES", "hover_action", "hover_omega", "hover_thrust_fraction",
+    "max_thrust", "thrust_to_weight",
     "ACTION_MODES", "DR_PRESETS", "FORMATIONS", "NOMINAL_DRONE", "TASKS", "OBS_SIZE", "OBS_VERSION", "STATE_SIZE",
     "DroneVecEnv", "FileFormatError", "build_config", "load_course", "load_drone_params", "make", "make_ocean", "observe",
     "parse_tasks", "__version__",

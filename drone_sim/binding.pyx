@@ -10,6 +10,7 @@ import numpy as np
 
 from libc.stdint cimport uint32_t, uint64_t, uint8_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memset
 
 cdef extern from "csrc/drone_env.h" nogil:
     ctypedef struct Range:
@@ -113,7 +114,21 @@ cdef extern from "csrc/drone_env.h" nogil:
         uint32_t s[4]
 
     int QS_COUNT
-    int OBS_SIZE, OBS_VERSION, OBS_K_DRONES, OBS_K_OBSTACLES, NUM_TASKS
+    int OBS_SIZE, OBS_VERSION, OBS_K_DRONES, OBS_K_OBSTACLES, NUM_TASKS, NUM_FORMATIONS
+    int NUM_ACTION_MODES, NUM_INTEGRATORS
+    double QUAD_GRAVITY_MS2
+    int OBS_VEL, OBS_RATES, OBS_ROT, OBS_HEIGHT, OBS_LAST_ACTION, OBS_TARGET_POS, OBS_TARGET_DIST
+    int OBS_TARGET_VEL, OBS_RING_NORMAL, OBS_RING_RADIUS, OBS_NEXT_RING_POS, OBS_NEXT_RING_NORMAL
+    int OBS_DRONES, OBS_DRONE_STRIDE, OBS_OBSTACLES, OBS_OBSTACLE_STRIDE, OBS_TASK
+    float OBS_VEL_SCALE, OBS_RATE_SCALE, OBS_HEIGHT_SCALE, OBS_TARGET_CLIP, OBS_DIST_SCALE, OBS_RING_CLIP
+    float OBS_DRONE_CLIP, OBS_OBSTACLE_CLIP, OBS_OBSTACLE_RADIUS_SCALE
+    const char *env_task_name(int t)
+    const char *env_formation_name(int f)
+    const char *quad_action_mode_name(int m)
+    const char *quad_integrator_name(int i)
+    float quad_max_thrust(const DroneParams *d)
+    float quad_thrust_to_weight(const DroneParams *d)
+    float quad_hover_thrust_fraction(const DroneParams *d)
     int env_init(DroneEnv *e, const SimConfig *cfg, int n, uint64_t seed)
     void env_bind(DroneEnv *e, float *obs, float *actions, float *rewards, unsigned char *terminals,
                   unsigned char *truncations)
@@ -134,6 +149,36 @@ cdef extern from "csrc/drone_env.h" nogil:
 STATE_SIZE = QS_COUNT
 OBS_DIM = OBS_SIZE
 OBS_LAYOUT_VERSION = OBS_VERSION
+GRAVITY = QUAD_GRAVITY_MS2
+
+# enum names in enum order, from the C headers
+TASK_NAMES = tuple(env_task_name(i).decode() for i in range(NUM_TASKS))
+FORMATION_NAMES = tuple(env_formation_name(i).decode() for i in range(NUM_FORMATIONS))
+ACTION_MODE_NAMES = tuple(quad_action_mode_name(i).decode() for i in range(NUM_ACTION_MODES))
+INTEGRATOR_NAMES = tuple(quad_integrator_name(i).decode() for i in range(NUM_INTEGRATORS))
+
+
+def _obs_layout():
+    starts = {
+        "velocity": OBS_VEL, "body_rates": OBS_RATES, "rotation": OBS_ROT, "height": OBS_HEIGHT,
+        "last_action": OBS_LAST_ACTION, "target_position": OBS_TARGET_POS, "target_distance": OBS_TARGET_DIST,
+        "target_velocity": OBS_TARGET_VEL, "ring_normal": OBS_RING_NORMAL, "ring_radius": OBS_RING_RADIUS,
+        "next_ring_position": OBS_NEXT_RING_POS, "next_ring_normal": OBS_NEXT_RING_NORMAL,
+        "drones": OBS_DRONES, "obstacles": OBS_OBSTACLES, "task": OBS_TASK,
+    }
+    order = sorted(starts, key=starts.get)
+    ends = [starts[k] for k in order[1:]] + [OBS_SIZE]
+    return {k: (starts[k], end - starts[k]) for k, end in zip(order, ends)}
+
+
+# name -> (offset, length) of each block of observation.h, and its scales (see observation.h)
+OBS_LAYOUT = _obs_layout()
+OBS_STRIDES = {"drones": OBS_DRONE_STRIDE, "obstacles": OBS_OBSTACLE_STRIDE}
+OBS_SCALES = {
+    "velocity": OBS_VEL_SCALE, "body_rates": OBS_RATE_SCALE, "height": OBS_HEIGHT_SCALE,
+    "target_clip": OBS_TARGET_CLIP, "target_distance": OBS_DIST_SCALE, "ring_clip": OBS_RING_CLIP,
+    "drone_clip": OBS_DRONE_CLIP, "obstacle_clip": OBS_OBSTACLE_CLIP, "obstacle_radius": OBS_OBSTACLE_RADIUS_SCALE,
+}
 
 
 # ---------------------------------------------------------------- dict <-> struct
@@ -490,18 +535,61 @@ def observe(dict s):
     return out
 
 
-def hover_omega(dict params):
+cdef void _fill_thrust(DroneParams *d, object p) except *:
+    # the three parameters the thrust figures depend on; a partial dict (a policy's metadata) is enough
+    memset(d, 0, sizeof(DroneParams))
+    try:
+        d.mass = float(p["mass"])
+        d.k_thrust = float(p["k_thrust"])
+        d.omega_max = float(p["omega_max"])
+    except KeyError as exc:
+        raise KeyError(f"drone params need mass, k_thrust and omega_max; missing {exc}") from None
+    if not (d.mass > 0 and d.k_thrust > 0 and d.omega_max > 0):
+        raise ValueError(f"drone params: mass {d.mass}, k_thrust {d.k_thrust} and omega_max {d.omega_max} "
+                         "must be positive")
+
+
+def hover_omega(params):
+    """Motor speed (rad/s) at which the drone hovers."""
     cdef DroneParams d
-    _fill_drone(&d, params)
+    _fill_thrust(&d, params)
     return quad_hover_omega(&d)
 
 
-def hover_action(dict params, int mode):
+def hover_action(params, mode):
+    """The action (4 values in [-1, 1]) that holds a level hover in action mode `mode` ('rpm' / 'ctbr' or
+    its enum value)."""
     cdef DroneParams d
     cdef float out[4]
-    _fill_drone(&d, params)
-    quad_hover_action(&d, mode, out)
+    if isinstance(mode, str):
+        if mode not in ACTION_MODE_NAMES:
+            raise ValueError(f"unknown action mode {mode!r}; one of {', '.join(ACTION_MODE_NAMES)}")
+        mode = ACTION_MODE_NAMES.index(mode)
+    elif not 0 <= int(mode) < NUM_ACTION_MODES:
+        raise ValueError(f"unknown action mode {mode!r}")
+    _fill_thrust(&d, params)
+    quad_hover_action(&d, int(mode), out)
     return [out[0], out[1], out[2], out[3]]
+
+
+def max_thrust(params):
+    """Collective thrust (N) of the four motors at omega_max."""
+    cdef DroneParams d
+    _fill_thrust(&d, params)
+    return quad_max_thrust(&d)
+
+
+def thrust_to_weight(params):
+    cdef DroneParams d
+    _fill_thrust(&d, params)
+    return quad_thrust_to_weight(&d)
+
+
+def hover_thrust_fraction(params):
+    """Hover thrust as a fraction of max_thrust (a normalized thrust setpoint, MOT_THST_HOVER's meaning)."""
+    cdef DroneParams d
+    _fill_thrust(&d, params)
+    return quad_hover_thrust_fraction(&d)
 
 
 def sample_drones(dict dr, dict nominal, int count, uint64_t seed):

@@ -8,10 +8,13 @@ from __future__ import annotations
 import copy
 from typing import Mapping, Sequence
 
-TASKS: tuple[str, ...] = ("hover", "goto", "follow", "race", "swarm", "obstacles")
-ACTION_MODES: tuple[str, ...] = ("rpm", "ctbr")
-INTEGRATORS: tuple[str, ...] = ("rk4", "euler")
-FORMATIONS: tuple[str, ...] = ("sphere", "orbit", "grid", "line")
+from . import binding
+
+# The enums' names in their C order (drone_env.h, quadrotor.h): the index is the value C uses.
+TASKS: tuple[str, ...] = binding.TASK_NAMES
+ACTION_MODES: tuple[str, ...] = binding.ACTION_MODE_NAMES
+INTEGRATORS: tuple[str, ...] = binding.INTEGRATOR_NAMES
+FORMATIONS: tuple[str, ...] = binding.FORMATION_NAMES
 
 # What each task's `score` and `aux` logs mean (see drone_env.h).
 TASK_SCORE = {

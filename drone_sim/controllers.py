@@ -10,21 +10,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from .env import OBS_SIZE
+from .binding import GRAVITY as _G
+from .binding import OBS_LAYOUT, OBS_SCALES, OBS_STRIDES
+from .config import NOMINAL_DRONE
+from .env import OBS_SIZE, OBS_VERSION
 
-_G = 9.81
+# The decoding below reads what each block of observation.h means; offsets and scales come from C, the
+# meaning does not, so a new layout version must be looked at here before this controller flies it.
+DECODES_OBS_VERSION = 1
+if OBS_VERSION != DECODES_OBS_VERSION:
+    raise ImportError(f"drone_sim.controllers decodes observation layout version {DECODES_OBS_VERSION}, the simulator "
+                      f"builds version {OBS_VERSION}: update HoverController to the new observation.h")
 
-# observation.h offsets and scales (layout version 1)
-_VEL, _ROT, _TARGET, _DIST, _TVEL = 0, 6, 20, 23, 24
-_RING_N, _RING_R = 27, 30
-_DRONES, _DRONE_STRIDE, _OBST, _OBST_STRIDE = 37, 7, 58, 4
-_VEL_SCALE, _DIST_SCALE, _DRONE_CLIP, _OBST_CLIP = 5.0, 10.0, 5.0, 10.0
+_VEL, _ROT = OBS_LAYOUT["velocity"][0], OBS_LAYOUT["rotation"][0]
+_TARGET, _DIST, _TVEL = (OBS_LAYOUT[k][0] for k in ("target_position", "target_distance", "target_velocity"))
+_RING_N, _RING_R = OBS_LAYOUT["ring_normal"][0], OBS_LAYOUT["ring_radius"][0]
+_DRONES, _DRONE_STRIDE = OBS_LAYOUT["drones"][0], OBS_STRIDES["drones"]
+_OBST, _OBST_STRIDE = OBS_LAYOUT["obstacles"][0], OBS_STRIDES["obstacles"]
+_VEL_SCALE, _DIST_SCALE = OBS_SCALES["velocity"], OBS_SCALES["target_distance"]
+_DRONE_CLIP, _OBST_CLIP, _OBST_RADIUS = OBS_SCALES["drone_clip"], OBS_SCALES["obstacle_clip"], OBS_SCALES["obstacle_radius"]
 
 
 class HoverController:
     """PID position controller for a batch of drones in ctbr mode."""
 
-    def __init__(self, num_agents: int, max_rate=(7.0, 7.0, 3.0), twr: float = 3.5, kp: float = 2.0,
+    def __init__(self, num_agents: int, max_rate=tuple(NOMINAL_DRONE["max_rate"]), twr: float = 3.5, kp: float = 2.0,
                  kd: float = 2.2, ki: float = 1.5, k_att: float = 6.0, max_tilt_acc: float = 6.0,
                  ring_speed: float = 3.0):
         self.max_rate = np.asarray(max_rate, dtype=np.float32)
@@ -72,7 +82,7 @@ class HoverController:
         # keep clear of obstacles and other drones (repulsion from the nearest ones)
         for k in range(3):
             o = obs[:, _OBST + k * _OBST_STRIDE:_OBST + (k + 1) * _OBST_STRIDE]
-            radius = o[:, 3] * 2.0
+            radius = o[:, 3] * _OBST_RADIUS
             rel = np.einsum("nij,nj->ni", R, o[:, :3] * _OBST_CLIP)
             d = np.linalg.norm(rel, axis=1)
             gap = d - radius

@@ -391,7 +391,7 @@ class Commands:
                       body_rates_frd: Sequence[float] | None = None) -> bool:
         return self.link.send(self.attitude_message(quaternion_ned, thrust, body_rates_frd))
 
-    def send_ctbr(self, action: Sequence[float], max_rate: Sequence[float] = (7.0, 7.0, 3.0)) -> bool:
+    def send_ctbr(self, action: Sequence[float], max_rate: Sequence[float]) -> bool:
         """The policy's ctbr action (see firmware_bridge.thrust) as a rate setpoint."""
         rates, thrust = ctbr_to_setpoint(action, max_rate)
         return self.send_rates(rates, thrust)

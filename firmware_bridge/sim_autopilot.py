@@ -48,7 +48,7 @@ from .modes import Firmware, canonical_name, mode_number
 from .sim_params import ParamTable
 from .thrust import GUID_OPTIONS_THRUST_AS_THRUST, thrust_field_to_climb_rate
 
-G = 9.81
+G = drone_sim.GRAVITY
 LAND_DETECTOR_TRIGGER_S = 1.0   # ArduCopter config.h LAND_DETECTOR_TRIGGER_SEC
 
 BEHAVIOUR = {
@@ -147,8 +147,8 @@ class SimAutopilot:
         self.drone = dict(NOMINAL_DRONE if drone is None else {**NOMINAL_DRONE, **drone})
         d = self.drone
         self.mass = d["mass"]
-        self.t_max = 4.0 * d["k_thrust"] * d["omega_max"] ** 2
-        self.hover = self.mass * G / self.t_max          # normalized hover thrust
+        self.t_max = drone_sim.max_thrust(d)
+        self.hover = drone_sim.hover_thrust_fraction(d)   # normalized hover thrust
         self.max_rate = np.asarray(d["max_rate"], dtype=float)
         self.params = params or ParamTable(firmware, hover_throttle=self.hover, cells=cells, capacity_mah=capacity_mah)
         self.dt = 1.0 / loop_hz
@@ -758,7 +758,6 @@ class SimAutopilot:
                 self._enter("AUTO.LOITER")
                 self.target_pos = target  # hold the takeoff altitude, not where the climb was cut
         if self.armed and self.landed:
-            b = self.behaviour
             delay = self.params.role("disarm_delay_s", 10.0)
             if self.landing and self.t - self.landed_since >= self.params.role("disarm_land_s", 1.0):
                 self.disarm(force=True, why="landed")

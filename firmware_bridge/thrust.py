@@ -47,8 +47,11 @@ def thrust_semantics(firmware: Firmware, guid_options: int | None = None) -> Thr
     return ThrustSemantics.NORMALIZED_THRUST
 
 
-def ctbr_to_setpoint(action: Sequence[float], max_rate: Sequence[float] = (7.0, 7.0, 3.0)) -> tuple[np.ndarray, float]:
-    """A ctbr action in [-1, 1] -> (body rates FRD in rad/s, normalized thrust 0..1) for SET_ATTITUDE_TARGET."""
+def ctbr_to_setpoint(action: Sequence[float], max_rate: Sequence[float]) -> tuple[np.ndarray, float]:
+    """A ctbr action in [-1, 1] -> (body rates FRD in rad/s, normalized thrust 0..1) for SET_ATTITUDE_TARGET.
+
+    max_rate (rad/s at a = 1, roll/pitch/yaw) has no default: it is the policy's (OnnxPolicy.max_rate) or the
+    simulated drone's, and a guess here would silently scale every command."""
     a = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
     if a.shape != (4,):
         raise ValueError(f"ctbr action must have 4 values, got shape {a.shape}")
@@ -56,8 +59,7 @@ def ctbr_to_setpoint(action: Sequence[float], max_rate: Sequence[float] = (7.0, 
     return flu_to_frd(rates_flu), float(0.5 * (a[0] + 1.0))
 
 
-def setpoint_to_ctbr(rates_frd: Sequence[float], thrust: float,
-                     max_rate: Sequence[float] = (7.0, 7.0, 3.0)) -> np.ndarray:
+def setpoint_to_ctbr(rates_frd: Sequence[float], thrust: float, max_rate: Sequence[float]) -> np.ndarray:
     """Inverse of ctbr_to_setpoint (what the simulated vehicle does with a rate setpoint)."""
     rates_flu = flu_to_frd(rates_frd)
     out = np.empty(4)

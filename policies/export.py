@@ -38,11 +38,10 @@ import drone_sim
 
 from .checkpoint import CheckpointError, load_policy
 from .model import ActorCritic
-from .onnx_policy import ACTION, C_IN, C_OUT, FORMAT, H_IN, H_OUT, METADATA_KEYS, OBS, OnnxPolicy
+from .onnx_policy import ACTION, C_IN, C_OUT, FORMAT, H_IN, H_OUT, METADATA_KEYS, OBS, OnnxPolicy, OnnxPolicyError
 
 OPSET = 17
 MIN_OPSET, MAX_OPSET = 13, 20
-GRAVITY = 9.81  # QUAD_GRAVITY in drone_sim/csrc/quadrotor.h
 PARITY_TOLERANCE = 1e-4  # the export is refused when onnxruntime and torch disagree by more
 # torch >= 2.5 has both exporters and (from 2.9) defaults to the dynamo one; older torch only has the legacy one
 _LEGACY = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
@@ -88,28 +87,28 @@ def action_scaling(action_mode: str, drone: dict[str, Any]) -> dict[str, Any]:
     k_thrust, omega_max and max_rate, so the numbers are those of the drone the policy was centred on.
     """
     linear = "value = low + (a + 1) / 2 * (high - low), a in [-1, 1]"
-    kt, wmax, mass = float(drone["k_thrust"]), float(drone["omega_max"]), float(drone["mass"])
+    wmax = float(drone["omega_max"])
+    if action_mode not in drone_sim.ACTION_MODES:
+        raise ExportError(f"unknown action mode {action_mode!r}")
+    hover = [float(a) for a in drone_sim.hover_action(drone, action_mode)]
+    explicit: dict[str, Any] = {}
     if action_mode == "ctbr":
-        tmax = 4.0 * kt * wmax * wmax
+        tmax = float(drone_sim.max_thrust(drone))
         rates = [float(r) for r in drone["max_rate"]]
+        explicit["max_rate"] = rates
         axes = ("body x (forward)", "body y (left)", "body z (up)")
         dims = [{"name": "collective_thrust", "unit": "N", "low": 0.0, "high": tmax,
                  "note": "sum of the four motor thrusts, 4 k_thrust omega_max^2 at a = 1"}]
         dims += [{"name": f"{n}_rate", "unit": "rad/s", "axis": axis, "low": -r, "high": r,
                   "note": "setpoint of the flight controller's rate loop (FLU body frame, right-handed)"}
                  for n, axis, r in zip(("roll", "pitch", "yaw"), axes, rates)]
-        hover = [2.0 * mass * GRAVITY / tmax - 1.0, 0.0, 0.0, 0.0]
-    elif action_mode == "rpm":
+    else:
         motors = ("front-right CCW (PX4/ArduPilot motor 1)", "rear-left CCW (motor 2)",
                   "front-left CW (motor 3)", "rear-right CW (motor 4)")
         dims = [{"name": f"motor{k}_speed", "unit": "rad/s", "motor": m, "low": 0.0, "high": wmax,
                  "note": "speed command; the motor follows it with a first-order lag"}
                 for k, m in enumerate(motors)]
-        hover_w = (mass * GRAVITY / (4.0 * kt)) ** 0.5
-        hover = [2.0 * hover_w / wmax - 1.0] * 4
-    else:
-        raise ExportError(f"unknown action mode {action_mode!r}")
-    return {"mode": action_mode, "map": linear, "dims": dims, "hover_action": hover,
+    return {"mode": action_mode, "map": linear, "dims": dims, "hover_action": hover, **explicit,
             "basis": "the nominal drone the policy was trained around (drone_params)"}
 
 

@@ -237,6 +237,50 @@ class OnnxPolicy:
             other.name = name
         return other
 
+    # -- what the policy was trained to mean (typed reads of its metadata) ------------------------------
+    @property
+    def drone(self) -> dict[str, Any]:
+        """The nominal drone the policy was trained around (a copy of the metadata's drone_params)."""
+        d = self.metadata["drone_params"]
+        params = d.get("params") if isinstance(d, dict) else None
+        if not isinstance(params, dict):
+            raise OnnxPolicyError(f"{self.path}: metadata drone_params has no params object")
+        return copy.deepcopy(params)
+
+    @property
+    def max_rate(self) -> np.ndarray:
+        """Body rates (rad/s, roll/pitch/yaw FLU) a ctbr action of 1 commanded in training.
+
+        Files from drone-export carry it as action_scaling.max_rate; older ones only in the dims named
+        roll_rate / pitch_rate / yaw_rate, which are read by those names."""
+        if self.action_mode != "ctbr":
+            raise OnnxPolicyError(f"{self.path}: a {self.action_mode!r} policy commands no body rates")
+        scaling = self.metadata["action_scaling"]
+        rates = scaling.get("max_rate") if isinstance(scaling, dict) else None
+        if rates is None and isinstance(scaling, dict):
+            by_name = {d.get("name"): d.get("high") for d in scaling.get("dims", []) if isinstance(d, dict)}
+            rates = [by_name.get(n) for n in ("roll_rate", "pitch_rate", "yaw_rate")]
+        try:
+            out = np.asarray(rates, dtype=float)
+        except (TypeError, ValueError):
+            out = np.zeros(0)
+        if out.shape != (3,) or not np.all(np.isfinite(out)) or not np.all(out > 0):
+            raise OnnxPolicyError(f"{self.path}: metadata action_scaling gives no usable max_rate ({rates!r})")
+        return out
+
+    @property
+    def hover_action(self) -> np.ndarray:
+        """The action that hovers the nominal drone (what the simulator puts in last_action at a reset)."""
+        scaling = self.metadata["action_scaling"]
+        ha = scaling.get("hover_action") if isinstance(scaling, dict) else None
+        if ha is None:
+            return np.asarray(drone_sim.hover_action(self.drone, self.action_mode), dtype=np.float32)
+        out = np.asarray(ha, dtype=np.float32)
+        if out.shape != (self.action_size,) or not np.all(np.isfinite(out)):
+            raise OnnxPolicyError(f"{self.path}: metadata action_scaling.hover_action {ha!r} is not "
+                                  f"{self.action_size} finite values")
+        return out
+
     @property
     def session(self):
         """The onnxruntime InferenceSession, for callers that bind buffers themselves."""

@@ -36,9 +36,11 @@ class Rollout:
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, gamma: float, lam: float,
-                out_adv: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                out_adv: torch.Tensor | None = None,
+                out_ret: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalized advantage estimation. values has T + 1 rows (the last one bootstraps the tail);
-    dones[t] = 1 means no bootstrap from step t to t + 1. Returns (advantages, returns)."""
+    dones[t] = 1 means no bootstrap from step t to t + 1. Returns (advantages, returns), written into
+    out_adv / out_ret when given (the trainer's rollout buffers), so returns are computed here only."""
     T = rewards.shape[0]
     adv = out_adv if out_adv is not None else torch.zeros_like(rewards)
     last = torch.zeros_like(rewards[0])
@@ -47,7 +49,10 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor
         delta = rewards[t] + gamma * values[t + 1] * nonterminal - values[t]
         last = delta + gamma * lam * nonterminal * last
         adv[t] = last
-    return adv, adv + values[:T]
+    if out_ret is None:
+        return adv, adv + values[:T]
+    torch.add(adv, values[:T], out=out_ret)
+    return adv, out_ret
 
 
 @dataclass

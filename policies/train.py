@@ -228,8 +228,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
             _, last_value, _ = model(o, state, starts if model.is_lstm else None)
             buf.values[T].copy_(last_value)
         stats_window.add(env.logs())
-        compute_gae(buf.rewards, buf.values, buf.dones, cfg.gamma, cfg.gae_lambda, out_adv=buf.advantages)
-        torch.add(buf.advantages, buf.values[:T], out=buf.returns)
+        compute_gae(buf.rewards, buf.values, buf.dones, cfg.gamma, cfg.gae_lambda, out_adv=buf.advantages,
+                    out_ret=buf.returns)
         # ---- update
         update_stats = ppo_update(model, optimizer, buf, epochs=cfg.epochs, minibatch_size=cfg.minibatch_size,
                                   clip=cfg.clip, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,

@@ -45,7 +45,7 @@ CONTROL_HZ = 50.0
 DTS_MS = (0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 10.0, 20.0)  # all divide the 20 ms control period
 DEFAULT_DT_MS = 2.0
 START = np.array([0.0, 0.0, 5.0])
-GRAVITY = 9.81
+GRAVITY = binding.GRAVITY
 SQRT_HALF = 0.70710678  # as quadrotor.h's QUAD_SQRT_HALF
 
 # Motor sign patterns of the X mixer (quadrotor.h): roll about +x, pitch about +y, yaw about +z.

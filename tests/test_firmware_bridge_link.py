@@ -205,7 +205,7 @@ def test_setpoint_messages_are_well_formed():
         assert (m.body_roll_rate, m.body_pitch_rate, m.body_yaw_rate) == pytest.approx((0.1, -0.2, 0.3))
         a = cmd.attitude_message([1, 0, 0, 0], 0.5)
         assert a.type_mask == 7
-        rates, thrust = ctbr_to_setpoint([0.0, 0.5, 0.5, -1.0])
+        rates, thrust = ctbr_to_setpoint([0.0, 0.5, 0.5, -1.0], (7.0, 7.0, 3.0))
         assert thrust == 0.5
         np.testing.assert_allclose(rates, [3.5, -3.5, 3.0])  # FLU (3.5, 3.5, -3) in FRD
         with pytest.raises(ValueError):
@@ -244,8 +244,8 @@ def test_thrust_semantics_and_action_mappings():
     assert thrust.thrust_semantics(Firmware.ARDUPILOT, guid_options=0) == thrust.ThrustSemantics.CLIMB_RATE
     assert thrust.thrust_semantics(Firmware.ARDUPILOT, guid_options=8) == thrust.ThrustSemantics.NORMALIZED_THRUST
     for a in ([-1, 0, 0, 0], [1, 1, -1, 0.5], [0.2, 0.1, -0.3, 0.9]):
-        rates, t = thrust.ctbr_to_setpoint(a)
-        np.testing.assert_allclose(thrust.setpoint_to_ctbr(rates, t), a, atol=1e-12)
+        rates, t = thrust.ctbr_to_setpoint(a, (7.0, 7.0, 3.0))
+        np.testing.assert_allclose(thrust.setpoint_to_ctbr(rates, t, (7.0, 7.0, 3.0)), a, atol=1e-12)
     for climb in (-1.5, -0.4, 0.0, 1.0, 2.5):
         assert thrust.thrust_field_to_climb_rate(thrust.climb_rate_to_thrust_field(climb)) == pytest.approx(climb)
     assert thrust.thrust_field_to_climb_rate(0.5) == 0.0

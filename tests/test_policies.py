@@ -36,6 +36,11 @@ def test_gae_matches_a_hand_computation():
     a0 = delta0 + 0.9 * 0.8 * a1
     np.testing.assert_allclose(adv[:, 0].numpy(), [a0, a1, a2], rtol=1e-6)
     np.testing.assert_allclose(ret[:, 0].numpy(), [a0 + 0.2, a1 + 0.4, a2 + 0.1], rtol=1e-6)
+    # into the trainer's buffers: the same numbers, in place (returns are computed there only)
+    out_adv, out_ret = torch.full_like(r, 9.0), torch.full_like(r, 9.0)
+    adv2, ret2 = compute_gae(r, v, d, gamma, lam, out_adv=out_adv, out_ret=out_ret)
+    assert adv2 is out_adv and ret2 is out_ret
+    assert torch.equal(out_adv, adv) and torch.equal(out_ret, ret)
 
 
 def test_clipped_surrogate_caps_the_incentive():

@@ -40,6 +40,30 @@ enum { TASK_HOVER, TASK_GOTO, TASK_FOLLOW, TASK_RACE, TASK_SWARM, TASK_OBSTACLES
 enum { FORMATION_SPHERE, FORMATION_ORBIT, FORMATION_GRID, FORMATION_LINE, NUM_FORMATIONS };
 enum { END_NONE = 0, END_CRASH = 1, END_OUT_OF_BOUNDS = 2, END_TIMEOUT = 3 };
 
+/* Task and formation names in enum order (the binding exports them as drone_sim.TASKS / FORMATIONS;
+ * the task order is also the order of the observation's task one-hot). */
+static inline const char *env_task_name(int t) {
+    switch (t) {
+    case TASK_HOVER: return "hover";
+    case TASK_GOTO: return "goto";
+    case TASK_FOLLOW: return "follow";
+    case TASK_RACE: return "race";
+    case TASK_SWARM: return "swarm";
+    case TASK_OBSTACLES: return "obstacles";
+    default: return "";
+    }
+}
+
+static inline const char *env_formation_name(int f) {
+    switch (f) {
+    case FORMATION_SPHERE: return "sphere";
+    case FORMATION_ORBIT: return "orbit";
+    case FORMATION_GRID: return "grid";
+    case FORMATION_LINE: return "line";
+    default: return "";
+    }
+}
+
 /* Sums over finished episodes, per task; the binding averages them (n = episodes). */
 typedef struct {
     float n, episode_return, episode_length, score, crash, out_of_bounds, timeout, aux_sum, aux_count;

@@ -22,7 +22,10 @@
 #include <stddef.h>
 #include <string.h>
 
-#define QUAD_GRAVITY 9.81f
+/* Standard gravity of the simulated world (m/s^2). The double is what the binding exports as
+ * drone_sim.GRAVITY, so Python code that needs g reads this one number. */
+#define QUAD_GRAVITY_MS2 9.81
+#define QUAD_GRAVITY ((float)QUAD_GRAVITY_MS2)
 #define QUAD_SQRT_HALF 0.70710678f
 
 /* Small fixed-count loops over state components are fully unrolled so that the loop over drones
@@ -84,8 +87,26 @@ enum {
 /* ---- controller state rows (ctbr rate loop) ---- */
 enum { QC_IX, QC_IY, QC_IZ, QC_WPX, QC_WPY, QC_WPZ, QC_COUNT };
 
-enum { INTEGRATOR_RK4 = 0, INTEGRATOR_EULER = 1 };
-enum { ACTION_RPM = 0, ACTION_CTBR = 1 };
+enum { INTEGRATOR_RK4 = 0, INTEGRATOR_EULER = 1, NUM_INTEGRATORS };
+enum { ACTION_RPM = 0, ACTION_CTBR = 1, NUM_ACTION_MODES };
+
+/* The names users type for these enums (config files, command lines, ONNX metadata); the binding
+ * exports them in enum order, so Python never keeps its own copy of the order. */
+static inline const char *quad_integrator_name(int i) {
+    switch (i) {
+    case INTEGRATOR_RK4: return "rk4";
+    case INTEGRATOR_EULER: return "euler";
+    default: return "";
+    }
+}
+
+static inline const char *quad_action_mode_name(int m) {
+    switch (m) {
+    case ACTION_RPM: return "rpm";
+    case ACTION_CTBR: return "ctbr";
+    default: return "";
+    }
+}
 
 /* The physical description of one drone, as the params JSON file carries it. */
 typedef struct {
@@ -111,8 +132,19 @@ static inline float quad_hover_omega(const DroneParams *d) {
     return sqrtf(d->mass * QUAD_GRAVITY / (4.0f * d->k_thrust));
 }
 
+/* Collective thrust of the four motors at full speed (N). */
+static inline float quad_max_thrust(const DroneParams *d) {
+    return 4.0f * d->k_thrust * d->omega_max * d->omega_max;
+}
+
 static inline float quad_thrust_to_weight(const DroneParams *d) {
-    return 4.0f * d->k_thrust * d->omega_max * d->omega_max / (d->mass * QUAD_GRAVITY);
+    return quad_max_thrust(d) / (d->mass * QUAD_GRAVITY);
+}
+
+/* Collective thrust that holds a level hover, as a fraction of quad_max_thrust (what a ctbr action
+ * a0 = 2 f - 1 and a normalized SET_ATTITUDE_TARGET thrust both mean). */
+static inline float quad_hover_thrust_fraction(const DroneParams *d) {
+    return d->mass * QUAD_GRAVITY / quad_max_thrust(d);
 }
 
 /* Write drone d into column i of the parameter rows P (n columns). dt: physics step for latency. */
@@ -352,7 +384,7 @@ static inline void quad_hover_action(const DroneParams *d, int mode, float out[4
         QUAD_UNROLL
         for (int k = 0; k < 4; k++) out[k] = 2.0f * wh / d->omega_max - 1.0f;
     } else {
-        float tmax = 4.0f * d->k_thrust * d->omega_max * d->omega_max;
+        float tmax = quad_max_thrust(d);
         out[0] = 2.0f * d->mass * QUAD_GRAVITY / tmax - 1.0f;
         out[1] = out[2] = out[3] = 0.0f;
     }
