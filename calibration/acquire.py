@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -149,11 +151,15 @@ def acquire(stand: StandPort, link, opt: AcquireOptions, log: Callable[[str], No
 
     stand.on_line = on_line
     reason, completed = "completed", False
+    interrupted = threading.Event()
+    previous_handler = _catch_sigint(interrupted)
     try:
         for i, seg in enumerate(opt.plan):
             where["phase"], where["segment"] = seg.phase, i
             log(f"  segment {i + 1}/{len(opt.plan)}: {seg.phase} throttle {seg.throttle:.2f} for {seg.duration:g} s")
             end = time.monotonic() + seg.duration
+            if interrupted.is_set():
+                raise KeyboardInterrupt
             _check_safety(stand, link, opt, time.monotonic(), thrust_alarm)
             driver.set(seg.throttle, opt.lease)
             next_refresh = time.monotonic() + opt.refresh
@@ -161,6 +167,8 @@ def acquire(stand: StandPort, link, opt: AcquireOptions, log: Callable[[str], No
                 now = time.monotonic()
                 if now >= end:
                     break
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
                 _check_safety(stand, link, opt, now, thrust_alarm)
                 if seg.throttle > 0 and now >= next_refresh:
                     driver.set(seg.throttle, opt.lease)      # renew the lease (the FC's own timeout)
@@ -175,6 +183,8 @@ def acquire(stand: StandPort, link, opt: AcquireOptions, log: Callable[[str], No
         reason = f"error: {type(exc).__name__}: {exc}"
         raise
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
         stopped = driver.stop()
         time.sleep(0.2)       # the spin-down goes into the recording too
         stand.on_line = None
@@ -184,6 +194,17 @@ def acquire(stand: StandPort, link, opt: AcquireOptions, log: Callable[[str], No
             log("WARNING: the flight controller did not acknowledge the motor stop: it stops by itself within "
                 f"{opt.lease:g} s (motor test timeout); unplug the battery if it does not")
     return AcquireResult(opt.out, reason, completed, writer.rows, stand.stats.as_dict(), time.monotonic() - t0)
+
+
+def _catch_sigint(flag: threading.Event):
+    """Ctrl-C sets `flag` instead of raising wherever the main thread happens to be: a KeyboardInterrupt
+    raised inside a library's catch-all (pymavlink and pyserial have some) would be swallowed and the
+    motor would keep its plan. Returns the handler to restore, or None off the main thread (where
+    signals cannot be handled; a KeyboardInterrupt still stops the run there)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.signal(signal.SIGINT, lambda *_: flag.set())
+    return signal.default_int_handler if previous is None else previous
 
 
 def _check_safety(stand: StandPort, link, opt: AcquireOptions, now: float, thrust_alarm: list[float]) -> None:

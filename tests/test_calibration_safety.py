@@ -98,6 +98,30 @@ def test_ctrl_c_stops_the_motor(bench, tmp_path):
     _kept(out, "Ctrl-C")
 
 
+def test_ctrl_c_landing_in_a_library_catch_all_still_stops_the_motor(bench, tmp_path, monkeypatch):
+    """A Ctrl-C that arrives while the main thread is inside a catch-all (pymavlink and pyserial have bare
+    excepts) used to be swallowed there, and the plan ran on (seen once on a loaded machine)."""
+    hw, stand, link = bench
+    real_set, fired = MotorDriver.set, []
+
+    def set_inside_a_catch_all(self, throttle, lease):
+        try:
+            if throttle > 0 and not fired:
+                fired.append(True)
+                _thread.interrupt_main()     # Ctrl-C, delivered while this frame runs
+                time.sleep(0.05)
+        except BaseException:  # noqa: BLE001 - what a library's bare except does with it
+            pass
+        return real_set(self, throttle, lease)
+
+    monkeypatch.setattr(MotorDriver, "set", set_inside_a_catch_all)
+    out = tmp_path / "run.csv"
+    res = acquire(stand, link, opts(out), log=lambda _m: None)
+    assert fired
+    assert not res.completed and "Ctrl-C" in res.reason and res.duration < 3.0
+    assert _stopped_soon(hw)
+
+
 def test_any_exception_stops_the_motor_then_propagates(bench, tmp_path):
     hw, stand, link = bench
     out = tmp_path / "run.csv"
