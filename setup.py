@@ -61,14 +61,14 @@ setup(
     extras_require={"test": ["pytest>=7", "mavsdk>=4.1"]},
     entry_points={
         "console_scripts": [
-            "drone-view=drone_sim.view:main",
-            "drone-sim-vehicle=firmware_bridge.sim_vehicle:main",
+            "drone-view=policies.view:main",
+            "drone-sim-vehicle=firmware_bridge.sim.cli:main",
             "drone-train=policies.cli:train_entry",
             "drone-eval=policies.cli:eval_entry",
             "drone-export=policies.export:main",
             "drone-deploy=deploy.cli:main",
             "drone-replay=deploy.replay:main",
-            "drone-ui=deploy.ui:main",
+            "drone-ui=deploy.ui.cli:main",
             "drone-calibrate=calibration.cli:main",
         ]
     },

@@ -302,7 +302,7 @@ def sim_stand(motor: int = 1, truth: MotorTruth | None = None, stand: StandTruth
               firmware: str = "ardupilot", fc_link: str | None = None, stand_link: str | None = None,
               ekf_init_s: float = 0.2) -> Iterator[SimStand]:
     """drone-sim-vehicle on one pty and the emulated stand, wired to its motor `motor`, on another."""
-    from firmware_bridge.sim_vehicle import SimVehicle, VehicleConfig
+    from firmware_bridge.sim.vehicle import SimVehicle, VehicleConfig
     from firmware_bridge.transport import PtyTransport
 
     transport = PtyTransport(fc_link)

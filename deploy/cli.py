@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--realtime", action="store_true",
                     help="run at real-time priority (SCHED_FIFO; needs CAP_SYS_NICE) so other programs cannot delay a tick")
     ap.add_argument("--quiet", action="store_true", help="no status line every second")
-    ap.add_argument("--ui", action="store_true", help="open the operator window (deploy/ui.py: drag the target, "
+    ap.add_argument("--ui", action="store_true", help="open the operator window (deploy/ui/: drag the target, "
                                                       "arm, land, kill); the loop runs on its own thread")
     return ap
 
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         t.start()
     flight = Flight(cfg, control, say=lambda line: console.print(line, markup=False, highlight=False))
     try:
-        if args.ui:  # the operator window owns the main thread, the loop gets its own (deploy/ui.py)
+        if args.ui:  # the operator window owns the main thread, the loop gets its own (deploy/ui/)
             from .ui import run_window
             code = run_window(flight)
         else:

@@ -66,7 +66,7 @@ class FlightControl:
         self.targeting: Targeting | None = None   # set by the runner once the navigation frame exists
         self.messages: collections.deque = collections.deque(maxlen=200)  # (time, text) for a HUD's log pane
         self._done = False
-        # arm gate (additive, for deploy/ui.py): when set, the runner waits after preflight, watching, until
+        # arm gate (additive, for deploy/ui/): when set, the runner waits after preflight, watching, until
         # request_arm() (the UI's "arm and take off"); without it drone-deploy arms as soon as preflight passes
         self.arm_gate = False
         self._arm_why: str | None = None

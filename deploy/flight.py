@@ -226,7 +226,7 @@ class Flight:
         if cfg.dry_run:
             return self._dry_run()
         if self.control.arm_gate:
-            self._wait_for_arm()  # operator UI hook (deploy/ui.py): nothing armed until its arm-and-take-off
+            self._wait_for_arm()  # operator UI hook (deploy/ui/): nothing armed until its arm-and-take-off
         if self.control.land_requested or self.control.kill_requested:
             self._end("stopped by the operator before arming", EXIT_OK)
             return EXIT_OK

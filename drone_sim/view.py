@@ -16,18 +16,35 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from . import binding
-from .env import OBS_SIZE, OBS_VERSION
 from .config import ACTION_MODES, DR_PRESETS
 from .controllers import HoverController
+from .env import OBS_SIZE, OBS_VERSION
 from .params import FileFormatError
+from .screen import VideoOut, has_display
+
+
+class ViewPolicy(Protocol):
+    """A trained policy as the viewers need it; policies.view builds one from a checkpoint or an ONNX file
+    (the simulator does not read policy files: they belong to the `policies` package above it)."""
+
+    metadata: dict[str, Any]     # env, obs_layout_version, obs_size, action_mode, control/physics rates
+    obs_size: int
+    action_size: int
+
+    def actor(self, num_agents: int, name: str) -> Any:
+        """An actor (name, __call__(obs), reset(mask)) for a batch of num_agents."""
+
+
+# path -> ViewPolicy; ValueError with the reason when the file cannot be used
+PolicyLoader = Callable[[str], ViewPolicy]
 
 CONTROLLERS = ("hover", "random")
 
@@ -79,39 +96,11 @@ class RandomActor:
         return np.clip(self.base + noise, -1.0, 1.0)
 
 
-def load_policy_for_view(path: str):
-    """(model, metadata) of a drone-train checkpoint, or (OnnxPolicy, its metadata) of a drone-export ONNX
-    file; ValueError with the reason if unusable.
-
-    The trainer lives in the `policies` package, which needs torch; the simulator itself does not, so the
-    import happens only when a policy is asked for.
-    """
-    if str(path).lower().endswith(".onnx"):
-        from policies.onnx_policy import OnnxPolicy, OnnxPolicyError
-
-        try:
-            pol = OnnxPolicy(path, env=None, obs_layout_version=None, obs_size=None)  # checked by the caller
-        except OnnxPolicyError as exc:
-            raise ValueError(str(exc)) from None
-        return pol, pol.metadata
-    try:
-        from policies.checkpoint import CheckpointError, load_policy
-    except ImportError as exc:  # pragma: no cover - torch is a declared dependency
-        raise ValueError(f"--policy needs the policies package and torch: {exc}") from None
-    try:
-        return load_policy(path)
-    except CheckpointError as exc:
-        raise ValueError(str(exc)) from None
-
-
 def make_actor(args: argparse.Namespace, env, policy=None):
-    """The actor named on the command line: a trained policy (`policy` = (model, metadata) from
-    load_policy_for_view) or one of the two controllers. Every actor has `name`,
-    `__call__(obs) -> actions` and `reset(mask)`."""
+    """The actor named on the command line: a trained policy (`policy`, what a policy_loader returned) or one
+    of the two controllers. Every actor has `name`, `__call__(obs) -> actions` and `reset(mask)`."""
     if policy is not None:
-        from policies.evaluate import PolicyActor
-
-        model, meta = policy
+        meta = policy.metadata
         if meta.get("env", "drone") != "drone":
             raise ValueError(f"the policy plays the {meta['env']} game, not the drones: drone-view --env {meta['env']}")
         version = meta.get("obs_layout_version", meta.get("obs_version"))
@@ -120,9 +109,7 @@ def make_actor(args: argparse.Namespace, env, policy=None):
                              f"simulator builds v{OBS_VERSION} ({OBS_SIZE} values)")
         if meta["action_mode"] != env.action_mode:
             raise ValueError(f"the policy commands {meta['action_mode']} actions, the env is in {env.action_mode}")
-        if hasattr(model, "session"):  # an OnnxPolicy is an actor already
-            return model
-        return PolicyActor(model, env.num_agents, name=f"policy {Path(args.policy).name}")
+        return policy.actor(env.num_agents, f"policy {Path(args.policy).name}")
     if args.controller == "hover":
         return HoverActor(env)
     return RandomActor(env, seed=args.seed)
@@ -281,29 +268,6 @@ def run(env, actor, viewer=None, steps: int | None = None, video=None, speed: fl
     return done
 
 
-class VideoOut:
-    """RGB frames -> mp4 (OpenCV, mp4v)."""
-
-    def __init__(self, path, fps: float, width: int, height: int):
-        import cv2
-
-        self.path = Path(path)
-        self.size = (width, height)
-        self.frames = 0
-        self._w = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
-        if not self._w.isOpened():
-            raise OSError(f"cannot open {self.path} for writing an mp4v video (OpenCV VideoWriter refused it)")
-
-    def write(self, rgb: np.ndarray) -> None:
-        if (rgb.shape[1], rgb.shape[0]) != self.size:
-            raise ValueError(f"video frame is {rgb.shape[1]}x{rgb.shape[0]}, expected {self.size[0]}x{self.size[1]}")
-        self._w.write(np.ascontiguousarray(rgb[:, :, ::-1]))
-        self.frames += 1
-
-    def close(self) -> None:
-        self._w.release()
-
-
 def play(env, actor, *, video: str | Path | None = None, steps: int | None = None, width: int = 1280,
          height: int = 720, screenshot: str | Path | None = None, title: str | None = None) -> int:
     """Show `actor` flying `env` in a window, or record it to an mp4 offscreen when `video` is given.
@@ -311,7 +275,7 @@ def play(env, actor, *, video: str | Path | None = None, steps: int | None = Non
     For other tools (drone-eval --view / --video) that already have an env and an actor. Returns the number
     of control steps run. Raises RuntimeError when there is no display (raylib needs one even offscreen).
     """
-    if not _has_display():
+    if not has_display():
         raise RuntimeError("no display (DISPLAY is not set); raylib needs one even offscreen: run under xvfb-run -a")
     if video is not None and steps is None:
         raise ValueError("recording a video needs a number of steps")
@@ -334,33 +298,31 @@ def play(env, actor, *, video: str | Path | None = None, steps: int | None = Non
         viewer.close()
 
 
-def _has_display() -> bool:
-    if sys.platform != "linux":
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, policy_loader: PolicyLoader | None = None) -> int:
+    """drone-view. policy_loader reads `--policy` files; the simulator cannot (policy files belong to the
+    `policies` package above it), so the console script passes policies.view's (see PolicyLoader)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a == "--env" or a.startswith("--env=") for a in argv):  # an ocean regression game, not drones
         from .ocean.view import main as ocean_main
 
-        return ocean_main(argv)
+        return ocean_main(argv, policy_loader)
     parser = build_parser()
     args = parser.parse_args(argv)
     policy = None
     if args.policy:
+        if policy_loader is None:
+            parser.error("--policy: this entry point reads no policy files; run drone-view (python -m policies.view)")
         try:
-            policy = load_policy_for_view(args.policy)
+            policy = policy_loader(args.policy)
         except ValueError as exc:
             parser.error(f"--policy: {exc}")
-    _check_args(parser, args, policy[1] if policy else None)
+    _check_args(parser, args, policy.metadata if policy else None)
 
     import drone_sim
 
     rates = {}
     if policy is not None:
-        rates = {"physics_hz": policy[1]["physics_hz"], "control_hz": policy[1]["control_hz"]}
+        rates = {"physics_hz": policy.metadata["physics_hz"], "control_hz": policy.metadata["control_hz"]}
     try:
         env = drone_sim.make(tasks=args.tasks, num_envs=args.num_envs, agents_per_env=args.agents,
                              action_mode=args.action_mode, seed=args.seed, dr=args.dr, drone=args.drone,
@@ -372,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
 
-    if not _has_display():
+    if not has_display():
         print("drone-view: error: no display (DISPLAY is not set). raylib needs one even offscreen; "
               "run under a virtual X server: xvfb-run -a drone-view ...", file=sys.stderr)
         return 1

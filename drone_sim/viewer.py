@@ -124,12 +124,12 @@ def world_to_raylib(p: Sequence[float]) -> np.ndarray:
     return np.stack([p[..., 0], p[..., 2], -p[..., 1]], -1)
 
 
-def _v3(p) -> "rl.Vector3":
+def raylib_point(p) -> "rl.Vector3":
     """A world point as a raylib Vector3."""
     return rl.Vector3(float(p[0]), float(p[2]), float(-p[1]))
 
 
-def _col(rgb, a: int = 255) -> "rl.Color":
+def rgba(rgb, a: int = 255) -> "rl.Color":
     return rl.Color(int(rgb[0]), int(rgb[1]), int(rgb[2]), int(a))
 
 
@@ -181,7 +181,7 @@ _BODY_PARTS_ORG = np.stack(
     + [np.zeros(3)] * 4)
 
 
-def _blit_flipped(texture, width: int, height: int) -> None:
+def blit_flipped(texture, width: int, height: int) -> None:
     """Draw a render texture over (0, 0, width, height). Render textures are stored bottom-up (OpenGL's
     convention), so the source rectangle has a negative height to show them the right way up."""
     rl.draw_texture_pro(texture, rl.Rectangle(0, 0, texture.width, -texture.height), rl.Rectangle(0, 0, width, height),
@@ -405,8 +405,8 @@ class Viewer:
         px_per_m = focal / max(float(np.linalg.norm(eye - target)), 1e-3)
         scale = max(self.drone_scale, self.min_drone_px / max(arm * px_per_m, 1e-6))
         self.scale = scale if first else self.scale + a * (scale - self.scale)
-        self.camera.position = _v3(eye)
-        self.camera.target = _v3(target)
+        self.camera.position = raylib_point(eye)
+        self.camera.target = raylib_point(target)
         self._eye, self._target = eye, target
 
     # -- drawing helpers (hot paths call the raw cffi functions of `raylib`: pyray's wrappers cost ~15x more) --
@@ -502,7 +502,7 @@ class Viewer:
         if not self.hidden:
             rl.begin_drawing()
             rl.clear_background(rl.BLACK)
-            _blit_flipped(self._rt.texture, rl.get_screen_width(), rl.get_screen_height())
+            blit_flipped(self._rt.texture, rl.get_screen_width(), rl.get_screen_height())
             rl.end_drawing()
 
     def _resize(self, w: int, h: int) -> None:
@@ -521,7 +521,7 @@ class Viewer:
         """Start a frame's 3D pass: into the 3D render texture, sky background, this camera, and the eye
         position the lighting shader needs. Subclasses (the operator window) draw their own scene in it."""
         rl.begin_texture_mode(self._rt3d)
-        rl.clear_background(_col(SKY))
+        rl.clear_background(rgba(SKY))
         rl.begin_mode_3d(self.camera)
         rl.set_shader_value(self._shader, self._loc_view, rl.ffi.new("float[3]", world_to_raylib(self._eye).tolist()),
                             rl.SHADER_UNIFORM_VEC3)
@@ -533,11 +533,11 @@ class Viewer:
         rl.end_texture_mode()
         rl.begin_texture_mode(self._rt)
         rl.clear_background(rl.BLACK)
-        _blit_flipped(self._rt3d.texture, self.width, self.height)
+        blit_flipped(self._rt3d.texture, self.width, self.height)
 
     def _draw_arena(self) -> None:
         hx, hy, hz = self.arena
-        rl.draw_plane(rl.Vector3(0, 0, 0), rl.Vector2(2 * hx, 2 * hy), _col(FLOOR))
+        rl.draw_plane(rl.Vector3(0, 0, 0), rl.Vector2(2 * hx, 2 * hy), rgba(FLOOR))
         self._line_width(1.0)
         z = 0.01
         for x in np.arange(-math.floor(hx), math.floor(hx) + 1e-6, 1.0):
@@ -591,7 +591,7 @@ class Viewer:
             for j in range(len(pos)):
                 color = PALETTE[j % len(PALETTE)]
                 self._sphere(tpos[j], 0.06, color)
-                rl.draw_sphere_wires(_v3(tpos[j]), r, 4, 8, _col(color, 60))
+                rl.draw_sphere_wires(raylib_point(tpos[j]), r, 4, 8, rgba(color, 60))
                 self._line(pos[j], tpos[j], color, 120)
             return
         r = float(cfg.get("goal_radius", 0.5) if task == "obstacles" else
@@ -602,7 +602,7 @@ class Viewer:
             if key not in seen:
                 seen.add(key)
                 self._sphere(tpos[j], 0.08, (240, 240, 240))
-                rl.draw_sphere_wires(_v3(tpos[j]), r, 6, 8, rl.Color(240, 240, 240, 45))
+                rl.draw_sphere_wires(raylib_point(tpos[j]), r, 6, 8, rl.Color(240, 240, 240, 45))
                 self._line((tpos[j][0], tpos[j][1], 0.0), tpos[j], (200, 200, 200), 90)
                 self._shadow(tpos[j], r * 0.6, 60)
             self._line(pos[j], tpos[j], PALETTE[j % len(PALETTE)], 70)
@@ -666,12 +666,12 @@ class Viewer:
         """World point -> (x, y) pixel in the output frame, and whether it is in front of the camera and on screen."""
         fwd = self._target - self._eye
         front = float(np.dot(np.asarray(p, float) - self._eye, fwd)) > 0.0
-        v = rl.get_world_to_screen_ex(_v3(p), self.camera, self.width, self.height)
+        v = rl.get_world_to_screen_ex(raylib_point(p), self.camera, self.width, self.height)
         on = front and 0 <= v.x < self.width and 0 <= v.y < self.height
         return float(v.x), float(v.y), on
 
     def _text(self, text: str, x: float, y: float, size: int = 20, color=(235, 238, 242), alpha: int = 255) -> None:
-        rl.draw_text(text, int(x), int(y), size, _col(color, alpha))
+        rl.draw_text(text, int(x), int(y), size, rgba(color, alpha))
 
     def _draw_labels(self, info: dict, idx: np.ndarray, pos: np.ndarray) -> None:
         if not self.show_labels:
@@ -743,7 +743,7 @@ class Viewer:
             self._text(" id  reward  return", x0 + 26, 16, size, (180, 185, 195))
             y = 32
             for j, t in shown:
-                rl.draw_rectangle(x0 + 8, y + 1, 12, 8, _col(PALETTE[j % len(PALETTE)]))
+                rl.draw_rectangle(x0 + 8, y + 1, 12, 8, rgba(PALETTE[j % len(PALETTE)]))
                 self._text(t, x0 + 26, y, size)
                 y += row_h
             if len(rows) > len(shown):
@@ -755,7 +755,7 @@ class Viewer:
         self._text("prop speed", x, y + 2, 10, (200, 205, 212))
         x += rl.measure_text("prop speed", 10) + 8
         for k in range(40):
-            rl.draw_rectangle(x + 3 * k, y, 3, 14, _col(speed_color(k / 39)))
+            rl.draw_rectangle(x + 3 * k, y, 3, 14, rgba(speed_color(k / 39)))
         self._text("0", x - 1, y + 16, 10, (170, 175, 185))
         self._text("max", x + 110, y + 16, 10, (170, 175, 185))
         x += 130

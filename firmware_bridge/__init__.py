@@ -9,7 +9,8 @@ Modules: link (the connection, state, heartbeat), commands (ACKed commands, setp
 frames (every NED/FRD <-> ENU/FLU conversion), vehicle_state, modes, thrust (per-firmware thrust
 semantics), signing (MAVLink 2 signing keys), framing (fault-tolerant frame parser), dialect (PX4's
 messages missing from pymavlink's dialect), transport (serial,
-UDP, TCP, pty), and the simulated vehicle: sim_vehicle (drone-sim-vehicle), sim_autopilot, sim_params.
+UDP, TCP, pty). The simulated vehicle (drone-sim-vehicle) is the sim/ subpackage; the modules above never
+import it or the simulator.
 See firmware_bridge/README.md.
 """
 from . import dialect  # noqa: F401  (first: PX4's messages join the dialect before anything parses)

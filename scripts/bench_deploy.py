@@ -66,7 +66,7 @@ def endpoint(kind: str, tmp: Path) -> tuple[list[str], str]:
 
 
 def start_vehicle(ep_args: list[str], extra: list[str]) -> subprocess.Popen:
-    proc = subprocess.Popen(_exe("drone-sim-vehicle", "firmware_bridge.sim_vehicle") + [*ep_args, *NOISE, *extra],
+    proc = subprocess.Popen(_exe("drone-sim-vehicle", "firmware_bridge.sim") + [*ep_args, *NOISE, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     while True:
         line = proc.stdout.readline()

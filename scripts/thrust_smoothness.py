@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import drone_sim  # noqa: E402
 from deploy.config import default_policy_path  # noqa: E402
 from deploy.flightlog import read_log  # noqa: E402
-from firmware_bridge.sim_vehicle import SensorNoise, SimVehicle, VehicleConfig  # noqa: E402
+from firmware_bridge.sim.vehicle import SensorNoise, SimVehicle, VehicleConfig  # noqa: E402
 from firmware_bridge.transport import PtyTransport  # noqa: E402
 from policies.onnx_policy import OnnxPolicy  # noqa: E402
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from firmware_bridge import MavLink
-from firmware_bridge.sim_vehicle import SimVehicle, VehicleConfig
+from firmware_bridge.sim.vehicle import SimVehicle, VehicleConfig
 from firmware_bridge.transport import PtyTransport, Transport, UdpTransport
 
 

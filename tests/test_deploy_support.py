@@ -23,7 +23,7 @@ import numpy as np
 import drone_sim
 from deploy.config import default_policy_path
 from deploy.flightlog import read_log
-from firmware_bridge.sim_vehicle import SimVehicle, VehicleConfig, SensorNoise
+from firmware_bridge.sim.vehicle import SimVehicle, VehicleConfig, SensorNoise
 from firmware_bridge.transport import PtyTransport, Transport, UdpTransport
 from fb_helpers import free_udp_port  # noqa: F401  (re-exported for the deploy tests)
 
@@ -32,7 +32,7 @@ BIN = Path(sys.executable).parent
 DEPLOY = [str(BIN / "drone-deploy")] if (BIN / "drone-deploy").exists() else [sys.executable, "-m", "deploy.cli"]
 REPLAY = [str(BIN / "drone-replay")] if (BIN / "drone-replay").exists() else [sys.executable, "-m", "deploy.replay"]
 SIM_VEHICLE = [str(BIN / "drone-sim-vehicle")] if (BIN / "drone-sim-vehicle").exists() else \
-    [sys.executable, "-m", "firmware_bridge.sim_vehicle"]
+    [sys.executable, "-m", "firmware_bridge.sim"]
 
 # what "sensor noise and latency" means in these tests (1-sigma noise; one-way latencies)
 NOISE_ARGS = ["--noise-pos", "0.01", "--noise-vel", "0.02", "--noise-att-deg", "0.3", "--noise-gyro", "0.01",

@@ -1,4 +1,4 @@
-"""The operator window (deploy/ui.py), for real: `drone-ui --sim` under Xvfb flies a drone-sim-vehicle on a
+"""The operator window (deploy/ui/), for real: `drone-ui --sim` under Xvfb flies a drone-sim-vehicle on a
 pty (lockstep), driven with injected X input (xdotool for the mouse and keys; a WM_DELETE_WINDOW client
 message, what a window manager's close button sends, to close it).
 

@@ -15,7 +15,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from fb_helpers import vehicle_and_link, wait_for
 from firmware_bridge import EndpointError, FrameParser, LinkDownError, MavLink, VehicleNotFoundError
-from firmware_bridge.sim_vehicle import SimVehicle, VehicleConfig
+from firmware_bridge.sim.vehicle import SimVehicle, VehicleConfig
 from firmware_bridge.transport import TcpServerTransport, Transport, open_endpoint
 
 

@@ -29,7 +29,7 @@ def vehicle_command() -> list[str]:
     if exe.exists():
         return [str(exe)]
     found = shutil.which("drone-sim-vehicle")
-    return [found] if found else [sys.executable, "-m", "firmware_bridge.sim_vehicle"]
+    return [found] if found else [sys.executable, "-m", "firmware_bridge.sim"]
 
 
 @pytest.fixture(params=["ardupilot", "px4"])
@@ -181,7 +181,7 @@ def test_standard_client_connects_like_a_ground_station(vehicle_process):
 
 
 def test_command_line_rejects_bad_input():
-    from firmware_bridge.sim_vehicle import main
+    from firmware_bridge.sim.cli import main
 
     with pytest.raises(SystemExit):
         main(["--param", "NO_EQUALS_SIGN"])

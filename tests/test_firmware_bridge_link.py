@@ -216,7 +216,7 @@ def test_setpoint_messages_are_well_formed():
 
 def test_drone_params_file_noise_and_latency(data_dir):
     """The vehicle flies the drone of a params JSON, adds the configured sensor noise, delays commands."""
-    from firmware_bridge.sim_vehicle import SensorNoise
+    from firmware_bridge.sim.vehicle import SensorNoise
 
     noise = SensorNoise(position=0.05, attitude=math.radians(1.0))
     with vehicle_and_link("pty", firmware="ardupilot", drone=str(data_dir / "crazyflie2.json"), noise=noise,

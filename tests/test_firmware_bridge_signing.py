@@ -8,7 +8,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from fb_helpers import vehicle_and_link, wait_for
 from firmware_bridge import CommandTimeout, MavLink, SigningKeyError, VehicleNotFoundError, signing
-from firmware_bridge.sim_vehicle import main as vehicle_main
+from firmware_bridge.sim.cli import main as vehicle_main
 
 
 class _Buf:

@@ -28,7 +28,7 @@ import pytest
 from fb_helpers import free_udp_port
 from test_firmware_bridge_gcs import REPO, vehicle_command
 
-HOME_LAT, HOME_LON = 47.397742, 8.545594       # firmware_bridge.sim_vehicle's home
+HOME_LAT, HOME_LON = 47.397742, 8.545594       # firmware_bridge.sim.constants: the simulated home
 DEG_PER_M = 1.0 / 111_319.5
 MAVPROXY = REPO / ".venv-gcs" / "bin" / "mavproxy.py"
 

@@ -27,7 +27,7 @@ def _env(display: str | None) -> dict:
 
 
 def _view(args, display, timeout=120.0):
-    return subprocess.run([sys.executable, "-m", "drone_sim.view", *args], cwd=ROOT, env=_env(display),
+    return subprocess.run([sys.executable, "-m", "policies.view", *args], cwd=ROOT, env=_env(display),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -56,7 +56,7 @@ def test_a_person_plays_from_the_keyboard(display):
     if xdotool is None:
         pytest.skip("xdotool is not installed (apt-get install xdotool)")
     env = _env(display)
-    proc = subprocess.Popen([sys.executable, "-m", "drone_sim.view", "--env", "target", "--steps", "4"],
+    proc = subprocess.Popen([sys.executable, "-m", "policies.view", "--env", "target", "--steps", "4"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wid, deadline = "", time.monotonic() + 30

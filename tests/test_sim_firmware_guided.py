@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from firmware_bridge.modes import Firmware
-from firmware_bridge.sim_autopilot import Setpoint, SimAutopilot
+from firmware_bridge.sim.autopilot import Setpoint, SimAutopilot
 
 
 def armed_in_guided(**params) -> SimAutopilot:

@@ -11,7 +11,7 @@ import numpy as np
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from fb_helpers import vehicle_and_link, wait_for
-from firmware_bridge.sim_autopilot import Setpoint
+from firmware_bridge.sim.autopilot import Setpoint
 
 F = mavlink
 

@@ -12,7 +12,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 from deploy.preflight import WARN, OK, _failsafe_check, hover_thrust_check, read_param
 from fb_helpers import vehicle_and_link
 from firmware_bridge.modes import Firmware
-from firmware_bridge.sim_params import MAX_PARAM_ID, ParamTable
+from firmware_bridge.sim.params import MAX_PARAM_ID, ParamTable
 
 I8, I16, I32, F = (mavlink.MAV_PARAM_TYPE_INT8, mavlink.MAV_PARAM_TYPE_INT16, mavlink.MAV_PARAM_TYPE_INT32,
                    mavlink.MAV_PARAM_TYPE_REAL32)

@@ -18,7 +18,8 @@ import pytest
 from pymavlink import mavutil
 
 from fb_helpers import make_vehicle_transport
-from firmware_bridge.sim_vehicle import HOME_ALT, HOME_LAT, HOME_LON, SimVehicle, VehicleConfig
+from firmware_bridge.sim.constants import HOME_ALT, HOME_LAT, HOME_LON
+from firmware_bridge.sim.vehicle import SimVehicle, VehicleConfig
 
 M = mavutil.mavlink
 DEG_PER_M = 1.0 / 111_319.5

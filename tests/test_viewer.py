@@ -29,7 +29,7 @@ def _env(display: str | None = None) -> dict:
 
 
 def _view(args: list[str], display: str | None, timeout: float = 120.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "drone_sim.view", *args], cwd=ROOT, env=_env(display),
+    return subprocess.run([sys.executable, "-m", "policies.view", *args], cwd=ROOT, env=_env(display),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -122,7 +122,7 @@ def test_window_input(display):
     info_path = OUT / "viewer_input.json"
     info_path.unlink(missing_ok=True)
     env = _env(display)
-    proc = subprocess.Popen([sys.executable, "-m", "drone_sim.view", "--tasks", "swarm", "--agents", "4",
+    proc = subprocess.Popen([sys.executable, "-m", "policies.view", "--tasks", "swarm", "--agents", "4",
                              "--supersample", "1", "--width", "800", "--height", "500",
                              "--screenshot", str(OUT / "viewer_input.png"), "--frame-info", str(info_path)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

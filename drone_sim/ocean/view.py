@@ -46,7 +46,8 @@ class _RandomActor:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, policy_loader=None) -> int:
+    """drone-view --env GAME. policy_loader: see drone_sim.view.PolicyLoader (given by policies.view)."""
     p = build_parser()
     args = p.parse_args(argv)
     from . import ENVS, make_ocean
@@ -61,24 +62,24 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--video {args.video}: the mp4v codec writes .mp4 (or .m4v / .mov) files")
     policy = None
     if args.policy:
-        from ..view import load_policy_for_view
-
+        if policy_loader is None:
+            p.error("--policy: this entry point reads no policy files; run drone-view (python -m policies.view)")
         try:
-            policy = load_policy_for_view(args.policy)
+            policy = policy_loader(args.policy)
         except ValueError as exc:
             p.error(f"--policy: {exc}")
-        trained_on = policy[1].get("env", "drone")
+        trained_on = policy.metadata.get("env", "drone")
         if trained_on != args.env:
             p.error(f"--policy {args.policy} was trained on {trained_on}, not {args.env}")
         if args.agents is None:
-            args.agents = policy[1].get("train_config", {}).get("agents_per_env")
+            args.agents = policy.metadata.get("train_config", {}).get("agents_per_env")
     try:
         env = make_ocean(args.env, num_envs=1, seed=args.seed, agents_per_env=args.agents)
     except ValueError as exc:
         p.error(str(exc))
-    from ..view import _has_display
+    from ..screen import has_display
 
-    if not _has_display():
+    if not has_display():
         print("drone-view: error: no display (DISPLAY is not set); run under xvfb-run -a", file=sys.stderr)
         return 1
     from .viewer import KeyboardActor, OceanViewer, play_specs
@@ -86,14 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     spec = play_specs()[args.env]
     offscreen = bool(args.video or args.hidden)
     if policy is not None:
-        from policies.evaluate import PolicyActor
-
-        model, meta = policy
-        if model.obs_size != env.obs_size or model.action_size != env.num_actions:
-            p.error(f"--policy {args.policy}: its sizes (obs {model.obs_size}, actions {model.action_size}) "
+        if policy.obs_size != env.obs_size or policy.action_size != env.num_actions:
+            p.error(f"--policy {args.policy}: its sizes (obs {policy.obs_size}, actions {policy.action_size}) "
                     f"do not match {args.env} (obs {env.obs_size}, actions {env.num_actions})")
-        actor = model if hasattr(model, "session") else PolicyActor(model, env.num_agents,
-                                                                    name=f"policy {Path(args.policy).name}")
+        actor = policy.actor(env.num_agents, f"policy {Path(args.policy).name}")
     elif args.random or offscreen:
         actor = _RandomActor(env, args.seed)
     else:
@@ -108,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     try:
         if args.video:
-            from ..view import VideoOut
+            from ..screen import VideoOut
 
             Path(args.video).parent.mkdir(parents=True, exist_ok=True)
             video = VideoOut(args.video, fps, viewer.width, viewer.height)

@@ -19,7 +19,7 @@ import struct
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
-from .modes import Firmware
+from ..modes import Firmware
 
 F = mavlink.MAV_PARAM_TYPE_REAL32
 I8 = mavlink.MAV_PARAM_TYPE_INT8

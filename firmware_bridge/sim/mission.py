@@ -24,7 +24,7 @@ from typing import Callable
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
-from .modes import Firmware
+from ..modes import Firmware
 
 RESEND_S = 1.0
 RETRIES = 5

@@ -1,6 +1,6 @@
 """The flight controller inside the simulated vehicle: modes, arming, failsafes, and its control loops.
 
-No MAVLink here: sim_vehicle.py turns messages into calls on SimAutopilot and its state into telemetry.
+No MAVLink here: sim/vehicle.py turns messages into calls on SimAutopilot and its state into telemetry.
 The physics is the project's C simulator (drone_sim), used twice: a ctbr env whose built-in PID rate loop
 and mixer are the "flight controller's rate loop" (SET_ATTITUDE_TARGET rate setpoints go straight into
 it, as on real firmware), and an rpm env for direct motor commands (SET_ACTUATOR_CONTROL_TARGET) and
@@ -23,7 +23,7 @@ Mode behaviours (the name is the firmware's; the behaviour is shared):
   rtl       ArduPilot RTL, PX4 AUTO.RTL: climb to the return altitude, fly home, land
   auto      ArduPilot AUTO, PX4 AUTO.MISSION: fly the uploaded mission (takeoff, waypoint, land, rtl)
 
-Failsafes (timings from the parameters, see sim_params.ROLES):
+Failsafes (timings from the parameters, see sim/params.py ROLES):
   GCS heartbeat lost for gcs_timeout_s while armed -> FS_GCS_ENABLE / NAV_DLL_ACT's action (RTL, land,
       brake or hold, disarm; on the ground: disarm at once)
   PX4 offboard setpoints lost for COM_OF_LOSS_T -> COM_OBL_RC_ACT's action
@@ -43,10 +43,10 @@ import numpy as np
 import drone_sim
 from drone_sim.config import NOMINAL_DRONE
 
-from . import frames
-from .modes import Firmware, canonical_name, mode_number
-from .sim_params import ParamTable
-from .thrust import GUID_OPTIONS_THRUST_AS_THRUST, thrust_field_to_climb_rate
+from .. import frames
+from ..modes import Firmware, canonical_name, mode_number
+from ..thrust import GUID_OPTIONS_THRUST_AS_THRUST, thrust_field_to_climb_rate
+from .params import ParamTable
 
 G = drone_sim.GRAVITY
 LAND_DETECTOR_TRIGGER_S = 1.0   # ArduCopter config.h LAND_DETECTOR_TRIGGER_SEC

@@ -1,0 +1,131 @@
+"""drone-sim-vehicle: serve a simulated ArduCopter or PX4 vehicle on a MAVLink endpoint (see firmware_bridge.sim)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import signal
+import sys
+import threading
+
+from .. import signing
+from ..transport import LinkDownError, PtyTransport, TcpServerTransport, Transport, UdpTransport, _host_port
+from .vehicle import SensorNoise, SimVehicle, VehicleConfig
+
+
+def make_transport(args: argparse.Namespace) -> Transport:
+    if args.udp:
+        host, port = _host_port(args.udp, f"--udp {args.udp}")
+        return UdpTransport(None, (host, port), f"udp->{args.udp}")
+    if args.udpin:
+        host, port = _host_port(args.udpin, f"--udpin {args.udpin}")
+        return UdpTransport((host, port), None, f"udpin:{args.udpin}")
+    if args.tcp:
+        host, port = _host_port(args.tcp, f"--tcp {args.tcp}")
+        return TcpServerTransport(host, port, f"tcpin:{args.tcp}")
+    return PtyTransport(args.pty or None)
+
+
+def _parse_version(text: str) -> tuple[int, int, int]:
+    parts = text.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"version must be X.Y.Z, got {text!r}")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def _parse_param(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--param expects NAME=VALUE, got {text!r}")
+    try:
+        return name.strip().upper(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--param {name}: {value!r} is not a number") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="drone-sim-vehicle", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Parameters (failsafe timings, GUID_OPTIONS ...) are listed in "
+                                        "firmware_bridge/README.md and can be set with --param or over MAVLink.")
+    ep = ap.add_mutually_exclusive_group()
+    ep.add_argument("--pty", nargs="?", const="", default=None, metavar="LINK",
+                    help="serve on a pseudo-terminal (the default); optional LINK: keep a symlink to it there")
+    ep.add_argument("--udp", metavar="HOST:PORT", help="send to a GCS listening there (replies come back)")
+    ep.add_argument("--udpin", metavar="HOST:PORT", help="listen on UDP; reply to the last sender")
+    ep.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP (one client at a time)")
+    ap.add_argument("--firmware", choices=["ardupilot", "px4"], default="ardupilot")
+    ap.add_argument("--firmware-version", type=_parse_version, metavar="X.Y.Z",
+                    help="the version to emulate and announce (default ArduCopter 4.5.0 / PX4 1.13.3); "
+                         "parameter names follow it (ArduPilot 4.7: MAV_GCS_SYSID)")
+    ap.add_argument("--sysid", type=int, default=1)
+    ap.add_argument("--drone", metavar="PARAMS.json", help="drone params JSON (default: the nominal 5-inch quad)")
+    ap.add_argument("--physics-hz", type=float, default=500.0)
+    ap.add_argument("--loop-hz", type=float, default=100.0, help="flight controller loop and fastest telemetry rate")
+    ap.add_argument("--noise-pos", type=float, default=0.0, help="position noise 1-sigma (m)")
+    ap.add_argument("--noise-vel", type=float, default=0.0, help="velocity noise 1-sigma (m/s)")
+    ap.add_argument("--noise-att-deg", type=float, default=0.0, help="attitude noise 1-sigma (deg)")
+    ap.add_argument("--noise-gyro", type=float, default=0.0, help="gyro noise 1-sigma (rad/s)")
+    ap.add_argument("--noise-accel", type=float, default=0.0, help="accelerometer noise 1-sigma (m/s^2)")
+    ap.add_argument("--latency-ms", type=float, default=0.0, help="delay before a received message takes effect")
+    ap.add_argument("--telemetry-latency-ms", type=float, default=0.0, help="delay of everything sent")
+    ap.add_argument("--signing-key", metavar="KEYFILE", help="MAVLink 2 signing key file (see firmware_bridge.signing)")
+    ap.add_argument("--lockstep", action="store_true", help="advance one control period per received setpoint")
+    ap.add_argument("--lockstep-dt", type=float, default=0.02)
+    ap.add_argument("--speed", type=float, default=1.0, help="real-time factor when free-running")
+    ap.add_argument("--param", type=_parse_param, action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--heading-deg", type=float, default=0.0, help="initial heading, degrees from north")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--duration", type=float, default=None, help="exit after this many seconds")
+    ap.add_argument("--log-level", default="WARNING")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
+    try:
+        cfg = VehicleConfig(
+            firmware=args.firmware, system_id=args.sysid, drone=args.drone, physics_hz=args.physics_hz,
+            loop_hz=args.loop_hz,
+            noise=SensorNoise(args.noise_pos, args.noise_vel, math.radians(args.noise_att_deg), args.noise_gyro,
+                              args.noise_accel),
+            command_latency_s=args.latency_ms / 1000.0, telemetry_latency_s=args.telemetry_latency_ms / 1000.0,
+            signing_key=args.signing_key, lockstep=args.lockstep, lockstep_dt=args.lockstep_dt, speed=args.speed,
+            seed=args.seed, heading_deg=args.heading_deg, params=dict(args.param),
+            firmware_version=args.firmware_version)
+        transport = make_transport(args)
+        try:
+            vehicle = SimVehicle(transport, cfg)
+        except BaseException:
+            transport.close()
+            raise
+    except (ValueError, OSError, LinkDownError, signing.SigningKeyError) as exc:
+        print(f"drone-sim-vehicle: error: {exc}", file=sys.stderr)
+        return 2
+    where = transport.path if isinstance(transport, PtyTransport) else transport.name
+    hint = {PtyTransport: f"MavLink('{where}')", TcpServerTransport: f"MavLink('tcp:{args.tcp}')"}.get(type(transport))
+    if hint is None:
+        hint = "MavLink('udpin:0.0.0.0:PORT')" if args.udp else f"MavLink('udpout:{args.udpin}')"
+    print(f"drone-sim-vehicle: {cfg.firmware.value} quadrotor, sysid {cfg.system_id}, "
+          f"{'lockstep' if cfg.lockstep else f'real time x{cfg.speed:g}'}, signing "
+          f"{'on' if cfg.signing_key else 'off'}", flush=True)
+    print(f"serving on {where}", flush=True)
+    print(f"connect with: {hint}", flush=True)
+    stop = threading.Event()
+
+    def _stop(*_):
+        vehicle._running = False
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        vehicle.run(args.duration)
+    finally:
+        vehicle.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
