@@ -31,6 +31,19 @@ extensions = [
     ),
 ]
 
+_DEPLOY = ["pymavlink>=2.4.40", "pyserial>=3.5", "onnxruntime>=1.17", "rich>=13", "matplotlib>=3.7"]
+_TRAIN = ["torch>=2.1", "onnx>=1.15", "onnxruntime>=1.17", "rich>=13", "matplotlib>=3.7", "opencv-python-headless>=4.8"]
+_UI = ["raylib>=5.0"]
+EXTRAS = {
+    "train": _TRAIN,                            # drone-train, drone-eval, drone-export (torch; opencv for videos)
+    "deploy": _DEPLOY,                          # drone-deploy, drone-replay, drone-sim-vehicle, drone-calibrate
+    "ui": _UI + _DEPLOY,                        # drone-ui, drone-deploy --ui, drone-view (raylib windows)
+    "all": sorted(set(_TRAIN + _DEPLOY + _UI)),
+}
+# mavsdk: MAVSDK-Python 4 (its C++ core ships in the wheel), the second ground-station client of
+# tests/test_gcs_conformance.py
+EXTRAS["test"] = EXTRAS["all"] + ["pytest>=7", "mavsdk>=4.1"]
+
 setup(
     name="drone-sim2real",
     version="0.1.0",
@@ -42,23 +55,14 @@ setup(
                   "policies": ["pretrained/*.onnx", "pretrained/*.md"]},
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}),
     python_requires=">=3.10",
+    # The simulator alone: what `import drone_sim` needs. The rest comes in extras, so that the laptop that flies
+    # the drone (deploy) installs no torch and no opencv: see README "Install".
     install_requires=[
         "numpy>=1.24",
         "gymnasium>=0.29",
         "jsonschema>=4.0",
-        "raylib>=5.0",
-        "opencv-python-headless>=4.8",
-        "torch>=2.1",
-        "rich>=13",
-        "matplotlib>=3.7",
-        "pymavlink>=2.4.40",
-        "pyserial>=3.5",
-        "onnx>=1.15",
-        "onnxruntime>=1.17",
     ],
-    # mavsdk: MAVSDK-Python 4 (its C++ core ships in the wheel), the second ground-station client of
-    # tests/test_gcs_conformance.py
-    extras_require={"test": ["pytest>=7", "mavsdk>=4.1"]},
+    extras_require=EXTRAS,
     entry_points={
         "console_scripts": [
             "drone-view=policies.view:main",

@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("thrust-stand", help="spin one motor through the flight controller and record the stand")
     t.add_argument("--stand", required=True, help="the stand's serial port (e.g. /dev/ttyACM0)")
-    t.add_argument("--fc", required=True, help="the flight controller: serial port, udpin:..., tcp:...")
+    t.add_argument("--port", "--fc", dest="fc", required=True, metavar="URL",
+                   help="the flight controller's MAVLink endpoint, as drone-deploy --port: a serial port, udpin:..., "
+                        "tcp:... (--fc is the older name)")
     t.add_argument("--motor", type=int, required=True, help="motor number as the firmware's motor test counts it (ArduPilot: test order, 1 = front right then "
                    "clockwise; PX4: output number); see hardware.md")
     t.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="stand baud rate")

@@ -7,7 +7,8 @@ Endpoint strings follow pymavlink/MAVProxy conventions so that what works there 
   udp:HOST:PORT          same as udpin (pymavlink's default direction for "udp:")
   tcp:127.0.0.1:5760     connect to a TCP server (ArduPilot SITL's serial0)
   tcpin:0.0.0.0:5760     accept one TCP client at a time (what the simulated vehicle offers)
-  pty                    (vehicle only) create a pseudo-terminal; its slave path is what a GCS opens
+  pty, pty:LINK          (vehicle only, serve_endpoint) create a pseudo-terminal; its slave path is what a GCS
+                         opens; LINK: a symlink kept pointing at it
 
 A transport either returns bytes, returns b"" when nothing came within the timeout, or raises
 LinkDownError when the port itself is gone (USB unplugged, pty closed, TCP peer closed). It never
@@ -387,3 +388,28 @@ def open_endpoint(endpoint: str, baud: int = 57600) -> Transport:
     if ":" in e and not e.upper().startswith("COM") and not Path(e).exists():
         raise EndpointError(f"{e!r}: unknown endpoint; use a serial port path, udpin:, udpout:, tcp: or tcpin:")
     return SerialTransport(e, baud)
+
+
+def serve_endpoint(endpoint: str, baud: int = 115200) -> Transport:
+    """The vehicle-side transport for an endpoint string: `pty` or `pty:LINK` (a new pseudo-terminal, LINK a
+    symlink kept to it), else the same forms as open_endpoint, seen from the vehicle (udpout: sends to a
+    ground station listening there, udpin: and tcpin: listen for one, a serial path is a UART)."""
+    e = endpoint.strip() if isinstance(endpoint, str) else ""
+    if e == "pty" or e.startswith("pty:"):
+        return PtyTransport(e[4:] or None)
+    return open_endpoint(e, baud)
+
+
+def connect_hint(transport: Transport) -> str:
+    """The endpoint string a ground station opens to reach a vehicle served on `transport`."""
+    if isinstance(transport, PtyTransport):
+        return transport.slave_path
+    if isinstance(transport, TcpServerTransport):
+        host, port = transport.local_address
+        return f"tcp:{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+    if isinstance(transport, UdpTransport):
+        if transport.fixed_peer:
+            return f"udpin:0.0.0.0:{transport.peer[1]}"
+        host, port = transport.local_address
+        return f"udpout:{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+    return transport.name

@@ -58,7 +58,7 @@ def hardware(tmp_path):
 def test_fit_recovers_truth_through_motor_test_on_pty(hardware, tmp_path):
     fc, stand, cal = hardware
     run = tmp_path / "run.csv"
-    cmd = CLI + ["thrust-stand", "--stand", str(stand), "--fc", str(fc), "--motor", "1", "--stand-cal", str(cal),
+    cmd = CLI + ["thrust-stand", "--stand", str(stand), "--port", str(fc), "--motor", "1", "--stand-cal", str(cal),
                  "--max-throttle", "0.8", "--levels", "6", "--hold", "0.9", "--steps", "0.3:0.6", "--step-hold", "0.5",
                  "--step-repeats", "2", "--rest", "0.7", "-o", str(run), "--yes"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=90)

@@ -9,21 +9,25 @@ import sys
 import threading
 
 from .. import signing
-from ..transport import LinkDownError, PtyTransport, TcpServerTransport, Transport, UdpTransport, _host_port
+from ..transport import LinkDownError, PtyTransport, Transport, connect_hint, serve_endpoint
 from .vehicle import SensorNoise, SimVehicle, VehicleConfig
 
 
-def make_transport(args: argparse.Namespace) -> Transport:
+def endpoint_of(args: argparse.Namespace) -> str:
+    """The --port URL, or what the older endpoint flags mean in that convention."""
+    if args.port:
+        return args.port
     if args.udp:
-        host, port = _host_port(args.udp, f"--udp {args.udp}")
-        return UdpTransport(None, (host, port), f"udp->{args.udp}")
+        return f"udpout:{args.udp}"
     if args.udpin:
-        host, port = _host_port(args.udpin, f"--udpin {args.udpin}")
-        return UdpTransport((host, port), None, f"udpin:{args.udpin}")
+        return f"udpin:{args.udpin}"
     if args.tcp:
-        host, port = _host_port(args.tcp, f"--tcp {args.tcp}")
-        return TcpServerTransport(host, port, f"tcpin:{args.tcp}")
-    return PtyTransport(args.pty or None)
+        return f"tcpin:{args.tcp}"
+    return f"pty:{args.pty}" if args.pty else "pty"
+
+
+def make_transport(args: argparse.Namespace) -> Transport:
+    return serve_endpoint(endpoint_of(args), args.baud)
 
 
 def _parse_version(text: str) -> tuple[int, int, int]:
@@ -49,11 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
                                  epilog="Parameters (failsafe timings, GUID_OPTIONS ...) are listed in "
                                         "firmware_bridge/README.md and can be set with --param or over MAVLink.")
     ep = ap.add_mutually_exclusive_group()
-    ep.add_argument("--pty", nargs="?", const="", default=None, metavar="LINK",
-                    help="serve on a pseudo-terminal (the default); optional LINK: keep a symlink to it there")
-    ep.add_argument("--udp", metavar="HOST:PORT", help="send to a GCS listening there (replies come back)")
-    ep.add_argument("--udpin", metavar="HOST:PORT", help="listen on UDP; reply to the last sender")
-    ep.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP (one client at a time)")
+    ep.add_argument("--port", metavar="URL",
+                    help="where to serve, in pymavlink/MAVProxy URL forms: pty (the default), pty:LINK (and keep a "
+                         "symlink LINK to it), udpout:HOST:PORT (send to a GCS listening there), udpin:HOST:PORT, "
+                         "tcpin:HOST:PORT (listen), or a serial device")
+    ep.add_argument("--pty", nargs="?", const="", default=None, metavar="LINK", help="same as --port pty[:LINK]")
+    ep.add_argument("--udp", metavar="HOST:PORT", help="same as --port udpout:HOST:PORT")
+    ep.add_argument("--udpin", metavar="HOST:PORT", help="same as --port udpin:HOST:PORT")
+    ep.add_argument("--tcp", metavar="HOST:PORT", help="same as --port tcpin:HOST:PORT")
+    ap.add_argument("--baud", type=int, default=115200, help="baud rate when --port is a serial device")
     ap.add_argument("--firmware", choices=["ardupilot", "px4"], default="ardupilot")
     ap.add_argument("--firmware-version", type=_parse_version, metavar="X.Y.Z",
                     help="the version to emulate and announce (default ArduCopter 4.5.0 / PX4 1.13.3); "
@@ -100,13 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         except BaseException:
             transport.close()
             raise
-    except (ValueError, OSError, LinkDownError, signing.SigningKeyError) as exc:
+    except (ValueError, OSError, LinkDownError, signing.SigningKeyError) as exc:  # EndpointError is a ValueError
         print(f"drone-sim-vehicle: error: {exc}", file=sys.stderr)
         return 2
     where = transport.path if isinstance(transport, PtyTransport) else transport.name
-    hint = {PtyTransport: f"MavLink('{where}')", TcpServerTransport: f"MavLink('tcp:{args.tcp}')"}.get(type(transport))
-    if hint is None:
-        hint = "MavLink('udpin:0.0.0.0:PORT')" if args.udp else f"MavLink('udpout:{args.udpin}')"
+    hint = f"MavLink('{connect_hint(transport)}'), drone-deploy --port {connect_hint(transport)}"
     print(f"drone-sim-vehicle: {cfg.firmware.value} quadrotor, sysid {cfg.system_id}, "
           f"{'lockstep' if cfg.lockstep else f'real time x{cfg.speed:g}'}, signing "
           f"{'on' if cfg.signing_key else 'off'}", flush=True)

@@ -1,20 +1,20 @@
 """`drone-sim-vehicle`: the C simulator behind a MAVLink endpoint that behaves like a flight controller.
 
     drone-sim-vehicle                                  # pty: prints the /dev/pts/N to open, like /dev/ttyUSB0
-    drone-sim-vehicle --pty /tmp/ttySIM                # ... and keeps a symlink to it (survives --replug)
-    drone-sim-vehicle --udp 127.0.0.1:14550            # send to a GCS listening on UDP 14550 (QGC default)
-    drone-sim-vehicle --udpin 0.0.0.0:14551            # listen; a GCS connects with udpout:HOST:14551
-    drone-sim-vehicle --tcp 0.0.0.0:5760               # listen on TCP like ArduPilot SITL
+    drone-sim-vehicle --port pty:/tmp/ttySIM           # ... and keeps a symlink to it (survives --replug)
+    drone-sim-vehicle --port udpout:127.0.0.1:14550    # send to a GCS listening on UDP 14550 (QGC default)
+    drone-sim-vehicle --port udpin:0.0.0.0:14551       # listen; a GCS connects with udpout:HOST:14551
+    drone-sim-vehicle --port tcpin:0.0.0.0:5760        # listen on TCP like ArduPilot SITL
     drone-sim-vehicle --firmware px4 --drone drone_sim/data/crazyflie2.json --noise-pos 0.02 --latency-ms 20
     drone-sim-vehicle --signing-key vehicle.key        # MAVLink 2 signing: unsigned commands are dropped
     drone-sim-vehicle --lockstep                       # each setpoint advances the simulation one step
     drone-sim-vehicle --firmware-version 4.7.0         # ArduCopter 4.7's parameter names (MAV_GCS_SYSID, MAV1_*)
 
 The vehicle speaks ArduPilot's or PX4's dialect of behaviour (heartbeat autopilot id, mode numbers,
-parameter names and encoding, thrust semantics, offboard rules); sim/autopilot.py holds the flight
-logic, this module the MAVLink side: message handling, command ACKs, the parameter protocol (the mission
-protocol is sim/mission.py), telemetry (each firmware's boot streams, then the requested rates) with sensor
-noise and latency, reboots, signing, and pacing. firmware_bridge/README.md tables what it emulates of
+parameter names and encoding, thrust semantics, offboard rules); autopilot.py holds the flight
+logic; the MAVLink side is this module (the endpoint, sending with latency, pacing, reboots, signing),
+handlers.py (message handling, command ACKs, the parameter protocol), telemetry.py (each firmware's boot
+streams, then the requested rates, with sensor noise) and mission.py (the mission protocol). firmware_bridge/README.md tables what it emulates of
 ArduCopter and PX4, and what it does not.
 
 Pacing: real time (optionally `--speed` times faster), or lockstep: every SET_ATTITUDE_TARGET,

@@ -1,0 +1,108 @@
+"""One endpoint convention for every console script: `--port URL` in pymavlink/MAVProxy forms.
+
+drone-sim-vehicle serves on the URL given (its older --pty/--udp/--udpin/--tcp flags are aliases of it)
+and prints the URL a ground station opens to reach it; drone-deploy and drone-calibrate open the same forms.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from firmware_bridge import MavLink
+from firmware_bridge.sim.cli import build_parser, endpoint_of
+from firmware_bridge.transport import EndpointError, PtyTransport, serve_endpoint
+from test_deploy_support import SIM_VEHICLE
+
+
+def _free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _vehicle(*args: str):
+    """drone-sim-vehicle with these endpoint options; yields (process, the URL it says to connect with)."""
+    proc = subprocess.Popen(SIM_VEHICLE + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        hint, seen, end = None, [], time.monotonic() + 20
+        while time.monotonic() < end:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line.rstrip())
+            if line.startswith("connect with: "):
+                hint = line.split("MavLink('", 1)[1].split("')", 1)[0]
+                break
+        assert hint is not None, f"drone-sim-vehicle {' '.join(args)} did not start: {seen}"
+        yield proc, hint
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _heartbeat(url: str) -> str:
+    with MavLink(url, 115200) as link:
+        info = link.connect(timeout=15.0, request_streams=False)
+        return info.firmware.value
+
+
+def test_the_old_flags_are_aliases_of_port():
+    p = build_parser()
+    assert endpoint_of(p.parse_args([])) == "pty"
+    assert endpoint_of(p.parse_args(["--pty"])) == "pty"
+    assert endpoint_of(p.parse_args(["--pty", "/tmp/x"])) == "pty:/tmp/x"
+    assert endpoint_of(p.parse_args(["--udp", "127.0.0.1:14550"])) == "udpout:127.0.0.1:14550"
+    assert endpoint_of(p.parse_args(["--udpin", "0.0.0.0:14551"])) == "udpin:0.0.0.0:14551"
+    assert endpoint_of(p.parse_args(["--tcp", "0.0.0.0:5760"])) == "tcpin:0.0.0.0:5760"
+    assert endpoint_of(p.parse_args(["--port", "tcpin:127.0.0.1:5761"])) == "tcpin:127.0.0.1:5761"
+    with pytest.raises(SystemExit):
+        p.parse_args(["--port", "pty", "--tcp", "0.0.0.0:5760"])     # one endpoint
+
+
+def test_serve_endpoint_forms_and_errors(tmp_path):
+    link = tmp_path / "ttySIM"
+    t = serve_endpoint(f"pty:{link}")
+    try:
+        assert isinstance(t, PtyTransport) and os.path.realpath(link) == t.slave_path
+    finally:
+        t.close()
+    with pytest.raises(EndpointError, match="unknown endpoint"):
+        serve_endpoint("bogus:1234")
+
+
+def test_drone_sim_vehicle_serves_each_url_form_and_says_how_to_connect(tmp_path):
+    link = tmp_path / "ttySIM"
+    with _vehicle("--port", f"pty:{link}") as (_, hint):
+        assert os.path.realpath(link) == os.path.realpath(hint)
+        assert _heartbeat(str(link)) == "ardupilot"
+    tcp = _free_port()
+    with _vehicle("--port", f"tcpin:127.0.0.1:{tcp}", "--firmware", "px4") as (_, hint):
+        assert hint == f"tcp:127.0.0.1:{tcp}"
+        assert _heartbeat(hint) == "px4"
+    udp = _free_port(socket.SOCK_DGRAM)
+    with _vehicle("--port", f"udpin:127.0.0.1:{udp}") as (_, hint):
+        assert hint == f"udpout:127.0.0.1:{udp}"
+        assert _heartbeat(hint) == "ardupilot"
+    # the vehicle sends to a ground station listening there (as ArduPilot SITL's --out, QGC on 14550)
+    gcs = _free_port(socket.SOCK_DGRAM)
+    with MavLink(f"udpin:127.0.0.1:{gcs}") as listening:
+        listening.open()
+        with _vehicle("--port", f"udpout:127.0.0.1:{gcs}") as (_, hint):
+            assert hint == f"udpin:0.0.0.0:{gcs}"
+            assert listening.wait_vehicle(15.0).firmware.value == "ardupilot"
+
+
+def test_a_bad_url_is_refused_with_its_name():
+    res = subprocess.run(SIM_VEHICLE + ["--port", "serial-ish:9"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "serial-ish:9" in res.stderr and "unknown endpoint" in res.stderr
