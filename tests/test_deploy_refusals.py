@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ from deploy.estimate import Estimate
 from deploy.flightlog import FlightLog, FlightLogError, read_log
 from deploy.safety import SafetyMonitor
 from deploy.targets import Fence, TargetError, Targeting
-from test_deploy_support import ROOT, edited_policy, run_deploy, vehicle_armed, vehicle_in_process
+from test_deploy_support import (ROOT, deploy_cmd, edited_policy, run_deploy, vehicle_armed, vehicle_in_process,
+                                 wait_log_phase)
 
 
 def test_default_policy_is_the_shipped_hover_policy():
@@ -60,6 +62,34 @@ def test_rate_mismatch_and_gcs_failsafe_off_and_target_outside_fence_refused(tmp
     assert "FS_GCS_ENABLE = 0" in out
     assert "outside the fence (5 m radius" in out
     assert log.end["reason"].startswith("refused: preflight refused")
+
+
+def test_a_telemetry_dip_during_preflight_is_measured_again_not_refused(tmp_path):
+    """0.6 s without attitude and position in the first 1 s window (a busy laptop, a radio burst) used to refuse
+    the flight; the second window sees the link at its rate."""
+    logs = tmp_path / "logs"
+    with vehicle_in_process() as (vehicle, faults, endpoint):
+        proc = subprocess.Popen(deploy_cmd(endpoint, logs, "--dry-run", "--duration", "1", lockstep=False),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_log_phase(logs, "preflight", 60, proc)
+            faults.drop_ids = {31, 32}          # ATTITUDE_QUATERNION, LOCAL_POSITION_NED
+            time.sleep(0.6)
+            faults.drop_ids = set()
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert faults.dropped > 10
+    assert proc.returncode == 0, out
+    assert "[  ok] telemetry" in out
+
+
+def test_a_link_too_slow_for_the_loop_is_still_refused(tmp_path):
+    with vehicle_in_process(speed=0.5) as (vehicle, faults, endpoint):   # 50 Hz streams at half real time
+        code, out, log = run_deploy(endpoint, tmp_path / "logs", "--dry-run", "--duration", "1", lockstep=False)
+    assert code == 2, out
+    assert "need >= 40 Hz for a 50 Hz loop" in out
 
 
 def test_no_vehicle_on_the_port_is_a_clear_refusal(tmp_path):
