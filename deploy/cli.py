@@ -27,7 +27,8 @@ from rich.console import Console
 
 from .config import ConfigError, DeployConfig, SafetyLimits, parse_vec3
 from .control import FlightControl
-from .flight import EXIT_REFUSED, Flight
+from .exits import EXIT_REFUSED
+from .flight import Flight
 
 
 VECTOR_OPTIONS = ("--target",)

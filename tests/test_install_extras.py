@@ -19,7 +19,8 @@ from test_deploy_support import deploy_cmd, sim_vehicle_process
 ROOT = Path(__file__).resolve().parents[1]
 DIST = "drone-sim2real"
 OURS = {"drone_sim", "policies", "firmware_bridge", "deploy", "calibration"}
-UI_FILES = {"drone_sim/viewer.py", "drone_sim/view.py", "drone_sim/ocean/viewer.py", "drone_sim/ocean/view.py"}
+UI_FILES = {"drone_sim/view.py", "drone_sim/ocean/viewer.py", "drone_sim/ocean/view.py"} | \
+    {p.relative_to(ROOT).as_posix() for p in (ROOT / "drone_sim/viewer").glob("*.py")}
 
 
 def _requirements() -> dict[str, set[str]]:

@@ -146,3 +146,17 @@ def test_no_import_cycles():
 
     cycles = [" <-> ".join(sorted(comp)) for comp in comps if len(comp) > 1]
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_no_class_over_500_lines():
+    """Big classes were split along their seams (OperatorWindow: session, window, input, HUD; Viewer: window,
+    scene, overlay; SimVehicle: vehicle, telemetry, handlers; SimAutopilot: navigation, bookkeeping;
+    Flight: responses). A class that grows past this is a sign it does two things."""
+    big = []
+    for name, path in _modules().items():
+        if path.suffix != ".py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 500:
+                big.append(f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not big, "classes over 500 lines:\n" + "\n".join(big)

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..cli import build_parser as deploy_parser
     from ..cli import config_from_args
     from ..config import ConfigError
-    from ..flight import EXIT_REFUSED, Flight
+    from ..exits import EXIT_REFUSED
+    from ..flight import Flight
 
     argv = attach_vector_values(list(sys.argv[1:] if argv is None else argv))
     ui_args, rest = build_parser().parse_known_args(argv)

@@ -30,11 +30,14 @@ Failsafes (timings from the parameters, see sim/params.py ROLES):
   ArduPilot GUIDED attitude targets lost for GUID_TIMEOUT -> level, hold altitude, stay in GUIDED
 The GCS timeout is measured in wall-clock time (it is about the radio link, and the GCS heartbeat runs
 on the wall clock even when the simulation runs faster); all flight timings are simulated time.
+
+Modules: this one (SimAutopilot: arming, modes, setpoints, the loop and failsafes), navigation.py (missions,
+RTL, the control laws), bookkeeping.py (land detector, landed state, battery), behaviour.py (the tables and
+types they share).
 """
 from __future__ import annotations
 
 import collections
-import dataclasses
 import math
 import time
 
@@ -46,97 +49,16 @@ from drone_sim.config import NOMINAL_DRONE
 from .. import frames
 from ..modes import Firmware, canonical_name, mode_number
 from ..thrust import GUID_OPTIONS_THRUST_AS_THRUST, thrust_field_to_climb_rate
+from .behaviour import (ARDUPILOT_GCS_ACTIONS, ARMABLE, BEHAVIOUR, BOOT_MODE, HOLD_MODE, LAND_MODE,
+                        OFFBOARD_LOSS_ACTIONS, PX4_GCS_ACTIONS, RTL_MODE, G, MissionStep, Result, Setpoint, _yaw_of)
+from .bookkeeping import Bookkeeping
+from .navigation import Navigation
 from .params import ParamTable
 
-G = drone_sim.GRAVITY
-LAND_DETECTOR_TRIGGER_S = 1.0   # ArduCopter config.h LAND_DETECTOR_TRIGGER_SEC
-
-BEHAVIOUR = {
-    "STABILIZE": "manual", "ALT_HOLD": "althold", "GUIDED": "guided", "GUIDED_NOGPS": "nogps",
-    "LOITER": "hold", "BRAKE": "hold", "POSHOLD": "hold", "LAND": "land",
-    "MANUAL": "manual", "STABILIZED": "manual", "ALTCTL": "althold", "POSCTL": "hold", "AUTO.LOITER": "hold",
-    "AUTO.LAND": "land", "AUTO.TAKEOFF": "takeoff", "OFFBOARD": "offboard", "RTL": "rtl", "AUTO.RTL": "rtl",
-    "AUTO": "auto", "AUTO.MISSION": "auto",
-}
-ARMABLE = {"manual", "althold", "guided", "nogps", "hold", "offboard", "takeoff"}
-RTL_CONE_SLOPE, RTL_ABS_MIN_CLIMB = 3.0, 2.5   # ArduCopter mode_rtl.cpp compute_return_target (RTL_CONE_SLOPE default)
-HOLD_MODE = {Firmware.ARDUPILOT: "BRAKE", Firmware.PX4: "AUTO.LOITER"}
-RTL_MODE = {Firmware.ARDUPILOT: "RTL", Firmware.PX4: "AUTO.RTL"}
-# FS_GCS_ENABLE: 1 RTL, 2 RTL (continue a mission: none here), 3 SmartRTL or RTL, 4 SmartRTL or land, 5 land,
-# 6 DO_LAND_START or RTL, 7 brake or land. The simulator records no SmartRTL path and has no mission landing
-# sequence, so those take the firmware's own fallbacks.
-ARDUPILOT_GCS_ACTIONS = {1: "rtl", 2: "rtl", 3: "rtl", 4: "land", 5: "land", 6: "rtl", 7: "brake"}
-# NAV_DLL_ACT: 1 hold, 2 return, 3 land, 5 terminate, 6 lockdown (both stop the motors)
-PX4_GCS_ACTIONS = {1: "hold", 2: "rtl", 3: "land", 5: "disarm", 6: "disarm"}
-# COM_OBL_RC_ACT: 0 position, 1 altitude, 2 manual (stick modes: with no sticks, COM_RC_IN_MODE 4, a hold),
-# 3 return, 4 land, 5 hold, 6 terminate, 7 disarm
-OFFBOARD_LOSS_ACTIONS = {0: "hold", 1: "hold", 2: "hold", 3: "rtl", 4: "land", 5: "hold", 6: "disarm", 7: "disarm"}
-LAND_MODE = {Firmware.ARDUPILOT: "LAND", Firmware.PX4: "AUTO.LAND"}
-BOOT_MODE = {Firmware.ARDUPILOT: "STABILIZE", Firmware.PX4: "POSCTL"}
+__all__ = ["G", "MissionStep", "RTL_MODE", "Result", "Setpoint", "SimAutopilot"]
 
 
-@dataclasses.dataclass
-class Setpoint:
-    """One external setpoint, in the simulator's frames. thrust is normalized 0..1 collective thrust;
-    climb_rate (m/s, up) replaces it under ArduPilot's default semantics."""
-
-    kind: str                                   # rates | attitude | position | motors
-    t: float                                    # sim time received
-    rates_flu: np.ndarray | None = None
-    q_enu: np.ndarray | None = None
-    thrust: float | None = None
-    climb_rate: float | None = None
-    position_enu: np.ndarray | None = None
-    yaw_enu: float | None = None
-    motors: np.ndarray | None = None
-
-
-@dataclasses.dataclass
-class MissionStep:
-    """One flyable mission item in the simulator's frame: takeoff (to target z), waypoint, land (at
-    target xy, or where it is when target is None), rtl."""
-
-    seq: int
-    kind: str
-    target: np.ndarray | None
-    hold_s: float = 0.0
-    radius: float = 2.0
-
-
-@dataclasses.dataclass
-class Result:
-    ok: bool
-    reason: str = ""
-
-
-def _quat_conj(q: np.ndarray) -> np.ndarray:
-    return np.array([q[0], -q[1], -q[2], -q[3]])
-
-
-def _quat_from_rotmat(R: np.ndarray) -> np.ndarray:
-    tr = R[0, 0] + R[1, 1] + R[2, 2]
-    if tr > 0:
-        s = math.sqrt(tr + 1.0) * 2
-        q = [0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s]
-    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
-        s = math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2]) * 2
-        q = [(R[2, 1] - R[1, 2]) / s, 0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s]
-    elif R[1, 1] > R[2, 2]:
-        s = math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2]) * 2
-        q = [(R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s]
-    else:
-        s = math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1]) * 2
-        q = [(R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s]
-    q = np.array(q)
-    return q / np.linalg.norm(q)
-
-
-def _yaw_of(q_enu: np.ndarray) -> float:
-    R = frames.quat_to_rotmat(q_enu)
-    return math.atan2(R[1, 0], R[0, 0])
-
-
-class SimAutopilot:
+class SimAutopilot(Navigation, Bookkeeping):
     """A quadrotor flight controller around one simulated drone."""
 
     def __init__(self, firmware: Firmware = Firmware.ARDUPILOT, drone: dict | None = None,
@@ -313,82 +235,6 @@ class SimAutopilot:
         self._enter(canon)
         return Result(True)
 
-    # ------------------------------------------------------------------ missions
-    def set_mission(self, steps: list[MissionStep]) -> None:
-        """A new mission (uploaded or cleared): flying starts over from its first step."""
-        self.mission = list(steps)
-        self.mission_index = 0
-        self._arrived_at = None
-        if self.behaviour == "auto" and not self.mission:
-            self._enter(HOLD_MODE[self.firmware])
-
-    def set_current(self, seq: int) -> bool:
-        """MISSION_SET_CURRENT: jump to the step with this sequence number."""
-        for i, step in enumerate(self.mission):
-            if step.seq == seq:
-                self.mission_index = i
-                self._arrived_at = None
-                return True
-        return False
-
-    def start_mission(self, first: int = 0, last: int = -1) -> Result:
-        """MAV_CMD_MISSION_START: AUTO from `first` (ArduCopter also lets AUTO take off from the ground then:
-        GCS_MAVLink_Copter.cpp sets auto_armed)."""
-        if first > 0 and not self.set_current(first):
-            return Result(False, f"no mission item {first}")
-        r = self.set_mode("AUTO" if self.firmware == Firmware.ARDUPILOT else "AUTO.MISSION")
-        if r.ok:
-            self.mission_started = True
-        return r
-
-    def _auto_problem(self) -> str | None:
-        """Why AUTO cannot start: no mission; ArduCopter landed with no takeoff first (mode_auto.cpp init)."""
-        if not self.mission:
-            return "Mission: no mission to fly"
-        if self.firmware == Firmware.ARDUPILOT and self.armed and self.land_complete \
-                and self.mission[self.mission_index].kind != "takeoff":
-            return "Auto: Missing Takeoff Cmd"
-        return None
-
-    def _auto_control(self, x: np.ndarray) -> np.ndarray:
-        """Fly the current step; the next when it is done; at the end, hold where the last one left it."""
-        if self.mission_index >= len(self.mission):
-            return self._position_control(x, self.target_pos)
-        step = self.mission[self.mission_index]
-        if step.kind == "takeoff":
-            self.target_pos = np.array([self.target_pos[0], self.target_pos[1], step.target[2]])
-            if x[2] >= step.target[2] - 0.1:
-                self._step_done(step)
-        elif step.kind == "waypoint":
-            if np.isnan(step.target[0]):        # latitude and longitude 0: where it is (both firmwares)
-                step.target[0:2] = x[0:2]
-            self.target_pos = step.target.copy()
-            if np.linalg.norm(x[0:3] - step.target) <= step.radius:
-                self._arrived_at = self.t if self._arrived_at is None else self._arrived_at
-                if self.t - self._arrived_at >= step.hold_s:
-                    self._step_done(step)
-        elif step.kind == "land":
-            if step.target is not None and np.linalg.norm(x[0:2] - step.target[0:2]) > 0.3:
-                self.target_pos = np.array([step.target[0], step.target[1], x[2]])
-            else:
-                self.rtl_stage = "land"
-                return self._position_control(x, np.array([self.target_pos[0], self.target_pos[1], x[2]]),
-                                              vz_override=-self.params.role("land_speed", 0.5))
-        elif step.kind == "rtl":
-            if self.rtl_stage == "idle":
-                self._start_rtl(x)
-            return self._rtl_control(x)
-        return self._position_control(x, self.target_pos)
-
-    def _step_done(self, step: MissionStep) -> None:
-        self.reached.append(step.seq)
-        self.events.append((self.t, f"mission item {step.seq} reached"))
-        self.mission_index += 1
-        self._arrived_at = None
-        self.rtl_stage = "idle"
-        if self.mission_index >= len(self.mission):
-            self.say("Mission complete, holding" if self.firmware == Firmware.ARDUPILOT else "Mission finished")
-
     def _enter(self, canon: str) -> None:
         if canon == self.mode:
             return
@@ -500,35 +346,6 @@ class SimAutopilot:
         if not self.setpoint_times:
             return False
         return self.t - self.setpoint_times[-1] <= self.params.role("setpoint_timeout_s", 1.0)
-
-    # ------------------------------------------------------------------ return to launch
-    def _start_rtl(self, x: np.ndarray) -> None:
-        """The return altitude: ArduCopter climbs to RTL_ALT, limited near home by RTL_CONE_SLOPE but at least
-        RTL_ABS_MIN_CLIMB above where it is (mode_rtl.cpp compute_return_target); PX4 climbs to
-        RTL_RETURN_ALT unless within RTL_MIN_DIST of home (navigator rtl). Never lower than it is."""
-        alt = x[2] - self.home[2]
-        dist = float(np.hypot(*(x[0:2] - self.home[0:2])))
-        if self.firmware == Firmware.ARDUPILOT:
-            rtl_alt = self.params.get("RTL_ALT") / 100.0
-            rtl_alt = min(rtl_alt, max(dist * RTL_CONE_SLOPE, alt + RTL_ABS_MIN_CLIMB))
-        else:
-            rtl_alt = self.params.get("RTL_RETURN_ALT") if dist > self.params.get("RTL_MIN_DIST") else alt
-        self.rtl_alt = self.home[2] + max(alt, rtl_alt)
-        self.rtl_stage = "climb"
-        self.target_pos = np.array([x[0], x[1], self.rtl_alt])
-        self.target_yaw = _yaw_of(x[6:10])
-
-    def _rtl_control(self, x: np.ndarray) -> np.ndarray:
-        """Climb where it is, fly home at the return altitude, then descend at the land speed."""
-        if self.rtl_stage == "climb" and x[2] >= self.rtl_alt - 0.2:
-            self.rtl_stage = "return"
-            self.target_pos = np.array([self.home[0], self.home[1], self.rtl_alt])
-        if self.rtl_stage == "return" and np.linalg.norm(x[0:3] - self.target_pos) < 0.3 \
-                and np.linalg.norm(x[3:6]) < 0.5:
-            self.rtl_stage = "land"
-        if self.rtl_stage == "land":
-            return self._position_control(x, self.target_pos, vz_override=-self.params.role("land_speed", 0.5))
-        return self._position_control(x, self.target_pos)
 
     def gcs_heartbeat(self) -> None:
         self.last_gcs_heartbeat = time.monotonic()
@@ -669,146 +486,6 @@ class SimAutopilot:
         self.events.append((self.t, "lift-off"))
         return True
 
-    # ------------------------------------------------------------------ control laws
-    def _thrust_of(self, sp: Setpoint, x: np.ndarray) -> float:
-        if sp.climb_rate is not None:
-            return self._climb_thrust(x, sp.climb_rate)
-        return float(np.clip(sp.thrust if sp.thrust is not None else self.hover, 0.0, 1.0))
-
-    def _climb_thrust(self, x: np.ndarray, climb_rate: float) -> float:
-        R = frames.quat_to_rotmat(x[6:10])
-        az = 3.0 * (climb_rate - x[5])
-        return float(np.clip(self.mass * (G + az) / max(R[2, 2], 0.5) / self.t_max, 0.0, 1.0))
-
-    def _attitude_rates(self, x: np.ndarray, q_des: np.ndarray, ff: np.ndarray | None = None) -> np.ndarray:
-        q = x[6:10] / np.linalg.norm(x[6:10])
-        e = frames.quat_mul(_quat_conj(q), q_des)
-        if e[0] < 0:
-            e = -e
-        rates = np.array([8.0, 8.0, 4.0]) * 2.0 * e[1:]
-        if ff is not None:
-            rates = rates + ff
-        return np.clip(rates, -0.8 * self.max_rate, 0.8 * self.max_rate)
-
-    def _level_q(self, x: np.ndarray) -> np.ndarray:
-        yaw = _yaw_of(x[6:10])
-        return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
-
-    def _q_from_tilt(self, x: np.ndarray, roll: float, pitch: float) -> np.ndarray:
-        """Level-ish attitude at the current heading with roll (right down) and pitch (nose up) in FRD sense."""
-        yaw_ned = frames.yaw_enu_to_ned(_yaw_of(x[6:10]))
-        return frames.quat_ned_frd_to_enu_flu(frames.quat_from_euler(roll, pitch, yaw_ned))
-
-    def _position_control(self, x: np.ndarray, target: np.ndarray, vz_override: float | None = None) -> np.ndarray:
-        p, v = x[0:3], x[3:6]
-        err = target - p
-        v_des = 1.2 * err
-        h = np.linalg.norm(v_des[:2])
-        if h > 3.0:
-            v_des[:2] *= 3.0 / h
-        v_des[2] = float(np.clip(v_des[2], -self.params.role("speed_down", 1.5), self.params.role("speed_up", 2.5)))
-        if vz_override is not None:
-            v_des[2] = vz_override
-        verr = v_des - v
-        self.vel_integral = np.clip(self.vel_integral + verr * self.dt, -2.0, 2.0)
-        if self.landed and vz_override is None and target[2] - p[2] < 0.1:
-            self.vel_integral[:] = 0.0
-        acc = 3.0 * verr + 0.8 * self.vel_integral
-        tilt_max = self.params.role("angle_max_rad", math.radians(30))
-        ah = np.linalg.norm(acc[:2])
-        amax = G * math.tan(tilt_max)
-        if ah > amax:
-            acc[:2] *= amax / ah
-        acc[2] = float(np.clip(acc[2], -0.7 * G, 1.5 * G))
-        f = acc + np.array([0.0, 0.0, G])
-        zd = f / np.linalg.norm(f)
-        yaw = self.target_yaw
-        xc = np.array([math.cos(yaw), math.sin(yaw), 0.0])
-        yd = np.cross(zd, xc)
-        yd /= np.linalg.norm(yd)
-        xd = np.cross(yd, zd)
-        q_des = _quat_from_rotmat(np.column_stack([xd, yd, zd]))
-        R = frames.quat_to_rotmat(x[6:10])
-        thrust = self.mass * float(f @ R[:, 2]) / self.t_max
-        if self.landing and self.landed:
-            thrust = 0.0
-        return self._ctbr(float(np.clip(thrust, 0.0, 1.0)), self._attitude_rates(x, q_des), x)
-
-    def _ctbr(self, thrust: float, rates_flu: np.ndarray, x: np.ndarray) -> np.ndarray:
-        if self.landed and thrust < 0.8 * self.hover:
-            rates_flu = np.zeros(3)  # on its legs: no rate-loop wind-up against the ground
-        a = np.empty(4)
-        a[0] = 2.0 * float(np.clip(thrust, 0.0, 1.0)) - 1.0
-        a[1:] = np.asarray(rates_flu, dtype=float) / self.max_rate
-        return np.clip(a, -1.0, 1.0)
-
-    # ------------------------------------------------------------------ bookkeeping
-    def _bookkeeping(self, x: np.ndarray) -> None:
-        speed = float(np.linalg.norm(x[3:6]))
-        was_landed = self.landed
-        self.landed = x[2] <= 0.03 and speed < 0.3
-        if self.landed and not was_landed:
-            self.landed_since = self.ground_since = self.t
-        self._land_detector()
-        if not self.landed:
-            if self.takeoff_alt is not None and x[2] >= self.home[2] + 0.95 * self.takeoff_alt:
-                self.takeoff_alt = None
-            if self.behaviour == "takeoff" and x[2] >= self.target_pos[2] - 0.1:
-                target = self.target_pos.copy()
-                self._enter("AUTO.LOITER")
-                self.target_pos = target  # hold the takeoff altitude, not where the climb was cut
-        if self.armed and self.landed:
-            delay = self.params.role("disarm_delay_s", 10.0)
-            if self.landing and self.t - self.landed_since >= self.params.role("disarm_land_s", 1.0):
-                self.disarm(force=True, why="landed")
-            elif (not self.landing and self.takeoff_alt is None and delay > 0 and self.t - self.ground_since >= delay
-                  and self.last_action[0] <= 2 * self.hover - 1 + 0.02):
-                self.disarm(force=True, why="auto-disarm on the ground")
-        if self.motor_test is not None and self.t >= self.motor_test[2]:
-            self.motor_test = None
-        # battery: momentum-theory power per motor, 50 % efficient, plus 0.5 A of avionics
-        w = x[13:17]
-        thrusts = self.drone["k_thrust"] * w * w
-        power = float(np.sum(np.power(np.maximum(thrusts, 0.0), 1.5))) * self._power_k
-        remaining = max(0.0, 1.0 - self.consumed_mah / self.capacity_mah)
-        v_open = self.cells * (3.5 + 0.7 * remaining)
-        self.current = 0.5 + power / max(v_open, 1.0)
-        self.voltage = v_open - 0.015 * self.cells * self.current
-        self.consumed_mah += self.current * self.dt / 3.6
-
-    def _land_detector(self) -> None:
-        """land_complete: cleared as soon as the vehicle is off the ground, set after it has sat on the ground
-        with the throttle low for LAND_DETECTOR_TRIGGER_SEC (1 s, ArduCopter land_detector.cpp)."""
-        if not self.landed:
-            self.land_complete = False
-            self._ground_low_since = None
-            return
-        if self.land_complete:
-            return
-        if self.last_action[0] > 2.0 * self.hover - 1.0:   # throttle not at its lower limit
-            self._ground_low_since = None
-            return
-        if self._ground_low_since is None:
-            self._ground_low_since = self.t
-        if self.t - self._ground_low_since >= LAND_DETECTOR_TRIGGER_S:
-            self.land_complete = True
-
-    @property
-    def battery_remaining(self) -> float:
-        return max(0.0, 1.0 - self.consumed_mah / self.capacity_mah)
-
-    @property
-    def landed_state(self) -> int:
-        """MAV_LANDED_STATE: 1 on ground, 2 in air, 3 takeoff, 4 landing (ArduCopter: from land_complete,
-        GCS_MAVLink_Copter.cpp landed_state)."""
-        if self.land_complete if self.firmware == Firmware.ARDUPILOT else self.landed:
-            return 1
-        if self.landing:
-            return 4
-        if self.behaviour == "takeoff" or self.takeoff_alt is not None:
-            return 3
-        return 2
-
     def set_manual(self, roll: float, pitch: float, throttle: float, yaw: float) -> None:
         self.manual = (float(np.clip(roll, -1, 1)), float(np.clip(pitch, -1, 1)), float(np.clip(throttle, 0, 1)),
                        float(np.clip(yaw, -1, 1)))
@@ -822,4 +499,3 @@ class SimAutopilot:
     def climb_rate_of(self, thrust_field: float) -> float:
         return thrust_field_to_climb_rate(thrust_field, self.params.role("speed_up", 2.5),
                                           self.params.role("speed_down", 1.5))
-

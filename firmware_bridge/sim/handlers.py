@@ -13,7 +13,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 from .. import frames, signing
 from ..dialect import ProtocolVersion
 from ..modes import Firmware, custom_mode_from_set_mode, mode_name
-from .autopilot import RTL_MODE, MissionStep, Setpoint
+from .behaviour import RTL_MODE, MissionStep, Setpoint
 from .constants import DEG_PER_M_LAT, HOME_ALT, HOME_LAT, HOME_LON, MSG, for_me, param_text
 from .mission import Item
 from .params import ParamError

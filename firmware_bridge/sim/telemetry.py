@@ -10,7 +10,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from .. import frames
 from ..modes import Firmware, mode_number
-from .autopilot import G
+from .behaviour import G
 from .constants import DEG_PER_M_LAT, HOME_ALT, HOME_LAT, HOME_LON, MSG
 
 # What each firmware streams from boot, before any request.
