@@ -32,10 +32,11 @@ extensions = [
 ]
 
 _DEPLOY = ["pymavlink>=2.4.40", "pyserial>=3.5", "onnxruntime>=1.17", "rich>=13", "matplotlib>=3.7"]
-_TRAIN = ["torch>=2.1", "onnx>=1.15", "onnxruntime>=1.17", "rich>=13", "matplotlib>=3.7", "opencv-python-headless>=4.8"]
+_TRAIN = ["torch>=2.1", "onnx>=1.15", "onnxruntime>=1.17", "rich>=13", "matplotlib>=3.7", "opencv-python-headless>=4.8",
+          "optuna>=4.9", "psycopg[binary]>=3.1"]   # drone-sweep (psycopg: studies on a PostgreSQL server)
 _UI = ["raylib>=5.0"]
 EXTRAS = {
-    "train": _TRAIN,                            # drone-train, drone-eval, drone-export (torch; opencv for videos)
+    "train": _TRAIN,                            # drone-train, drone-eval, drone-export, drone-sweep (torch; opencv for videos)
     "deploy": _DEPLOY,                          # drone-deploy, drone-replay, drone-sim-vehicle, drone-calibrate
     "ui": _UI + _DEPLOY,                        # drone-ui, drone-deploy --ui, drone-view (raylib windows)
     "all": sorted(set(_TRAIN + _DEPLOY + _UI)),
@@ -70,6 +71,7 @@ setup(
             "drone-train=policies.cli:train_entry",
             "drone-eval=policies.cli:eval_entry",
             "drone-export=policies.export:main",
+            "drone-sweep=policies.sweep.cli:entry",
             "drone-deploy=deploy.cli:main",
             "drone-replay=deploy.replay:main",
             "drone-ui=deploy.ui.cli:main",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import math
 from math import nan
 import sys
@@ -172,6 +173,7 @@ def eval_main(argv: list[str] | None = None) -> int:
                    help="after the table, watch the policy fly each task in the viewer window (close it for the next)")
     p.add_argument("--video-steps", type=int, default=500, help="control steps per task in --video / --view")
     p.add_argument("--video-agents", type=int, default=8, help="drones in the env shown by --video / --view")
+    p.add_argument("--json", metavar="FILE", help="also write the table as JSON (one object per row, every metric)")
     args = p.parse_args(argv)
     if args.episodes < 1:
         p.error(f"--episodes must be at least 1, got {args.episodes}")
@@ -185,7 +187,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     import drone_sim
 
     from .checkpoint import CheckpointError, load_policy
-    from .evaluate import TABLE_COLUMNS, TorchPolicy, evaluate_task
+    from .evaluate import TorchPolicy, drone_sets, evaluate_policy
     from .onnx_policy import OnnxPolicyError
 
     try:
@@ -193,14 +195,11 @@ def eval_main(argv: list[str] | None = None) -> int:
     except (CheckpointError, OnnxPolicyError) as exc:
         p.error(str(exc))
     make_policy = (lambda n: model.clone()) if args.onnx else (lambda n: TorchPolicy(model, n))
-    tcfg = meta["train_config"]
     try:
         tasks = list(drone_sim.parse_tasks(args.tasks or meta["tasks"]))
     except ValueError as exc:
         p.error(str(exc))
-    sets = {"both": ["nominal", tcfg["dr"]], "nominal": ["nominal"], "randomized": [tcfg["dr"]]}[args.drones]
-    if tcfg["dr"] == "nominal" and args.drones == "both":
-        sets = ["nominal", "default"]
+    sets = drone_sets(meta, args.drones)
     from rich.console import Console
     from rich.table import Table
 
@@ -208,21 +207,20 @@ def eval_main(argv: list[str] | None = None) -> int:
                         f"{meta['action_mode']}, deterministic actions, seed {args.seed}")
     for col in ("task", "drones", "episodes", "score", "detail", "crash", "out"):
         table.add_column(col, justify="right")
-    results = {}
-    for task in tasks:
-        for dr in sets:
-            m = evaluate_task(make_policy, task, dr=dr, episodes=args.episodes, seed=args.seed,
-                              action_mode=meta["action_mode"], control_hz=meta["control_hz"],
-                              physics_hz=meta["physics_hz"], drone=tcfg["drone"] or None,
-                              course=tcfg["course"] or None)
-            results[task, dr] = m
-            (n1, k1), (n2, k2) = TABLE_COLUMNS[task]
-            v2 = m.get(k2, float("nan"))
-            table.add_row(task, dr, f"{m['episodes']:.0f}", f"{n1} {m[k1]:.3f}",
-                          f"{n2} {'-' if math.isnan(v2) else f'{v2:.2f}'}", f"{m['crash_rate']:.3f}",
-                          f"{m['out_of_bounds_rate']:.3f}")
+    rows = evaluate_policy(make_policy, meta, tasks, sets, episodes=args.episodes, seed=args.seed)
+    for m in rows:
+        v2 = m.get(m["detail_key"], float("nan"))
+        table.add_row(m["task"], m["drones"], f"{m['episodes']:.0f}", f"{m['score_name']} {m['score']:.3f}",
+                      f"{m['detail_name']} {'-' if math.isnan(v2) else f'{v2:.2f}'}", f"{m['crash_rate']:.3f}",
+                      f"{m['out_of_bounds_rate']:.3f}")
     # piped output (logs, CI) would otherwise wrap at 80 columns
     Console(width=None if sys.stdout.isatty() else 140).print(table)
+    if args.json:
+        doc = {"format": "drone-eval/1", "policy": str(args.onnx or args.checkpoint), "seed": args.seed,
+               "episodes_per_row": args.episodes, "global_step": meta["global_step"],
+               "action_mode": meta["action_mode"], "rows": rows}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=1, default=float) + "\n")
     if args.video or args.view:
         return _show(args, model, meta, tasks, sets[-1])
     return 0

@@ -132,3 +132,31 @@ def evaluate_ocean(policy_factory: Callable[[int], Callable], name: str, *, epis
     out = {key: v / max(n, 1e-9) for key, v in sums.items()}
     out["episodes"] = n
     return out
+
+
+def drone_sets(meta: dict, which: str = "both") -> list[str]:
+    """The drone sets drone-eval evaluates: the nominal drone and/or the run's randomization preset."""
+    dr = meta["train_config"]["dr"]
+    if which == "nominal":
+        return ["nominal"]
+    if which == "randomized":
+        return [dr if dr != "nominal" else "default"]
+    return ["nominal", dr if dr != "nominal" else "default"]
+
+
+def evaluate_policy(make_policy: Callable[[int], Callable], meta: dict, tasks: list[str], sets: list[str], *,
+                    episodes: int, seed: int) -> list[dict]:
+    """drone-eval's table as data, one row per (task, drone set): what --json writes and what drone-sweep's
+    objective reads, so neither parses the printed table. Each row has the task's metrics from evaluate_task
+    plus task, drones, score_name and detail_name (what `score` and the detail column mean)."""
+    tcfg = meta["train_config"]
+    rows = []
+    for task in tasks:
+        for dr in sets:
+            m = evaluate_task(make_policy, task, dr=dr, episodes=episodes, seed=seed,
+                              action_mode=meta["action_mode"], control_hz=meta["control_hz"],
+                              physics_hz=meta["physics_hz"], drone=tcfg["drone"] or None,
+                              course=tcfg["course"] or None)
+            (n1, _), (n2, k2) = TABLE_COLUMNS[task]
+            rows.append({"task": task, "drones": dr, **m, "score_name": n1, "detail_name": n2, "detail_key": k2})
+    return rows

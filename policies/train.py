@@ -139,8 +139,13 @@ class TaskStats:
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
-          progress: Callable[[dict], None] | None = None) -> dict:
-    """Train a policy; returns the final summary. Writes config, metrics, checkpoints and curves to out_dir."""
+          progress: Callable[[dict], None] | None = None, stop: Callable[[dict], bool] | None = None) -> dict:
+    """Train a policy; returns the final summary. Writes config, metrics, checkpoints and curves to out_dir.
+
+    stop, when given, is asked after every update with {step, iteration, time_s, model, losses}; True ends the
+    run there as if its budget were spent (model.pt and summary.json are written, summary["stopped_early"]
+    is set). A sweep uses it for a wall-clock budget, intermediate evaluations and pruning; an exception it
+    raises ends the run without a model."""
     device = pick_device(cfg.device)
     dist = Distributed(device)
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist.world))
@@ -172,7 +177,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     writer = None
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.toml").write_text(_config_toml(cfg))
+        (out / "config.toml").write_text(config_toml(cfg))
         writer = MetricsWriter(out, append=resume)
 
     T = cfg.horizon
@@ -195,6 +200,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     t_start = time.time()
     steps_at_start = global_step
     update_stats = None
+    stopped_early = False
     obs, _ = env.reset(seed)
     while iteration < total_iters:
         frac = iteration / total_iters
@@ -249,6 +255,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
         global_step += steps_per_iter
         now = time.time()
         done = iteration >= total_iters
+        if stop is not None and not done and stop({"step": global_step, "iteration": iteration,
+                                                   "time_s": elapsed_before + now - t_start, "model": model,
+                                                   "losses": vars(update_stats)}):
+            done, stopped_early = True, True
+            total_iters = iteration
         if dist.is_main and (now - last_log >= cfg.log_every or done):
             sps = (global_step - steps_at_start) / max(now - t_start, 1e-9)
             record = {"step": global_step, "iteration": iteration, "time_s": elapsed_before + now - t_start,
@@ -266,7 +277,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     wall = time.time() - t_start
     summary = {"global_step": global_step, "iterations": iteration, "wall_time_s": wall,
                "agent_steps_per_s": (global_step - steps_at_start) / max(wall, 1e-9), "world_size": dist.world,
-               "rank_weight_spread": dist.weight_spread(model)}
+               "rank_weight_spread": dist.weight_spread(model), "stopped_early": stopped_early}
     if dist.is_main:
         save_checkpoint(out / "model.pt", model, optimizer, cfg, env_config, global_step, iteration,
                         elapsed_before + wall)
@@ -277,7 +288,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     return summary
 
 
-def _config_toml(cfg: TrainConfig) -> str:
+def config_toml(cfg: TrainConfig) -> str:
+    """A TrainConfig as the TOML file drone-train --config reads (what a run writes as config.toml)."""
     lines = ["# effective configuration of this run (drone-train --config accepts this file)", "[train]"]
     for key, value in cfg.to_dict().items():
         text = ("true" if value else "false") if isinstance(value, bool) else json.dumps(value)
@@ -285,4 +297,4 @@ def _config_toml(cfg: TrainConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["train", "make_env", "pick_device", "default_toml"]
+__all__ = ["train", "make_env", "pick_device", "default_toml", "config_toml"]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set-up on a fresh machine: system packages (a C compiler, Xvfb and xdotool for the viewer tests), a virtual
+# Set-up on a fresh machine: system packages (a C compiler, Xvfb and xdotool for the viewer tests, PostgreSQL's
+# binaries for the sweep tests), a virtual
 # environment in .venv, and the project installed in it (this compiles the C simulator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,9 @@ need=()
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 command -v xdotool >/dev/null 2>&1 || need+=(xdotool)
+# PostgreSQL's server binaries: tests/test_sweep.py starts a real server from them in a temporary directory
+# (drone-sweep's --storage postgresql://...); nothing is started here
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -363,3 +363,20 @@ def test_onnx_policy_flies_as_a_viewer_actor_like_the_torch_actor(policies):
         states.append(env.states().copy())
         env.close()
     np.testing.assert_allclose(states[1], states[0], rtol=1e-4, atol=1e-3)  # motor speeds are ~1e3 rad/s
+
+
+def test_drone_eval_json_is_the_table_as_data(policies, capsys, tmp_path):
+    """drone-eval --json: every row of the printed table, with every metric, for scripts (and drone-sweep)."""
+    import json
+
+    p = policies["mlp"]
+    out = tmp_path / "eval.json"
+    assert eval_main([str(p["ckpt"]), "--episodes", "16", "--seed", "3", "--json", str(out)]) == 0
+    table = _table_rows(capsys.readouterr().out)
+    doc = json.loads(out.read_text())
+    assert doc["format"] == "drone-eval/1" and doc["seed"] == 3 and len(doc["rows"]) == len(table) == 2
+    for row, line in zip(doc["rows"], table):
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        assert cells[0] == row["task"] == "hover" and cells[1] == row["drones"]
+        assert cells[3] == f"{row['score_name']} {row['score']:.3f}"
+        assert cells[5] == f"{row['crash_rate']:.3f}" and row["episodes"] >= 16

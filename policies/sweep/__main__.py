@@ -1,0 +1,4 @@
+"""python -m policies.sweep: drone-sweep."""
+from .cli import entry
+
+entry()

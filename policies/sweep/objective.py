@@ -1,0 +1,162 @@
+"""One sweep trial: an ordinary drone-train run with sampled settings, scored the way drone-eval scores.
+
+The run directory is a normal one (config.toml, metrics, checkpoints, model.pt), so the best trial is
+evaluated, resumed and exported like any run. The score is measured on randomized drones at a seed the
+training never saw, with evaluate_policy (drone-eval's own code) for the drone tasks and evaluate_ocean
+for the regression games. A trial has a budget in agent-steps or in training seconds (evaluation time does
+not count against it); intermediate evaluations report to Optuna's pruner, and the single-objective value
+is the best score reached within the budget, so a run that peaks and then degrades is not punished for
+where the budget happened to end.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from ..config import ConfigError, TrainConfig
+from ..evaluate import TorchPolicy, evaluate_ocean, evaluate_policy
+from ..train import train
+from .space import Param
+
+# Scores per task are on different scales: race counts rings per episode (a lap of the generated course is 7
+# rings), the others are shares in [0, 1]. The multi-task objective is the mean of score / scale.
+TASK_SCALE = {"race": 7.0}
+UNLIMITED_STEPS = 10 ** 12
+
+
+class TrialDiverged(RuntimeError):
+    """Training produced non-finite losses; the trial fails with this reason and the sweep goes on."""
+
+
+@dataclasses.dataclass
+class SweepSettings:
+    base: TrainConfig
+    space: tuple[Param, ...]
+    out: Path                      # the sweep's directory; trials go under out/trials/NNNN
+    budget_steps: int | None = None
+    budget_seconds: float | None = None
+    eval_episodes: int = 256
+    eval_seed: int = 777_777       # never a training seed: those are cfg.seed + small offsets
+    evals: int = 3                 # intermediate evaluations per trial (pruning, best-within-budget)
+    multi: bool = False            # optimize (score, wall clock) jointly: a Pareto front
+
+    def __post_init__(self):
+        if (self.budget_steps is None) == (self.budget_seconds is None):
+            raise ValueError("give a budget in agent-steps or in seconds (one of them)")
+        if self.budget_steps is not None and self.budget_steps < 1:
+            raise ValueError(f"budget in agent-steps must be positive, got {self.budget_steps}")
+        if self.budget_seconds is not None and not self.budget_seconds > 0:
+            raise ValueError(f"budget in seconds must be positive, got {self.budget_seconds}")
+
+
+def trial_config(settings: SweepSettings, params: dict[str, Any], number: int) -> TrainConfig:
+    """The run's TrainConfig: the base with the sampled settings, its own seed, the budget as total_steps."""
+    cfg = dataclasses.replace(settings.base, **params)
+    cfg.seed = settings.base.seed + number
+    cfg.total_steps = settings.budget_steps or UNLIMITED_STEPS
+    cfg.log_every = max(cfg.log_every, 5.0)
+    cfg.checkpoint_every = min(cfg.checkpoint_every, cfg.total_steps)
+    try:
+        return cfg.validate()
+    except ConfigError as exc:
+        raise ValueError(f"sampled settings {params} are not a valid run: {exc}") from None
+
+
+def score_of(model, cfg: TrainConfig, episodes: int, seed: int) -> tuple[float, list[dict]]:
+    """(objective score, the evaluation rows) of an in-memory model, deterministic actions."""
+    was_training = model.training
+    device = next(model.parameters()).device
+    model.eval()
+    try:
+        if cfg.env != "drone":
+            m = evaluate_ocean(lambda n: TorchPolicy(model, n, device), cfg.env, episodes=episodes, seed=seed,
+                               agents_per_env=cfg.agents_per_env)
+            return float(m["score"]), [{"task": cfg.env, **m}]
+        import drone_sim
+
+        tasks = [t for t, w in drone_sim.parse_tasks(cfg.tasks).items() if w > 0]
+        meta = {"train_config": cfg.to_dict(), "action_mode": cfg.action_mode, "control_hz": cfg.control_hz,
+                "physics_hz": cfg.physics_hz}
+        randomized = cfg.dr if cfg.dr != "nominal" else "default"
+        rows = evaluate_policy(lambda n: TorchPolicy(model, n, device), meta, tasks, [randomized],
+                               episodes=max(1, episodes // len(tasks)), seed=seed)
+        score = sum(r["score"] / TASK_SCALE.get(r["task"], 1.0) for r in rows) / len(rows)
+        return float(score), rows
+    finally:
+        model.train(was_training)
+
+
+def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float | tuple[float, float]:
+    """The objective Optuna calls. A trial that raises is failed with the reason in its user attributes
+    (fail_reason) and the traceback in its run directory (error.txt); the sweep goes on."""
+    try:
+        return _run_trial(trial, settings)
+    except optuna.TrialPruned:
+        raise
+    except Exception as exc:
+        reason = trial.user_attrs.get("fail_reason") or f"{type(exc).__name__}: {str(exc)[:300]}"
+        trial.set_user_attr("fail_reason", reason)
+        run_dir = Path(trial.user_attrs.get("run_dir", settings.out / "trials" / f"{trial.number:04d}"))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "error.txt").write_text(traceback.format_exc())
+        raise
+
+
+def _run_trial(trial: optuna.Trial, settings: SweepSettings) -> float | tuple[float, float]:
+    run_dir = settings.out / "trials" / f"{trial.number:04d}"
+    trial.set_user_attr("run_dir", str(run_dir))
+    params = {p.name: p.suggest(trial) for p in settings.space}
+    cfg = trial_config(settings, params, trial.number)
+    budget_steps = settings.budget_steps or UNLIMITED_STEPS
+    marks = [(k + 1) / (settings.evals + 1) for k in range(settings.evals)]
+    state = {"eval_s": 0.0, "best": -math.inf, "next": 0, "steps": 0, "train_s": 0.0}
+
+    def progress_fraction(info: dict) -> float:
+        if settings.budget_seconds is not None:
+            return (info["time_s"] - state["eval_s"]) / settings.budget_seconds
+        return info["step"] / budget_steps
+
+    def stop(info: dict) -> bool:
+        losses = info["losses"]
+        bad = [k for k in ("policy_loss", "value_loss", "entropy") if not math.isfinite(losses.get(k, 0.0))]
+        if bad:
+            reason = f"non-finite {', '.join(bad)} at step {info['step']}"
+            trial.set_user_attr("fail_reason", reason)
+            raise TrialDiverged(reason)
+        state["steps"], state["train_s"] = info["step"], info["time_s"] - state["eval_s"]
+        frac = progress_fraction(info)
+        if state["next"] < len(marks) and frac >= marks[state["next"]]:
+            state["next"] += 1
+            t0 = time.time()
+            score, _ = score_of(info["model"], cfg, max(32, settings.eval_episodes // 4), settings.eval_seed + 1)
+            state["eval_s"] += time.time() - t0
+            state["best"] = max(state["best"], score)
+            if not settings.multi:
+                trial.report(score, info["step"])
+                if trial.should_prune():
+                    trial.set_user_attr("pruned_at_step", info["step"])
+                    raise optuna.TrialPruned(f"score {score:.3f} at step {info['step']}")
+        return settings.budget_seconds is not None and frac >= 1.0
+
+    summary = train(cfg, run_dir, stop=stop)
+    from ..checkpoint import load_policy
+
+    model, _ = load_policy(run_dir / "model.pt")
+    score, rows = score_of(model, cfg, settings.eval_episodes, settings.eval_seed)
+    train_s = summary["wall_time_s"] - state["eval_s"]
+    trial.set_user_attr("steps", int(summary["global_step"]))
+    trial.set_user_attr("train_seconds", round(train_s, 2))
+    trial.set_user_attr("final_score", score)
+    trial.set_user_attr("evaluation", [{k: v for k, v in r.items() if isinstance(v, (int, float, str))} for r in rows])
+    if not math.isfinite(score):
+        trial.set_user_attr("fail_reason", "the final evaluation is not a number")
+        raise TrialDiverged("the final evaluation is not a number")
+    if settings.multi:
+        return score, train_s
+    return max(score, state["best"])

@@ -1,0 +1,197 @@
+"""drone-sweep: Optuna studies over drone-train runs, on the `target` regression game so that trials take seconds.
+
+A small sweep with SQLite (trials are ordinary runs, the best is exported as a drone-train config), a trial
+that fails without stopping the study, a worker killed with SIGKILL and the study resumed, bad space files,
+and two workers sharing one study on a real PostgreSQL server started here from the system's binaries.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from policies.config import load_toml, make_config
+from policies.sweep.space import SpaceError, load_space
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEP = [sys.executable, "-m", "policies.sweep"]
+FAST = ["--env", "target", "--eval-episodes", "32", "--evals", "1", "--heartbeat", "1"]
+
+
+def _sweep(tmp: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    res = subprocess.run(SWEEP + ["--out", str(tmp / "sweeps"), *FAST, *args], capture_output=True, text=True,
+                         timeout=timeout, cwd=tmp)
+    return res
+
+
+def _study(tmp: Path, name: str, storage: str | None = None) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage or f"sqlite:///{tmp / 'sweeps' / name / 'study.db'}")
+
+
+def _states(study: optuna.Study) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[space]\nlearning_rate = { log = [0, 1e-3] }\n", ":2: learning_rate: a log-uniform range needs low > 0"),
+    ("[space]\nclip = { uniform = [0.3, 0.1] }\n", ":2: clip: range [0.3, 0.1] must be finite with low < high"),
+    ("[space]\n# the network\nhiden = { int = [32, 256] }\n", ":3: hiden: not a training setting"),
+    ("[space]\nhorizon = { uniform = [8.0, 64.0] }\n", ":2: horizon: uniform distribution for a int setting"),
+    ("[space]\nepochs = { int = [1, 4], step = 0 }\n", ":2: epochs: step must be a positive integer"),
+    ("[space]\nhidden = { categorical = [64, \"big\"] }\n", ":2: hidden: value 'big' is not a int"),
+    ("[space]\ntasks = { categorical = [\"hover\"] }\n", ":2: tasks: defines the problem"),
+    ("[space]\ngamma = { normal = [0.9, 0.99] }\n", ":2: gamma: unknown key(s) normal"),
+    ("[space\ngamma = 1\n", "not valid TOML"),
+])
+def test_a_bad_space_file_is_refused_naming_the_line(tmp_path, text, message):
+    f = tmp_path / "space.toml"
+    f.write_text(text)
+    with pytest.raises(SpaceError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")
+                       .replace(")", r"\)")):
+        load_space(f)
+    res = _sweep(tmp_path, "--name", "bad", "--trials", "1", "--budget-steps", "1000", "--space", str(f))
+    assert res.returncode == 2 and "space.toml" in res.stderr, res.stderr
+
+
+def test_a_small_sweep_with_sqlite_exports_its_best_as_a_drone_train_config(tmp_path):
+    space = tmp_path / "space.toml"
+    # "tanh-ish" is not an activation: the trials that draw it fail, with the reason, and the study goes on
+    space.write_text('[space]\nlearning_rate = { log = [3e-4, 3e-3] }\nhorizon = { int = [16, 48], step = 16 }\n'
+                     'activation = { categorical = ["tanh", "tanh-ish"] }\n')
+    res = _sweep(tmp_path, "--name", "small", "--trials", "3", "--budget-steps", "30000", "--space", str(space),
+                 "--seed", "3", "--export-best", "best.toml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    study = _study(tmp_path, "small")
+    states = _states(study)
+    assert states.get("COMPLETE", 0) + states.get("PRUNED", 0) == 3, states
+    assert states.get("FAIL", 0) >= 1, states
+    for t in study.get_trials(deepcopy=False):
+        if t.state.name == "FAIL":
+            assert "activation" in t.user_attrs["fail_reason"]
+            assert (Path(t.user_attrs["run_dir"]) / "error.txt").is_file()
+        if t.state.name == "COMPLETE":      # an ordinary run directory, evaluated at an unseen seed
+            run = Path(tmp_path / t.user_attrs["run_dir"])
+            assert (run / "model.pt").is_file() and (run / "config.toml").is_file()
+            assert 0.0 <= t.value <= 1.0 and t.user_attrs["steps"] >= 30000
+    best = max((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
+    cfg = make_config(load_toml(tmp_path / "best.toml"))
+    assert cfg.env == "target" and cfg.learning_rate == pytest.approx(best.params["learning_rate"])
+    assert cfg.horizon == best.params["horizon"] and cfg.activation == "tanh"
+    assert (tmp_path / "sweeps" / "small" / "plots" / "history.png").is_file()
+    assert f"best: trial {best.number}" in res.stdout
+    # run again: the study already has its 3 finished trials, so nothing more is trained
+    again = _sweep(tmp_path, "--name", "small", "--trials", "3", "--budget-steps", "30000", "--space", str(space))
+    assert again.returncode == 0 and len(_study(tmp_path, "small").trials) == len(study.trials)
+
+
+def _wait_running(tmp: Path, name: str, storage: str | None = None, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if storage is not None or (tmp / "sweeps" / name / "study.db").is_file():
+            try:
+                if _states(_study(tmp, name, storage)).get("RUNNING"):
+                    return
+            except KeyError:   # the study is not created yet
+                pass
+        time.sleep(0.2)
+    raise AssertionError("no trial started")
+
+
+def test_a_killed_worker_leaves_the_study_consistent_and_the_next_start_resumes(tmp_path):
+    args = SWEEP + ["--out", str(tmp_path / "sweeps"), *FAST, "--name", "killed", "--trials", "2",
+                    "--budget-seconds", "4", "--seed", "5"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_running(tmp_path, "killed")
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGKILL)      # mid-trial: no chance to tidy up
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed = _study(tmp_path, "killed").trials
+    assert [t.state.name for t in killed] == ["RUNNING"]
+    res = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    trials = _study(tmp_path, "killed").trials
+    states = [t.state.name for t in trials]
+    assert "RUNNING" not in states and states[0] == "FAIL"             # the stale trial, failed by its heartbeat
+    assert states.count("COMPLETE") + states.count("PRUNED") == 2
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    assert len(retried) == 1 and retried[0].params == trials[0].params  # its settings were queued again
+
+
+def _postgres_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    exe = shutil.which("initdb")
+    assert exe, "PostgreSQL's server binaries are not installed (scripts/setup.sh installs them)"
+    return Path(exe).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres():
+    """A PostgreSQL server of our own: initdb in a temporary directory, listening on a free local port.
+    (Not under pytest's tmp_path: run as root, the server runs as the postgres user, who cannot enter it.)"""
+    bindir = _postgres_bin()
+    root = Path(tempfile.mkdtemp(prefix="drone-sweep-pg-"))
+    data = root / "data"
+    as_user: list[str] = []
+    if os.geteuid() == 0:     # the server refuses to run as root: run it as the postgres system user
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-U", "sweep", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True, timeout=120)
+    port = _free_port()
+    log = root / "server.log"
+    subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
+                              "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True, timeout=90)
+    try:
+        subprocess.run(as_user + [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "sweep",
+                                  "sweeps"], check=True, capture_output=True, timeout=60)
+        yield f"postgresql://sweep@127.0.0.1:{port}/sweeps"
+    finally:
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_two_workers_share_one_study_on_a_postgresql_server(tmp_path, postgres):
+    """Two processes stand in for two machines: the same command, the same --storage."""
+    args = SWEEP + [*FAST, "--name", "shared", "--storage", postgres, "--trials", "4", "--budget-steps", "20000",
+                    "--no-prune"]
+    workers = [subprocess.Popen(args + ["--out", str(tmp_path / f"machine{k}")], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in (1, 2)]
+    outs = [w.communicate(timeout=400)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outs
+    study = optuna.load_study(study_name="shared", storage=postgres)
+    trials = study.trials
+    assert [t.state.name for t in trials].count("COMPLETE") == 4, [t.state.name for t in trials]
+    assert len({t.number for t in trials}) == len(trials)                  # one study, no trial twice
+    dirs = [t.user_attrs["run_dir"] for t in trials]
+    assert len(set(dirs)) == len(dirs)
+    machines = {p for d in dirs for p in Path(d).parts if p.startswith("machine")}
+    assert machines == {"machine1", "machine2"}, dirs                      # both workers ran trials
+    for d in dirs:
+        assert (Path(d) / "model.pt").is_file()
