@@ -10,6 +10,7 @@ import threading
 
 from .. import signing
 from ..transport import LinkDownError, PtyTransport, Transport, connect_hint, serve_endpoint
+from .swarm import SimSwarm
 from .vehicle import SensorNoise, SimVehicle, VehicleConfig
 
 
@@ -67,7 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the version to emulate and announce (default ArduCopter 4.5.0 / PX4 1.13.3); "
                          "parameter names follow it (ArduPilot 4.7: MAV_GCS_SYSID)")
     ap.add_argument("--sysid", type=int, default=1)
-    ap.add_argument("--drone", metavar="PARAMS.json", help="drone params JSON (default: the nominal 5-inch quad)")
+    ap.add_argument("--drone", metavar="PARAMS.json", action="append",
+                    help="drone params JSON (default: the nominal 5-inch quad); with --count, once for all vehicles "
+                         "or once per vehicle")
+    ap.add_argument("--count", type=int, default=1, metavar="N",
+                    help="N vehicles, system ids --sysid .. --sysid+N-1, homes --spacing m apart (east)")
+    ap.add_argument("--link", choices=("shared", "separate"), default="shared",
+                    help="with --count: all vehicles on the one --port (frames routed by system id, like one telemetry "
+                         "radio), or one endpoint each (consecutive ports, or one pty each)")
+    ap.add_argument("--spacing", type=float, default=2.0, metavar="M", help="with --count: metres between homes")
     ap.add_argument("--physics-hz", type=float, default=500.0)
     ap.add_argument("--loop-hz", type=float, default=100.0, help="flight controller loop and fastest telemetry rate")
     ap.add_argument("--noise-pos", type=float, default=0.0, help="position noise 1-sigma (m)")
@@ -92,16 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
+    drones = args.drone or []
+    if args.count != 1:
+        return _swarm_main(args, drones)
+    if len(drones) > 1:
+        print("drone-sim-vehicle: error: several --drone files for one vehicle (give --count N)", file=sys.stderr)
+        return 2
     try:
-        cfg = VehicleConfig(
-            firmware=args.firmware, system_id=args.sysid, drone=args.drone, physics_hz=args.physics_hz,
-            loop_hz=args.loop_hz,
-            noise=SensorNoise(args.noise_pos, args.noise_vel, math.radians(args.noise_att_deg), args.noise_gyro,
-                              args.noise_accel),
-            command_latency_s=args.latency_ms / 1000.0, telemetry_latency_s=args.telemetry_latency_ms / 1000.0,
-            signing_key=args.signing_key, lockstep=args.lockstep, lockstep_dt=args.lockstep_dt, speed=args.speed,
-            seed=args.seed, heading_deg=args.heading_deg, params=dict(args.param),
-            firmware_version=args.firmware_version)
+        cfg = _vehicle_config(args)
+        cfg.drone = drones[0] if drones else None
         transport = make_transport(args)
         try:
             vehicle = SimVehicle(transport, cfg)
@@ -130,6 +138,46 @@ def main(argv: list[str] | None = None) -> int:
         vehicle.run(args.duration)
     finally:
         vehicle.close()
+    return 0
+
+
+
+def _vehicle_config(args: argparse.Namespace) -> VehicleConfig:
+    return VehicleConfig(
+        firmware=args.firmware, system_id=args.sysid, physics_hz=args.physics_hz, loop_hz=args.loop_hz,
+        noise=SensorNoise(args.noise_pos, args.noise_vel, math.radians(args.noise_att_deg), args.noise_gyro,
+                          args.noise_accel),
+        command_latency_s=args.latency_ms / 1000.0, telemetry_latency_s=args.telemetry_latency_ms / 1000.0,
+        signing_key=args.signing_key, lockstep=args.lockstep, lockstep_dt=args.lockstep_dt, speed=args.speed,
+        seed=args.seed, heading_deg=args.heading_deg, params=dict(args.param), firmware_version=args.firmware_version)
+
+
+def _swarm_main(args: argparse.Namespace, drones: list[str]) -> int:
+    """--count N: a SimSwarm; one 'serving on' line per endpoint, naming the system ids behind it."""
+    try:
+        swarm = SimSwarm(endpoint_of(args), args.count, _vehicle_config(args), shared=args.link == "shared",
+                         spacing=args.spacing, drones=drones, baud=args.baud)
+    except (ValueError, OSError, LinkDownError, signing.SigningKeyError) as exc:
+        print(f"drone-sim-vehicle: error: {exc}", file=sys.stderr)
+        return 2
+    ids = [v.sysid for v in swarm.vehicles]
+    cfg = swarm.vehicles[0].config
+    print(f"drone-sim-vehicle: {args.count} {cfg.firmware.value} quadrotors, sysids {ids[0]}-{ids[-1]}, homes "
+          f"{args.spacing:g} m apart, {'lockstep' if cfg.lockstep else f'real time x{cfg.speed:g}'}, {args.link} "
+          f"link", flush=True)
+    for k, t in enumerate(swarm.endpoints):
+        who = f"sysids {ids[0]}-{ids[-1]}" if len(swarm.endpoints) == 1 else f"sysid {ids[k]}"
+        where = t.path if isinstance(t, PtyTransport) else t.name
+        print(f"serving on {where} ({who})", flush=True)
+        print(f"connect with: MavLink('{connect_hint(t)}')", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    swarm.start()
+    try:
+        stop.wait(args.duration)
+    finally:
+        swarm.close()
     return 0
 
 

@@ -14,7 +14,7 @@ from .. import frames, signing
 from ..dialect import ProtocolVersion
 from ..modes import Firmware, custom_mode_from_set_mode, mode_name
 from .behaviour import RTL_MODE, MissionStep, Setpoint
-from .constants import DEG_PER_M_LAT, HOME_ALT, HOME_LAT, HOME_LON, MSG, for_me, param_text
+from .constants import DEG_PER_M_LAT, MSG, for_me, param_text
 from .mission import Item
 from .params import ParamError
 from .telemetry import ARDUPILOT_STREAM_GROUPS
@@ -83,7 +83,7 @@ class MessageHandlers:
         elif cmd == mavlink.MAV_CMD_NAV_TAKEOFF:
             alt = p[6] if math.isfinite(p[6]) else None
             if self.firmware == Firmware.PX4 and alt is not None:
-                alt = alt - HOME_ALT if alt > HOME_ALT - 100 else alt  # PX4 reads param7 as AMSL
+                alt = alt - self.home_alt if alt > self.home_alt - 100 else alt  # PX4 reads param7 as AMSL
             r = ap.takeoff(alt)
             if not r.ok:
                 ap.say(f"Takeoff refused: {r.reason}", 4)
@@ -164,10 +164,10 @@ class MessageHandlers:
             return mavlink.MAV_RESULT_DENIED
         if not ap.armed:
             return self._refused()
-        north = (lat - HOME_LAT) / DEG_PER_M_LAT
-        east = (lon - HOME_LON) / DEG_PER_M_LAT * math.cos(math.radians(HOME_LAT))
+        north = (lat - self.home_lat) / DEG_PER_M_LAT
+        east = (lon - self.home_lon) / DEG_PER_M_LAT * math.cos(math.radians(self.home_lat))
         relative = frame in (mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT, mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT)
-        up = ap.state()[2] if not math.isfinite(p[6]) else (p[6] if relative else p[6] - HOME_ALT)
+        up = ap.state()[2] if not math.isfinite(p[6]) else (p[6] if relative else p[6] - self.home_alt)
         target = np.array([east, north, up]) + np.array([0.0, 0.0, ap.home[2]])
         mode = "GUIDED" if self.firmware == Firmware.ARDUPILOT else "AUTO.LOITER"
         if ap.mode != mode and not ap.set_mode(mode).ok:
@@ -287,12 +287,12 @@ class MessageHandlers:
             kind = kinds[it.command]
             target = None
             if kind != "rtl":
-                up = it.z if it.relative_alt else it.z - HOME_ALT
+                up = it.z if it.relative_alt else it.z - self.home_alt
                 if it.x == 0 and it.y == 0:
                     target = None if kind == "land" else np.array([math.nan, math.nan, up])
                 else:
-                    north = (it.x * 1e-7 - HOME_LAT) / DEG_PER_M_LAT
-                    east = (it.y * 1e-7 - HOME_LON) / DEG_PER_M_LAT * math.cos(math.radians(HOME_LAT))
+                    north = (it.x * 1e-7 - self.home_lat) / DEG_PER_M_LAT
+                    east = (it.y * 1e-7 - self.home_lon) / DEG_PER_M_LAT * math.cos(math.radians(self.home_lat))
                     target = np.array([east, north, up])
                 if target is not None:
                     target[2] += self.ap.home[2]

@@ -11,7 +11,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 from .. import frames
 from ..modes import Firmware, mode_number
 from .behaviour import G
-from .constants import DEG_PER_M_LAT, HOME_ALT, HOME_LAT, HOME_LON, MSG
+from .constants import DEG_PER_M_LAT, MSG
 
 # What each firmware streams from boot, before any request.
 # PX4 (MAV_0_MODE Normal): mavlink_main.cpp configure_streams_to_default, the messages simulated here.
@@ -183,7 +183,7 @@ class Telemetry:
         mag_ned = np.array([0.21, 0.01, 0.42])  # gauss, roughly central Europe
         R_ned = frames.quat_to_rotmat(frames.quat_enu_flu_to_ned_frd(x[6:10]))
         mag = R_ned.T @ mag_ned
-        alt = float(x[2]) + HOME_ALT
+        alt = float(x[2]) + self.home_alt
         press = 1013.25 * (1.0 - 2.25577e-5 * alt) ** 5.25588
         return self.mav.highres_imu_encode(int(ap.t * 1e6), f_frd[0], f_frd[1], f_frd[2], w_frd[0], w_frd[1],
                                            w_frd[2], mag[0], mag[1], mag[2], press, 0.0, alt, 25.0, 0x1FFF)
@@ -212,11 +212,11 @@ class Telemetry:
     def _global_position(self):
         m = self._measured()
         p, v = m["pos"], m["vel"]
-        lat = HOME_LAT + p[0] * DEG_PER_M_LAT
-        lon = HOME_LON + p[1] * DEG_PER_M_LAT / math.cos(math.radians(HOME_LAT))
+        lat = self.home_lat + p[0] * DEG_PER_M_LAT
+        lon = self.home_lon + p[1] * DEG_PER_M_LAT / math.cos(math.radians(self.home_lat))
         hdg = int(math.degrees(frames.euler_from_quat(m["q"])[2]) % 360 * 100)
         return self.mav.global_position_int_encode(self._boot_ms(), int(lat * 1e7), int(lon * 1e7),
-                                                   int((HOME_ALT - p[2]) * 1000), int(-p[2] * 1000),
+                                                   int((self.home_alt - p[2]) * 1000), int(-p[2] * 1000),
                                                    int(v[0] * 100), int(v[1] * 100), int(v[2] * 100), hdg)
 
     def _vfr_hud(self):
@@ -225,7 +225,7 @@ class Telemetry:
         gs = float(np.hypot(v[0], v[1]))
         hdg = int(math.degrees(frames.euler_from_quat(m["q"])[2]) % 360)
         thr = int(round(100 * 0.5 * (self.ap.last_action[0] + 1))) if self.ap.armed else 0
-        return self.mav.vfr_hud_encode(gs, gs, hdg, thr, float(HOME_ALT - m["pos"][2]), float(-v[2]))
+        return self.mav.vfr_hud_encode(gs, gs, hdg, thr, float(self.home_alt - m["pos"][2]), float(-v[2]))
 
     def _autopilot_version(self):
         caps = (mavlink.MAV_PROTOCOL_CAPABILITY_MAVLINK2 | mavlink.MAV_PROTOCOL_CAPABILITY_PARAM_FLOAT
@@ -240,7 +240,7 @@ class Telemetry:
                                                  0x5349_4D00 + self.sysid)
 
     def _home_position(self):
-        return self.mav.home_position_encode(int(HOME_LAT * 1e7), int(HOME_LON * 1e7), int(HOME_ALT * 1000),
+        return self.mav.home_position_encode(int(self.home_lat * 1e7), int(self.home_lon * 1e7), int(self.home_alt * 1000),
                                              0.0, 0.0, 0.0, [1.0, 0.0, 0.0, 0.0], 0.0, 0.0, 0.0)
 
     def _send_due_telemetry(self) -> None:

@@ -42,7 +42,7 @@ from ..framing import FrameParser, LineStats
 from ..modes import Firmware
 from ..transport import LinkDownError, Transport
 from .autopilot import SimAutopilot
-from .constants import HOME_ALT, HOME_LAT, HOME_LON, MSG, REBOOT_S, SETPOINT_IDS, for_me
+from .constants import DEG_PER_M_LAT, HOME_ALT, HOME_LAT, HOME_LON, MSG, REBOOT_S, SETPOINT_IDS, for_me
 from .handlers import MessageHandlers
 from .mission import MissionService
 from .params import ParamTable
@@ -83,6 +83,7 @@ class VehicleConfig:
     ekf_init_s: float = 0.5
     params: dict = dataclasses.field(default_factory=dict)
     firmware_version: tuple[int, int, int] | None = None
+    home_offset_m: tuple[float, float] = (0.0, 0.0)   # (north, east) of this vehicle's home from the reference home
 
     def __post_init__(self):
         self.firmware = Firmware(self.firmware) if not isinstance(self.firmware, Firmware) else self.firmware
@@ -113,6 +114,12 @@ class SimVehicle(Telemetry, MessageHandlers):
         self.transport = transport
         self.firmware: Firmware = cfg.firmware
         self.sysid, self.compid = cfg.system_id, cfg.component_id
+        # where it stands on the globe: the reference home, moved by home_offset_m (a swarm's vehicles stand apart;
+        # each one's local frame is centred on its own home, as on real firmware)
+        north, east = cfg.home_offset_m
+        self.home_lat = HOME_LAT + north * DEG_PER_M_LAT
+        self.home_lon = HOME_LON + east * DEG_PER_M_LAT / math.cos(math.radians(HOME_LAT))
+        self.home_alt = HOME_ALT
         self._drone = _load_drone(cfg.drone)
         self.params: ParamTable | None = None
         self.ap = self._new_autopilot()
@@ -136,7 +143,7 @@ class SimVehicle(Telemetry, MessageHandlers):
         self._builders: dict[int, Callable] = self._make_builders()
         self.missions = MissionService(self.mav, self.firmware, self.send, lambda text, sev: self.statustext(text, sev),
                                        self._mission_changed, lambda seq: self.ap.set_current(seq),
-                                       (HOME_LAT, HOME_LON, HOME_ALT))
+                                       (self.home_lat, self.home_lon, self.home_alt))
         self._param_queue: collections.deque = collections.deque()
         self._inbox: collections.deque = collections.deque()    # (release sim time, msg) under command latency
         self._outbox: collections.deque = collections.deque()   # (release sim time, bytes) under telemetry latency
