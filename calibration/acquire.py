@@ -184,7 +184,8 @@ def acquire(stand: StandPort, link, opt: AcquireOptions, log: Callable[[str], No
         raise
     finally:
         if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
+            signal.signal(signal.SIGINT, previous_handler[0])
+            signal.signal(signal.SIGTERM, previous_handler[1])
         stopped = driver.stop()
         time.sleep(0.2)       # the spin-down goes into the recording too
         stand.on_line = None
@@ -197,14 +198,16 @@ def acquire(stand: StandPort, link, opt: AcquireOptions, log: Callable[[str], No
 
 
 def _catch_sigint(flag: threading.Event):
-    """Ctrl-C sets `flag` instead of raising wherever the main thread happens to be: a KeyboardInterrupt
-    raised inside a library's catch-all (pymavlink and pyserial have some) would be swallowed and the
-    motor would keep its plan. Returns the handler to restore, or None off the main thread (where
-    signals cannot be handled; a KeyboardInterrupt still stops the run there)."""
+    """Ctrl-C and SIGTERM set `flag` instead of raising wherever the main thread happens to be: a
+    KeyboardInterrupt raised inside a library's catch-all (pymavlink and pyserial have some) would be
+    swallowed and the motor would keep its plan. Returns the (SIGINT, SIGTERM) handlers to restore, or None
+    off the main thread (where signals cannot be handled; a KeyboardInterrupt still stops the run there)."""
     if threading.current_thread() is not threading.main_thread():
         return None
     previous = signal.signal(signal.SIGINT, lambda *_: flag.set())
-    return signal.default_int_handler if previous is None else previous
+    previous_term = signal.signal(signal.SIGTERM, lambda *_: flag.set())
+    return (signal.default_int_handler if previous is None else previous,
+            signal.SIG_DFL if previous_term is None else previous_term)
 
 
 def _check_safety(stand: StandPort, link, opt: AcquireOptions, now: float, thrust_alarm: list[float]) -> None:

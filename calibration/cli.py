@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from drone_sim.signals import sigterm_as_interrupt
+
 from .plan import build_plan, parse_steps, plan_duration
 from .protocol import DEFAULT_BAUD
 from .rundata import CalibrationDataError
@@ -330,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     from .vehicle import VehicleError
 
     args = build_parser().parse_args(argv)
+    sigterm_as_interrupt()   # a motor test stops the same way for SIGTERM as for Ctrl-C (acquire.py)
     try:
         return COMMANDS[args.cmd](args)
     except KeyboardInterrupt:

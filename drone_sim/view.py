@@ -29,6 +29,7 @@ from .controllers import HoverController
 from .env import OBS_SIZE, OBS_VERSION
 from .params import FileFormatError
 from .screen import VideoOut, has_display
+from .signals import sigterm_as_interrupt
 
 
 class ViewPolicy(Protocol):
@@ -302,6 +303,7 @@ def main(argv: list[str] | None = None, policy_loader: PolicyLoader | None = Non
     """drone-view. policy_loader reads `--policy` files; the simulator cannot (policy files belong to the
     `policies` package above it), so the console script passes policies.view's (see PolicyLoader)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    sigterm_as_interrupt()
     if any(a == "--env" or a.startswith("--env=") for a in argv):  # an ocean regression game, not drones
         from .ocean.view import main as ocean_main
 

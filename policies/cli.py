@@ -9,6 +9,8 @@ from math import nan
 import sys
 from pathlib import Path
 
+from drone_sim.signals import sigterm_as_interrupt
+
 from .config import ConfigError, TrainConfig, load_toml, make_config
 
 
@@ -124,6 +126,7 @@ def train_main(argv: list[str] | None = None) -> int:
     import os
 
     is_main = int(os.environ.get("RANK", "0")) == 0
+    sigterm_as_interrupt()
     progress = _Progress(cfg.total_steps) if is_main else None
     try:
         summary = train(cfg, out, resume=args.resume, progress=progress)
@@ -207,7 +210,12 @@ def eval_main(argv: list[str] | None = None) -> int:
                         f"{meta['action_mode']}, deterministic actions, seed {args.seed}")
     for col in ("task", "drones", "episodes", "score", "detail", "crash", "out"):
         table.add_column(col, justify="right")
-    rows = evaluate_policy(make_policy, meta, tasks, sets, episodes=args.episodes, seed=args.seed)
+    sigterm_as_interrupt()
+    try:
+        rows = evaluate_policy(make_policy, meta, tasks, sets, episodes=args.episodes, seed=args.seed)
+    except KeyboardInterrupt:
+        print("drone-eval: interrupted; no table", file=sys.stderr)
+        return 130
     for m in rows:
         v2 = m.get(m["detail_key"], float("nan"))
         table.add_row(m["task"], m["drones"], f"{m['episodes']:.0f}", f"{m['score_name']} {m['score']:.3f}",

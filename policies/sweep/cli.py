@@ -14,7 +14,9 @@ machines at once, and the workers share the work until it is reached. Plots go t
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -144,11 +146,19 @@ def main(argv: list[str] | None = None) -> int:
                       + (f"  best: trial {best.number}" if best is not None else "") + f"\n    {params}")
 
     attempts = 0
+    interrupted = settings.interrupted if settings is not None else threading.Event()
+
+    def on_signal(signum, frame):
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         # one trial at a time, until the study (all workers together) has its finished trials; a worker never
         # starts a trial for a slot another worker's running trial fills. Failed trials (diverged, crashed) do
         # not fill a slot, so the attempts of this worker are capped.
-        while settings is not None:
+        while settings is not None and not interrupted.is_set():
             optuna.storages.fail_stale_trials(study)
             done, running = counts()
             if done >= args.trials:
@@ -167,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
                            catch=(Exception,), gc_after_trial=True)
     except KeyboardInterrupt:
         console.print("drone-sweep: interrupted; the running trial is failed, the study kept (run again to go on)")
+        return 130
+    if interrupted.is_set():   # the KeyboardInterrupt was swallowed somewhere, the flag was not
+        console.print("drone-sweep: interrupted; the study kept (run again to go on)")
         return 130
     done, running = counts()
     if running:

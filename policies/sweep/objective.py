@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -45,6 +46,9 @@ class SweepSettings:
     eval_seed: int = 777_777       # never a training seed: those are cfg.seed + small offsets
     evals: int = 3                 # intermediate evaluations per trial (pruning, best-within-budget)
     multi: bool = False            # optimize (score, wall clock) jointly: a Pareto front
+    # set by the command's Ctrl-C / SIGTERM handler: the trial stops at its next update even when the
+    # KeyboardInterrupt the handler raised was swallowed by a library's catch-all
+    interrupted: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def __post_init__(self):
         if (self.budget_steps is None) == (self.budget_seconds is None):
@@ -123,6 +127,8 @@ def _run_trial(trial: optuna.Trial, settings: SweepSettings) -> float | tuple[fl
         return info["step"] / budget_steps
 
     def stop(info: dict) -> bool:
+        if settings.interrupted.is_set():
+            raise KeyboardInterrupt
         losses = info["losses"]
         bad = [k for k in ("policy_loss", "value_loss", "entropy") if not math.isfinite(losses.get(k, 0.0))]
         if bad:

@@ -13,6 +13,7 @@ only ignored.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import optuna
@@ -35,13 +36,20 @@ def open_storage(url: str | None, sweep_dir: Path, heartbeat_s: int = 10) -> opt
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         # the psycopg (3) driver, installed with the train extra, whatever SQLAlchemy's default for the scheme
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    try:
-        return RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-                          engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
-    except Exception as exc:  # SQLAlchemy raises its own error types for every kind of bad URL or server
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"--storage {_redact(url)}: cannot open the study database: {first[:300]}") from None
+    # Workers started together on an empty database race to create Optuna's tables; the loser's CREATE fails
+    # (a unique violation in the server's catalog) although the tables are then there: try again.
+    for attempt in range(4):
+        try:
+            return RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                              engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
+        except Exception as exc:  # SQLAlchemy raises its own error types for every kind of bad URL or server
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if attempt < 3 and ("UniqueViolation" in first or "already exists" in first):
+                time.sleep(0.5 + attempt)
+                continue
+            raise ValueError(f"--storage {_redact(url)}: cannot open the study database: {first[:300]}") from None
+    raise AssertionError("unreachable")
 
 
 def _redact(url: str) -> str:

@@ -1,0 +1,108 @@
+"""Every long-running console script stops cleanly on Ctrl-C (SIGINT) and on SIGTERM: it exits with its
+interrupted code and a message, without a traceback, and leaves what it writes in order.
+
+drone-deploy (lands first) and drone-ui are covered in test_deploy_faults.py and test_deploy_ui.py, the motor
+test of drone-calibrate in test_calibration_safety.py; drone-export and drone-replay finish in seconds.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def _script(name: str, module: str) -> list[str]:
+    exe = BIN / name
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", module]
+
+
+def _interrupt(cmd: list[str], sig: int, ready: str | None, cwd: Path, env: dict | None = None,
+               timeout: float = 120, after: float = 0.5) -> tuple[int, str]:
+    """Start cmd, wait until its output shows `ready` (None: a fixed 4 s for a program that prints nothing while it
+    works), send sig `after` seconds later; (exit code, output)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+                            env={**os.environ, **(env or {})})
+    out: list[str] = []
+    try:
+        end = time.monotonic() + timeout
+        while ready is not None and time.monotonic() < end:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out.append(line)
+            if ready in line:
+                break
+        if ready is None:
+            time.sleep(4.0)
+            assert proc.poll() is None, f"{cmd[0]} ended by itself: {proc.stdout.read()[-2000:]}"
+        else:
+            assert any(ready in ln for ln in out), f"{cmd[0]} never showed {ready!r}: {''.join(out)[-2000:]}"
+        time.sleep(after)
+        proc.send_signal(sig)
+        rest, _ = proc.communicate(timeout=60)
+        out.append(rest)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, "".join(out)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_drone_train_saves_and_stops(tmp_path, sig):
+    run = tmp_path / "run"
+    cmd = _script("drone-train", "policies") + ["--env", "target", "--total-steps", "1e9", "--out", str(run),
+                                                  "--log-every", "0.2", "--checkpoint-every", "2000"]
+    code, out = _interrupt(cmd, sig, "steps/s", tmp_path, env={"COLUMNS": "200"})
+    assert code == 130, out[-2000:]
+    assert "interrupted: the latest checkpoint is in" in out and "Traceback" not in out
+    assert (run / "checkpoints" / "latest.pt").is_file() and (run / "metrics.jsonl").stat().st_size > 0
+
+
+def test_drone_sim_vehicle_stops_on_both(tmp_path):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        code, out = _interrupt(_script("drone-sim-vehicle", "firmware_bridge.sim"), sig, "connect with", tmp_path)
+        assert code == 0 and "Traceback" not in out, out
+        code, out = _interrupt(_script("drone-sim-vehicle", "firmware_bridge.sim") + ["--count", "3"], sig,
+                               "connect with", tmp_path)
+        assert code == 0 and "Traceback" not in out, out
+
+
+def test_drone_sweep_keeps_its_study(tmp_path):
+    import optuna
+
+    cmd = _script("drone-sweep", "policies.sweep") + ["--name", "s", "--out", str(tmp_path), "--env", "target",
+                                                      "--trials", "5", "--budget-seconds", "60", "--heartbeat", "1"]
+    code, out = _interrupt(cmd, signal.SIGTERM, "drone-sweep s:", tmp_path)
+    assert code == 130 and "interrupted" in out and "Traceback" not in out, out[-2000:]
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's' / 'study.db'}")
+    assert [t.state.name for t in study.trials] in ([], ["FAIL"])   # the interrupted trial is failed, not left running
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from policies.config import make_config
+    from policies.train import train
+
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    train(make_config(cli_values=dict(tasks="hover", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64,
+                                      epochs=1, total_steps=256, log_every=0.0, threads=1)), out)
+    return out / "model.pt"
+
+
+def test_drone_eval_and_drone_view(tmp_path, tiny_checkpoint, display):
+    cmd = [sys.executable, "-c", "from policies.cli import eval_entry; eval_entry()", str(tiny_checkpoint),
+           "--episodes", "1000000"]
+    code, out = _interrupt(cmd, signal.SIGTERM, None, tmp_path)
+    assert code == 130 and "interrupted" in out and "Traceback" not in out, out
+    cmd = _script("drone-view", "policies.view") + ["--tasks", "hover", "--steps", "1000000", "--hidden",
+                                                    "--width", "320", "--height", "200"]
+    code, out = _interrupt(cmd, signal.SIGTERM, None, tmp_path, env={"DISPLAY": display})
+    assert code == 0 and "interrupted after" in out and "Traceback" not in out, out
