@@ -34,7 +34,8 @@ from drone_sim.config import TASKS
 
 from .config import SafetyLimits
 
-SUPPORTED_TASKS = ("hover", "goto", "follow", "race", "obstacles")  # swarm needs the other drones' states
+# every simulator task but swarm, which needs the other drones' states (a single-vehicle flight has none)
+SUPPORTED_TASKS = tuple(t for t in TASKS if t != "swarm")
 
 
 class TargetError(ValueError):

@@ -99,7 +99,9 @@ class TrainConfig:
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
-        choices = {"action_mode": ("rpm", "ctbr"), "dr": ("nominal", "default", "wide"),
+        import drone_sim
+
+        choices = {"action_mode": drone_sim.ACTION_MODES, "dr": tuple(drone_sim.DR_PRESETS),
                    "lr_schedule": ("constant", "linear"), "device": ("auto", "cpu", "cuda"),
                    "activation": ("tanh", "relu", "elu")}
         for name, allowed in choices.items():
