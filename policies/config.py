@@ -168,9 +168,27 @@ OCEAN_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Settings that differ from the defaults above for a drone task mix, found by drone-sweep (BENCHMARKS.md
+# "Sweeps" has the sweep, its command and its figures). Keyed by the task mix as drone_sim.parse_tasks reads it.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
+def _task_defaults(tasks: str) -> dict[str, Any]:
+    import drone_sim
+
+    try:
+        wanted = {t: w for t, w in drone_sim.parse_tasks(tasks).items() if w > 0}
+    except ValueError:
+        return {}          # validate() reports the bad task spec
+    for spec, values in TASK_DEFAULTS.items():
+        if {t: w for t, w in drone_sim.parse_tasks(spec).items() if w > 0} == wanted:
+            return values
+    return {}
+
+
 def make_config(file_values: dict[str, Any] | None = None, cli_values: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults (with an ocean env's own defaults when one is chosen), then the config file, then
-    explicitly given command-line values."""
+    """Defaults (with an ocean env's own defaults when one is chosen, or a task mix's from TASK_DEFAULTS), then
+    the config file, then explicitly given command-line values."""
     cfg = TrainConfig()
     known = {f.name: f for f in TrainConfig.fields()}
     env = (cli_values or {}).get("env") or (file_values or {}).get("env") or "drone"
@@ -178,6 +196,10 @@ def make_config(file_values: dict[str, Any] | None = None, cli_values: dict[str,
         if env not in OCEAN_DEFAULTS:
             raise ConfigError(f"unknown env {env!r}; choose drone or one of {', '.join(OCEAN_DEFAULTS)}")
         for key, value in OCEAN_DEFAULTS[env].items():
+            setattr(cfg, key, value)
+    else:
+        tasks = (cli_values or {}).get("tasks") or (file_values or {}).get("tasks") or cfg.tasks
+        for key, value in _task_defaults(str(tasks)).items():
             setattr(cfg, key, value)
     for source, where in ((file_values or {}, "config file"), (cli_values or {}, "command line")):
         for key, value in source.items():
