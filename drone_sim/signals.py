@@ -1,4 +1,5 @@
-"""SIGTERM handled as Ctrl-C: every long-running program of the project stops the same way for both.
+"""SIGTERM handled as Ctrl-C: every long-running program of the project stops the same way for both
+(sigterm_as_interrupt), and a stop request that a swallowed KeyboardInterrupt cannot lose (StopRequest).
 
 A scheduler, `kill`, `timeout` or a service manager stops a program with SIGTERM, whose default action ends
 the process at once: no `finally`, no flushed file, no motor stopped. Raising KeyboardInterrupt instead
@@ -14,3 +15,40 @@ def sigterm_as_interrupt() -> None:
     """From now on SIGTERM raises KeyboardInterrupt in the main thread, like SIGINT (main thread only)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+class StopRequest:
+    """Ctrl-C and SIGTERM, made to stick: the handler records the request and raises KeyboardInterrupt, and a loop
+    calls check() at a safe point of every iteration. A KeyboardInterrupt raised inside a library's catch-all
+    (seen with drone-train and drone-sweep on a loaded machine: the run went on) is swallowed there; the
+    recorded request is not.
+
+        with StopRequest() as stop:
+            while working:
+                stop.check()
+                ...
+    """
+
+    def __init__(self):
+        self.requested = threading.Event()
+        self._previous: dict[int, object] = {}
+
+    def _handler(self, signum, frame):
+        self.requested.set()
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, signal.default_int_handler if previous is None else previous)
+        self._previous.clear()
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a stop was requested (a no-op otherwise)."""
+        if self.requested.is_set():
+            raise KeyboardInterrupt

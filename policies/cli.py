@@ -9,7 +9,7 @@ from math import nan
 import sys
 from pathlib import Path
 
-from drone_sim.signals import sigterm_as_interrupt
+from drone_sim.signals import StopRequest, sigterm_as_interrupt
 
 from .config import ConfigError, TrainConfig, load_toml, make_config
 
@@ -126,10 +126,11 @@ def train_main(argv: list[str] | None = None) -> int:
     import os
 
     is_main = int(os.environ.get("RANK", "0")) == 0
-    sigterm_as_interrupt()
     progress = _Progress(cfg.total_steps) if is_main else None
     try:
-        summary = train(cfg, out, resume=args.resume, progress=progress)
+        with StopRequest() as stop:
+            summary = train(cfg, out, resume=args.resume, progress=progress,
+                            stop=lambda _info: stop.check() or False)
     except KeyboardInterrupt:
         print("\ninterrupted: the latest checkpoint is in", out / "checkpoints", file=sys.stderr)
         return 130

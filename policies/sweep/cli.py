@@ -14,11 +14,11 @@ machines at once, and the workers share the work until it is reached. Plots go t
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
+
+from drone_sim.signals import StopRequest
 
 from ..config import ConfigError, TrainConfig, load_toml, make_config
 from .space import SpaceError, default_space, load_space
@@ -146,14 +146,10 @@ def main(argv: list[str] | None = None) -> int:
                       + (f"  best: trial {best.number}" if best is not None else "") + f"\n    {params}")
 
     attempts = 0
-    interrupted = settings.interrupted if settings is not None else threading.Event()
-
-    def on_signal(signum, frame):
-        interrupted.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop_request = StopRequest().__enter__()      # Ctrl-C / SIGTERM, also for the rest of the program
+    interrupted = stop_request.requested
+    if settings is not None:
+        settings.interrupted = interrupted        # the running trial checks it at every update
     try:
         # one trial at a time, until the study (all workers together) has its finished trials; a worker never
         # starts a trial for a slot another worker's running trial fills. Failed trials (diverged, crashed) do
