@@ -8,6 +8,7 @@ sends it down the path each program already takes for Ctrl-C (save, tidy up, exi
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 
@@ -32,6 +33,14 @@ class StopRequest:
     def __init__(self):
         self.requested = threading.Event()
         self._previous: dict[int, object] = {}
+        self._previous_hook = None
+
+    def _unraisable(self, info) -> None:
+        # Python reports an exception it must drop (raised in a weakref callback or a __del__) with a traceback
+        # on stderr; our KeyboardInterrupt is not lost, it is recorded, so that report is noise
+        if isinstance(info.exc_value, KeyboardInterrupt) and self.requested.is_set():
+            return
+        self._previous_hook(info)
 
     def _handler(self, signum, frame):
         self.requested.set()
@@ -41,12 +50,15 @@ class StopRequest:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handler)
+            self._previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
     def __exit__(self, *exc) -> None:
         for sig, previous in self._previous.items():
             signal.signal(sig, signal.default_int_handler if previous is None else previous)
         self._previous.clear()
+        if self._previous_hook is not None:
+            sys.unraisablehook, self._previous_hook = self._previous_hook, None
 
     def check(self) -> None:
         """Raise KeyboardInterrupt if a stop was requested (a no-op otherwise)."""
