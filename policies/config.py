@@ -48,7 +48,7 @@ class TrainConfig:
     num_envs: int = _f(32, "envs in the vector (each with its own task episode)")
     agents_per_env: int = _f(64, "drones per env")
     total_steps: int = _f(0, "agent-steps to train for; 0: the budget of the hardest task enabled "
-                             "(hover 6M, goto 10M, follow 15M, race/swarm/obstacles 30M)")
+                             "(hover 6M, goto 10M, follow 15M, race/swarm/obstacles 30M; hover alone: 1.8M, TASK_DEFAULTS)")
     dr: str = _f("default", "domain randomization: nominal, default or wide")
     drone: str = _f("", "drone params JSON; randomization becomes tolerances around it")
     course: str = _f("", "course JSON for race episodes (default: generated courses)")
