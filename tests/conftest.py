@@ -72,3 +72,13 @@ def display():
                 proc.wait()
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A policy from a few seconds of training: enough to check that tools load and fly it."""
+    from policies.config import make_config
+    from policies.train import train
+
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    train(make_config(cli_values=dict(tasks="hover", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64,
+                                      epochs=1, total_steps=256, log_every=0.0, threads=1)), out)
+    return out / "model.pt"

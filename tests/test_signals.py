@@ -86,17 +86,6 @@ def test_drone_sweep_keeps_its_study(tmp_path):
     assert [t.state.name for t in study.trials] in ([], ["FAIL"])   # the interrupted trial is failed, not left running
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    from policies.config import make_config
-    from policies.train import train
-
-    out = tmp_path_factory.mktemp("tiny") / "run"
-    train(make_config(cli_values=dict(tasks="hover", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64,
-                                      epochs=1, total_steps=256, log_every=0.0, threads=1)), out)
-    return out / "model.pt"
-
-
 def test_drone_eval_and_drone_view(tmp_path, tiny_checkpoint, display):
     cmd = [sys.executable, "-c", "from policies.cli import eval_entry; eval_entry()", str(tiny_checkpoint),
            "--episodes", "1000000"]

@@ -191,18 +191,6 @@ def test_frames_and_layout():
     assert np.allclose(quat_to_matrix(q)[0] @ [1, 0, 0], [0, 1, 0], atol=1e-9)
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """A policy from a few seconds of training: enough to check that tools load and fly it."""
-    from policies.config import make_config
-    from policies.train import train
-
-    out = tmp_path_factory.mktemp("tiny") / "run"
-    train(make_config(cli_values=dict(tasks="hover", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64,
-                                      epochs=1, total_steps=256, log_every=0.0, threads=1)), out)
-    return out / "model.pt"
-
-
 def test_policy_in_drone_view_and_drone_eval_video(display, tiny_checkpoint, tmp_path):
     import cv2
 
