@@ -145,6 +145,10 @@ cdef extern from "csrc/drone_env.h" nogil:
     void rng_seed(Rng *r, uint64_t seed)
     void course_generate(Course *c, const Arena *a, int n, float r_lo, float r_hi, Rng *rng)
     int ring_cross(const Ring *g, const float *p0, const float *p1, float *rim_dist)
+    void formation_layout(int formation, int n, float spacing, float yaw, const Arena *ar, float *base,
+                          float *radius, float *ext_xy, float *ext_z)
+    void formation_slot(int formation, const float *base, const float *center, float radius, float omega, float t,
+                        float *p, float *v)
 
 STATE_SIZE = QS_COUNT
 OBS_DIM = OBS_SIZE
@@ -617,6 +621,44 @@ def generate_course(uint64_t seed, int rings=7, arena=(15.0, 15.0, 8.0), ring_ra
     course_generate(&c, &a, rings, ring_radius[0], ring_radius[1], &rng)
     c.num_obstacles = 0
     return _course_dict(&c)
+
+
+def formation_layout_of(str name, int n, float spacing, float yaw=0.0, arena=(15.0, 15.0, 8.0)):
+    """The swarm task's formation `name` for n drones, as the simulator lays it out (formation_layout in
+    drone_env.h): {'formation', 'base' (n, 3) slot offsets (orbit: phase angle in column 0), 'radius',
+    'extent' (half widths across and up)}."""
+    if name not in FORMATION_NAMES:
+        raise ValueError(f"unknown formation {name!r}; choose among {', '.join(FORMATION_NAMES)}")
+    if n < 1 or n > 4096:
+        raise ValueError(f"a formation needs 1..4096 drones, got {n}")
+    if not spacing > 0:
+        raise ValueError(f"formation spacing must be positive, got {spacing}")
+    cdef Arena a
+    a.half_x, a.half_y, a.height = arena
+    base = np.zeros((n, 3), dtype=np.float32)
+    cdef float[:, ::1] b = base
+    cdef float radius = 0.0, ext_xy = 0.0, ext_z = 0.0
+    formation_layout(FORMATION_NAMES.index(name), n, spacing, yaw, &a, &b[0, 0], &radius, &ext_xy, &ext_z)
+    return {"formation": name, "base": base, "radius": float(radius), "extent": (float(ext_xy), float(ext_z))}
+
+
+def formation_slots_at(dict layout, center, float omega=0.0, float t=0.0):
+    """Positions and velocities ((n, 3) each) of every slot of a formation_layout_of() layout at time t, around
+    `center` (orbit slots go round at omega rad/s): formation_slot in drone_env.h, which the swarm task uses."""
+    base = np.ascontiguousarray(layout["base"], dtype=np.float32)
+    n = base.shape[0]
+    cdef int f = FORMATION_NAMES.index(layout["formation"])
+    cdef float c[3]
+    _vec3(c, center, "center")
+    pos = np.zeros((n, 3), dtype=np.float32)
+    vel = np.zeros((n, 3), dtype=np.float32)
+    cdef float[:, ::1] b = base
+    cdef float[:, ::1] pv = pos
+    cdef float[:, ::1] vv = vel
+    cdef float radius = layout["radius"]
+    for j in range(n):
+        formation_slot(f, &b[j, 0], c, radius, omega, t, &pv[j, 0], &vv[j, 0])
+    return pos, vel
 
 
 def classify_ring_crossing(dict ring, p0, p1):

@@ -125,6 +125,8 @@ def train_main(argv: list[str] | None = None) -> int:
 
     import os
 
+    _freeze_startup_objects()
+
     is_main = int(os.environ.get("RANK", "0")) == 0
     progress = _Progress(cfg.total_steps) if is_main else None
     try:
@@ -147,12 +149,14 @@ def _print_summary(summary: dict, out: Path) -> None:
     from rich.table import Table
 
     c = Console()
-    last = summary.get("last", {})
+    final = summary.get("final") or {"tasks": summary.get("last", {}).get("tasks", {}), "from_step": None}
+    since = (f"episodes that ended after {final['from_step'] / 1e6:.2f}M steps" if final.get("from_step") is not None
+             else "the last logging window")
     t = Table(title=f"done: {summary['global_step'] / 1e6:.1f}M agent-steps in {summary['wall_time_s']:.0f} s "
-                    f"({summary['agent_steps_per_s'] / 1e3:.0f}k steps/s)")
+                    f"({summary['agent_steps_per_s'] / 1e3:.0f}k steps/s)\ntraining episodes: {since}")
     for col in ("task", "episodes", "score", "crash", "return"):
         t.add_column(col, justify="right")
-    for task, m in last.get("tasks", {}).items():
+    for task, m in final["tasks"].items():
         t.add_row(task, f"{m['episodes']:.0f}", f"{m.get('score', nan):.3f}", f"{m.get('crash_rate', nan):.3f}",
                   f"{m.get('episode_return', nan):.1f}")
     c.print(t)
@@ -280,8 +284,20 @@ def _show(args, model, meta: dict, tasks: list[str], dr: str) -> int:
     return 0
 
 
+def _freeze_startup_objects() -> None:
+    """Move everything allocated so far (torch, numpy, rich: hundreds of thousands of objects that live until
+    exit) out of the garbage collector's sight. Without it every full collection during training walks them
+    all, and so does the interpreter's shutdown: 1.2-1.5 s of a 20 s hover run went to that final walk."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def train_entry() -> None:
-    sys.exit(train_main())
+    code = train_main()
+    _freeze_startup_objects()  # what training allocated too: the shutdown need not walk it
+    sys.exit(code)
 
 
 def eval_entry() -> None:

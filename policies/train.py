@@ -138,6 +138,19 @@ class TaskStats:
         return out
 
 
+def final_window_start(cfg: TrainConfig, env, total_iters: int) -> int:
+    """The iteration from which finished episodes count in the run's final figures: the last 10 % of the
+    run, and never less than one episode of the longest enabled task. A shorter window (the last logging
+    window can be a fraction of a second) sees only the episodes that end early, which are the crashes: a
+    hover run at 99 % success used to end on "8 episodes, score 0, crash 1"."""
+    iters = math.ceil(0.1 * total_iters)
+    conf = getattr(env, "config", None)
+    if cfg.env == "drone" and isinstance(conf, dict) and "horizon_s" in conf:
+        longest = max(h for h, w in zip(conf["horizon_s"], conf["task_weights"]) if w > 0)
+        iters = max(iters, math.ceil(longest * cfg.control_hz / cfg.horizon))
+    return max(0, total_iters - iters)
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
           progress: Callable[[dict], None] | None = None, stop: Callable[[dict], bool] | None = None) -> dict:
     """Train a policy; returns the final summary. Writes config, metrics, checkpoints and curves to out_dir.
@@ -196,6 +209,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     steps_per_iter = T * N * dist.world
     total_iters = max(1, math.ceil(cfg.total_steps / steps_per_iter))
     stats_window = TaskStats()
+    final_stats = TaskStats()  # the summary's figures: episodes that ended near the end (final_window_start)
+    final_from = final_window_start(cfg, env, total_iters)
     last_log = time.time()
     t_start = time.time()
     steps_at_start = global_step
@@ -233,7 +248,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
             o = obs_cpu.to(device)
             _, last_value, _ = model(o, state, starts if model.is_lstm else None)
             buf.values[T].copy_(last_value)
-        stats_window.add(env.logs())
+        logs = env.logs()
+        stats_window.add(logs)
+        if iteration >= final_from:
+            final_stats.add(logs)
         compute_gae(buf.rewards, buf.values, buf.dones, cfg.gamma, cfg.gae_lambda, out_adv=buf.advantages,
                     out_ret=buf.returns)
         # ---- update
@@ -283,6 +301,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                         elapsed_before + wall)
         writer.close()
         summary["last"] = writer.last
+        summary["final"] = {"from_step": final_from * steps_per_iter, "tasks": final_stats.means()}
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     dist.close()
     return summary

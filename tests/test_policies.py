@@ -174,3 +174,19 @@ def test_evaluation_counts_one_episode_per_drone_per_env_episode():
                       physics_hz=500, num_envs=2, agents_per_env=4)
     assert m["episodes"] == 16  # two whole env-episodes of 8 drones
     assert m["crash_rate"] > 0.7 and m["score"] == 0.0
+
+
+def test_the_final_figures_cover_at_least_one_episode_of_the_longest_task():
+    """The run's closing table counts episodes that ended in its last stretch. A stretch shorter than an episode
+    sees only the early endings, the crashes: a 99 %-success hover run once closed on "score 0, crash 1"."""
+    from policies.train import final_window_start, make_env
+
+    cfg = make_config({}, {"tasks": "hover"})       # horizon 8 steps at 50 Hz; hover episodes last 8 s
+    env = make_env(cfg, 0)
+    try:
+        # 220 updates: 10 % is 22 updates = 3.5 s per agent; one hover episode is 400 steps = 50 updates
+        assert final_window_start(cfg, env, 220) == 220 - 50
+        assert final_window_start(cfg, env, 5000) == 5000 - 500   # long runs: the last 10 %
+        assert final_window_start(cfg, env, 30) == 0              # shorter than an episode: the whole run
+    finally:
+        env.close()

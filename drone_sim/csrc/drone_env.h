@@ -173,23 +173,29 @@ static inline void env_set_drone(DroneEnv *e, int i, const DroneParams *d) {
 
 static inline float env_task_horizon_s(const DroneEnv *e) { return e->cfg.horizon_s[e->task]; }
 
-/* Formation slot s at time t. */
-static inline void env_slot(const DroneEnv *e, int s, float t, float p[3], float v[3]) {
-    const float *b = e->slot_base + 3 * s;
-    if (e->formation == FORMATION_ORBIT) {
-        float a = b[0] + e->form_omega * t;
-        p[0] = e->form_center[0] + e->form_radius * cosf(a);
-        p[1] = e->form_center[1] + e->form_radius * sinf(a);
-        p[2] = e->form_center[2];
-        v[0] = -e->form_radius * e->form_omega * sinf(a);
-        v[1] = e->form_radius * e->form_omega * cosf(a);
+/* Where slot j of a formation is at time t (p) and how fast it moves (v): the centre plus the slot's
+ * offset; orbit slots hold their phase angle in base[0] and go round the centre at omega rad/s. */
+static inline void formation_slot(int formation, const float base[3], const float center[3], float radius,
+                                  float omega, float t, float p[3], float v[3]) {
+    if (formation == FORMATION_ORBIT) {
+        float a = base[0] + omega * t;
+        p[0] = center[0] + radius * cosf(a);
+        p[1] = center[1] + radius * sinf(a);
+        p[2] = center[2];
+        v[0] = -radius * omega * sinf(a);
+        v[1] = radius * omega * cosf(a);
         v[2] = 0.0f;
     } else {
         for (int k = 0; k < 3; k++) {
-            p[k] = e->form_center[k] + b[k];
+            p[k] = center[k] + base[k];
             v[k] = 0.0f;
         }
     }
+}
+
+/* Formation slot s at time t. */
+static inline void env_slot(const DroneEnv *e, int s, float t, float p[3], float v[3]) {
+    formation_slot(e->formation, e->slot_base + 3 * s, e->form_center, e->form_radius, e->form_omega, t, p, v);
 }
 
 static inline void env_follow_target(const Agent *a, float t, float p[3], float v[3]) {
@@ -377,56 +383,70 @@ static inline void env_spawn(DroneEnv *e, int i) {
 
 /* ------------------------------------------------------------------ env-episode setup */
 
-static inline void env_build_formation(DroneEnv *e) {
-    const Arena *ar = &e->cfg.arena;
-    int n = e->n;
-    float s = e->cfg.formation_spacing;
-    e->formation = rng_int(&e->rng, NUM_FORMATIONS);
-    e->form_yaw = rng_uniform(&e->rng, 0.0f, 3.14159265f);
-    float cy = cosf(e->form_yaw), sy = sinf(e->form_yaw);
-    float ext_xy = 1.0f, ext_z = 0.5f;
-    if (e->formation == FORMATION_SPHERE) {
+/* The shape of an n-drone formation: each slot's offset from the centre (3 floats per slot into base; an
+ * orbit slot's phase angle in base[0]), the sphere's or orbit's radius (written only for those two), and the
+ * half extents across and up that keep it inside the arena. spacing: the distance between neighbouring slots
+ * (the grid's rows and the line shrink it to fit the arena); yaw (rad) turns the line and the grid. */
+static inline void formation_layout(int formation, int n, float spacing, float yaw, const Arena *ar, float *base,
+                                    float *radius, float *ext_xy, float *ext_z) {
+    float s = spacing;
+    float cy = cosf(yaw), sy = sinf(yaw);
+    *ext_xy = 1.0f;
+    *ext_z = 0.5f;
+    if (formation == FORMATION_SPHERE) {
         float r = fmaxf(1.0f, 1.1f * s * sqrtf((float)n / 12.566f));
-        e->form_radius = r;
+        *radius = r;
         for (int j = 0; j < n; j++) { /* Fibonacci sphere */
             float z = n > 1 ? 1.0f - 2.0f * ((float)j + 0.5f) / (float)n : 0.0f;
             float rr = sqrtf(fmaxf(0.0f, 1.0f - z * z)), th = 2.39996323f * (float)j;
-            e->slot_base[3 * j + 0] = r * rr * cosf(th);
-            e->slot_base[3 * j + 1] = r * rr * sinf(th);
-            e->slot_base[3 * j + 2] = r * z;
+            base[3 * j + 0] = r * rr * cosf(th);
+            base[3 * j + 1] = r * rr * sinf(th);
+            base[3 * j + 2] = r * z;
         }
-        ext_xy = r;
-        ext_z = r;
-    } else if (e->formation == FORMATION_ORBIT) {
+        *ext_xy = r;
+        *ext_z = r;
+    } else if (formation == FORMATION_ORBIT) {
         float r = fminf(fmaxf(2.0f, (float)n * s / 6.2831853f), fminf(ar->half_x, ar->half_y) - 2.0f);
-        e->form_radius = r;
-        e->form_omega = rng_uniform(&e->rng, 0.5f, 1.5f) / r * (rng_uniform01(&e->rng) < 0.5f ? -1.0f : 1.0f);
+        *radius = r;
         for (int j = 0; j < n; j++) {
-            e->slot_base[3 * j + 0] = 6.2831853f * (float)j / (float)n;
-            e->slot_base[3 * j + 1] = e->slot_base[3 * j + 2] = 0.0f;
+            base[3 * j + 0] = 6.2831853f * (float)j / (float)n;
+            base[3 * j + 1] = base[3 * j + 2] = 0.0f;
         }
-        ext_xy = r;
-    } else if (e->formation == FORMATION_GRID) {
+        *ext_xy = r;
+    } else if (formation == FORMATION_GRID) {
         int cols = (int)ceilf(sqrtf((float)n)), rows = (n + cols - 1) / cols;
         float sp = fminf(s, (ar->height - 1.5f) / (float)(rows > 1 ? rows - 1 : 1));
         for (int j = 0; j < n; j++) {
             float u = ((float)(j % cols) - 0.5f * (float)(cols - 1)) * sp;
             float w = ((float)(j / cols) - 0.5f * (float)(rows - 1)) * sp;
-            e->slot_base[3 * j + 0] = u * cy;
-            e->slot_base[3 * j + 1] = u * sy;
-            e->slot_base[3 * j + 2] = w;
+            base[3 * j + 0] = u * cy;
+            base[3 * j + 1] = u * sy;
+            base[3 * j + 2] = w;
         }
-        ext_xy = 0.5f * (float)(cols - 1) * sp + 0.5f;
-        ext_z = 0.5f * (float)(rows - 1) * sp;
+        *ext_xy = 0.5f * (float)(cols - 1) * sp + 0.5f;
+        *ext_z = 0.5f * (float)(rows - 1) * sp;
     } else {
         float sp = fminf(s, (2.0f * fminf(ar->half_x, ar->half_y) - 4.0f) / (float)(n > 1 ? n - 1 : 1));
         for (int j = 0; j < n; j++) {
             float u = ((float)j - 0.5f * (float)(n - 1)) * sp;
-            e->slot_base[3 * j + 0] = u * cy;
-            e->slot_base[3 * j + 1] = u * sy;
-            e->slot_base[3 * j + 2] = 0.0f;
+            base[3 * j + 0] = u * cy;
+            base[3 * j + 1] = u * sy;
+            base[3 * j + 2] = 0.0f;
         }
-        ext_xy = 0.5f * (float)(n - 1) * sp + 0.5f;
+        *ext_xy = 0.5f * (float)(n - 1) * sp + 0.5f;
+    }
+}
+
+static inline void env_build_formation(DroneEnv *e) {
+    const Arena *ar = &e->cfg.arena;
+    float ext_xy, ext_z;
+    e->formation = rng_int(&e->rng, NUM_FORMATIONS);
+    e->form_yaw = rng_uniform(&e->rng, 0.0f, 3.14159265f);
+    formation_layout(e->formation, e->n, e->cfg.formation_spacing, e->form_yaw, ar, e->slot_base, &e->form_radius,
+                     &ext_xy, &ext_z);
+    if (e->formation == FORMATION_ORBIT) {
+        float r = e->form_radius;
+        e->form_omega = rng_uniform(&e->rng, 0.5f, 1.5f) / r * (rng_uniform01(&e->rng) < 0.5f ? -1.0f : 1.0f);
     }
     float mx = fmaxf(1.0f, ar->half_x - ext_xy - 1.0f), my = fmaxf(1.0f, ar->half_y - ext_xy - 1.0f);
     float zlo = fmaxf(ext_z + 1.0f, 1.5f), zhi = fmaxf(zlo, ar->height - ext_z - 1.0f);
