@@ -3,6 +3,8 @@
     drone-deploy --port /dev/ttyUSB0 --baud 115200 --target 1,0,1.5 --target 1,1,1.5 --target 0,1,1
     drone-deploy --port udpin:0.0.0.0:14540 --task follow --frame relative   # PX4 SITL's offboard link
     drone-deploy --port /dev/pts/5 --dry-run --duration 20          # the loop runs; nothing is armed or sent
+    drone-deploy --swarm --port udpin:0.0.0.0:14550 --sysids 1-4 --formation grid   # 4 vehicles, one radio/port
+    drone-deploy --swarm --port /dev/ttyUSB0 --port /dev/ttyUSB1 --duration 60     # one radio per vehicle
 
 Keys while flying: Ctrl-C (SIGINT) lands; Ctrl-\\ (SIGQUIT) or `k` disarms at once (the vehicle falls:
 the last resort); `l` lands. Exit codes: 0 flown as planned or landed by the operator, 1 a safety
@@ -25,7 +27,7 @@ import time
 
 from rich.console import Console
 
-from .config import ConfigError, DeployConfig, SafetyLimits, parse_vec3
+from .config import ConfigError, DeployConfig, SafetyLimits, default_policy_path, parse_vec3
 from .control import FlightControl
 from .exits import EXIT_REFUSED
 from .flight import Flight
@@ -55,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="drone-deploy", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    ap.add_argument("--port", required=True,
-                    help="serial device (/dev/ttyUSB0), udpin:HOST:PORT, udpout:HOST:PORT or tcp:HOST:PORT")
+    ap.add_argument("--port", action="append", required=True,
+                    help="serial device (/dev/ttyUSB0), udpin:HOST:PORT, udpout:HOST:PORT or tcp:HOST:PORT; "
+                         "--swarm: repeat it for one endpoint per vehicle")
     ap.add_argument("--baud", type=int, default=57600, help="serial baud rate (default 57600, a SiK radio)")
     ap.add_argument("--policy", metavar="FILE.onnx", help="policy exported by drone-export (default: the shipped "
                                                           "policies/pretrained/hover_ctbr.onnx)")
@@ -89,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a safety limit (max_tilt_deg=30, stale_after_s=0.2, ...) or response.TRIGGER=hold|land|"
                          "return|firmware; see deploy/config.py")
     ap.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for a heartbeat")
+    ap.add_argument("--landing-timeout", type=float, default=60.0,
+                    help="seconds to watch a landing (or a vehicle left to its failsafe) before giving up (default 60)")
     ap.add_argument("--allow-rate-mismatch", action="store_true",
                     help="fly --rate although the policy was trained at another rate (loop benchmarks only)")
     ap.add_argument("--realtime", action="store_true",
@@ -96,11 +101,40 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--quiet", action="store_true", help="no status line every second")
     ap.add_argument("--ui", action="store_true", help="open the operator window (deploy/ui/: drag the target, "
                                                       "arm, land, kill); the loop runs on its own thread")
+    sw = ap.add_argument_group("swarm (deploy/swarm/: several vehicles, one policy trained on the swarm task)")
+    sw.add_argument("--swarm", action="store_true",
+                    help="fly every vehicle given (repeated --port, or one --port with --sysids) in formation")
+    sw.add_argument("--sysids", default="all", metavar="IDS",
+                    help="system ids on one shared --port: 1-4, 1,3,5 or all (every vehicle that answers; default)")
+    sw.add_argument("--formation", default="line", help="line, grid, sphere or orbit: the swarm task's shapes "
+                                                        "(default line)")
+    sw.add_argument("--formation-file", metavar="FILE.json", help="slots from a drone-formation/1 file instead")
+    sw.add_argument("--spacing", type=float, default=1.2, help="slot spacing, m (default 1.2, as trained)")
+    sw.add_argument("--formation-yaw", type=float, default=0.0, help="heading of a line or grid, deg from east")
+    sw.add_argument("--min-separation", type=float, default=0.5,
+                    help="separation guard: a pair predicted closer than this within 0.5 s holds (default 0.5 m)")
     return ap
 
 
-def config_from_args(args: argparse.Namespace) -> DeployConfig:
+def swarm_config_from_args(args: argparse.Namespace):
+    """The SwarmConfig of a --swarm command line; ConfigError naming the bad option."""
+    from .swarm.config import SwarmConfig, parse_sysids
+
+    base = config_from_args(args, swarm=True)
+    if base.policy is None:
+        base.policy = str(default_policy_path().with_name(SWARM_POLICY))
+    return SwarmConfig(deploy=base, ports=list(args.port), sysids=parse_sysids(args.sysids),
+                       formation=args.formation, formation_file=args.formation_file, spacing_m=args.spacing,
+                       yaw_deg=args.formation_yaw, min_separation_m=args.min_separation).validate()
+
+
+SWARM_POLICY = "multitask_ctbr.onnx"   # the shipped policy trained on the swarm task (policies/pretrained/)
+
+
+def config_from_args(args: argparse.Namespace, swarm: bool = False) -> DeployConfig:
     """The DeployConfig an argument list asks for; ConfigError naming the bad option."""
+    if len(args.port) > 1 and not swarm:
+        raise ConfigError(f"--port given {len(args.port)} times: one vehicle takes one --port (--swarm flies several)")
     limits = SafetyLimits()
     if args.fence is not None:
         limits.fence_radius_m = args.fence
@@ -112,13 +146,14 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
             raise ConfigError(f"--safety expects KEY=VALUE, got {item!r}")
         limits.set(key.strip(), value.strip())
     cfg = DeployConfig(
-        port=args.port, baud=args.baud, policy=args.policy, task=args.task,
+        port=args.port[0], baud=args.baud, policy=args.policy, task="swarm" if swarm else args.task,
         targets=[parse_vec3(t) for t in args.target], course=args.course, rate_hz=args.rate, frame=args.frame,
         dry_run=args.dry_run, log_dir=args.log, takeoff_alt_m=args.takeoff_alt, hold_at_target_s=args.hold,
         handover_tolerance_m=args.handover_tolerance,
         target_tolerance_m=args.tolerance, then=args.then, duration_s=args.duration, lockstep=args.lockstep,
         telemetry_latency_s=args.telemetry_latency_ms / 1000.0, command_latency_s=args.command_latency_ms / 1000.0,
         drone=args.drone, signing_key=args.signing_key, connect_timeout_s=args.connect_timeout,
+        landing_timeout_s=args.landing_timeout,
         allow_rate_mismatch=args.allow_rate_mismatch, realtime=args.realtime, limits=limits)
     return cfg.validate()
 
@@ -158,11 +193,18 @@ def _status(control: FlightControl, console: Console, stop: threading.Event) -> 
                       f"p99 {s.compute_p99_ms:.2f} ms misses {s.deadline_misses}{trig}", highlight=False)
 
 
+def _swarm_status(swarm, console: Console, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        line = swarm.status_line()
+        if line:
+            console.print(f"[dim]{line}[/dim]", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     args = build_parser().parse_args(attach_vector_values(list(sys.argv[1:] if argv is None else argv)))
     try:
-        cfg = config_from_args(args)
+        cfg = swarm_config_from_args(args) if args.swarm else config_from_args(args)
     except ConfigError as exc:
         console.print(f"drone-deploy: error: {exc}")
         return EXIT_REFUSED
@@ -182,13 +224,29 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGQUIT, on_sigquit)
     stop = threading.Event()
     threads = []
-    if not args.quiet:
+    if not args.quiet and not args.swarm:
         threads.append(threading.Thread(target=_status, args=(control, console, stop), daemon=True))
-    if sys.stdin.isatty() and not cfg.dry_run:
+    dry_run = cfg.deploy.dry_run if args.swarm else cfg.dry_run
+    if sys.stdin.isatty() and not dry_run:
         threads.append(threading.Thread(target=_keys, args=(control, stop), daemon=True))
     for t in threads:
         t.start()
-    flight = Flight(cfg, control, say=lambda line: console.print(line, markup=False, highlight=False))
+    say = lambda line: console.print(line, markup=False, highlight=False)  # noqa: E731
+    if args.swarm:
+        from .swarm.flight import SwarmFlight
+
+        if args.ui:
+            console.print("drone-deploy: error: --ui does not draw a swarm yet; fly --swarm without it")
+            return EXIT_REFUSED
+        swarm = SwarmFlight(cfg, control, say=say)
+        if not args.quiet:
+            threading.Thread(target=_swarm_status, args=(swarm, console, stop), daemon=True).start()
+        try:
+            return swarm.run()
+        finally:
+            stop.set()
+            time.sleep(0.05)
+    flight = Flight(cfg, control, say=say)
     try:
         if args.ui:  # the operator window owns the main thread, the loop gets its own (deploy/ui/)
             from .ui import run_window

@@ -176,6 +176,8 @@ class DeployConfig:
         if not (0.05 <= self.handover_tolerance_m <= self.limits.fence_radius_m):
             raise ConfigError(f"--handover-tolerance must be between 0.05 m and the fence radius, "
                               f"got {self.handover_tolerance_m}")
+        if not (math.isfinite(self.landing_timeout_s) and self.landing_timeout_s > 0):
+            raise ConfigError(f"--landing-timeout must be positive, got {self.landing_timeout_s}")
         if self.hold_at_target_s < 0 or self.target_tolerance_m <= 0:
             raise ConfigError("--hold must be >= 0 and --tolerance > 0")
         return self

@@ -2,6 +2,7 @@
 
     drone-replay flight-logs/flight-20260101-120000.jsonl            # LOG.png, LOG-timing.png, summary
     drone-replay LOG --out plots/flight --json summary.json
+    drone-replay flight-logs/swarm-20260101-120000/                  # a swarm flight: DIR/swarm.png, summary
 
 Every policy tick the loop logged the simulator's prediction of the *next* tick's state from this tick's
 measured state and command (deploy/estimate.py OneStepPredictor). Replaying puts prediction k next to
@@ -265,11 +266,13 @@ def format_summary(s: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="drone-replay", description=__doc__.split("\n\n")[0])
-    ap.add_argument("log", help="a drone-deploy flight log (.jsonl)")
+    ap.add_argument("log", help="a drone-deploy flight log (.jsonl), or a swarm flight's directory")
     ap.add_argument("--out", help="output prefix for the PNGs (default: the log's path without .jsonl)")
     ap.add_argument("--json", help="also write the summary figures to this JSON file")
     ap.add_argument("--no-plots", action="store_true", help="summary only")
     args = ap.parse_args(argv)
+    if Path(args.log).is_dir():
+        return _swarm(args)
     try:
         data = read_log(args.log)
     except FlightLogError as exc:
@@ -290,6 +293,24 @@ def main(argv: list[str] | None = None) -> int:
         prefix.parent.mkdir(parents=True, exist_ok=True)
         for p in plot(rp, prefix):
             print(f"wrote {p}")
+    return 0
+
+
+def _swarm(args: argparse.Namespace) -> int:
+    from .swarm.replay import SwarmReplay, format_summary as swarm_summary
+
+    try:
+        rp = SwarmReplay(args.log)
+    except FlightLogError as exc:
+        print(f"drone-replay: error: {exc}", file=sys.stderr)
+        return 2
+    s = rp.summary()
+    print(swarm_summary(s))
+    if args.json:
+        Path(args.json).write_text(json.dumps(s, indent=1, default=str))
+    if not args.no_plots:
+        out = Path(args.out).with_suffix(".png") if args.out else Path(args.log) / "swarm.png"
+        print(f"wrote {rp.plot(out)}")
     return 0
 
 

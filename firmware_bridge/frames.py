@@ -170,3 +170,18 @@ def state_ned_to_enu(position: Sequence[float], velocity: Sequence[float], quate
     """Position, velocity (world), attitude (body-to-world) and body rates from NED/FRD to ENU/FLU."""
     return (ned_to_enu(position), ned_to_enu(velocity), quat_ned_frd_to_enu_flu(quaternion),
             frd_to_flu(body_rates))
+
+
+# Metres per degree of latitude (and of longitude at the equator) on the spherical Earth of the flat-Earth
+# approximation; over the few hundred metres a swarm spans, its error is far below GPS noise.
+M_PER_DEG_LAT = 111_319.5
+
+
+def enu_offset(reference: Sequence[float], point: Sequence[float]) -> np.ndarray:
+    """Where `point` (latitude deg, longitude deg, altitude m) is from `reference` (the same), in metres east,
+    north and up: how vehicles that each report their own local frame are placed in one swarm frame."""
+    lat0, lon0, alt0 = (float(v) for v in reference)
+    lat, lon, alt = (float(v) for v in point)
+    north = (lat - lat0) * M_PER_DEG_LAT
+    east = (lon - lon0) * M_PER_DEG_LAT * math.cos(math.radians(lat0))
+    return np.array([east, north, alt - alt0])

@@ -129,6 +129,7 @@ class MavLink:
         reconnect_interval: float = 0.25,
         auto_reconnect: bool = True,
         streams: dict[str, float] | None = None,
+        opener: Callable[[], Transport] | None = None,
     ):
         if not 1 <= int(source_system) <= 255:
             raise ValueError(f"source_system must be 1..255, got {source_system}")
@@ -145,6 +146,9 @@ class MavLink:
         self.reconnect_interval = float(reconnect_interval)
         self.auto_reconnect = auto_reconnect
         self.streams = dict(DEFAULT_STREAMS if streams is None else streams)
+        # how the port is opened (and re-opened): the endpoint itself, or a view of a port shared with the
+        # links to other vehicles (firmware_bridge.shared; give target_system then)
+        self._opener = opener or (lambda: open_endpoint(self.endpoint, self.baud))
 
         self.stats = LineStats()
         self.mav = mavlink.MAVLink(_Writer(self), srcSystem=self.source_system, srcComponent=self.source_component)
@@ -188,7 +192,7 @@ class MavLink:
         """Open the port and start the reader thread (does not wait for the vehicle)."""
         if self._running:
             return self
-        self._transport = open_endpoint(self.endpoint, self.baud)
+        self._transport = self._opener()
         self._running = True
         self._thread = threading.Thread(target=self._run, name=f"mavlink-{self.endpoint}", daemon=True)
         self._thread.start()
@@ -383,7 +387,7 @@ class MavLink:
 
     def _try_open(self) -> bool:
         try:
-            t = open_endpoint(self.endpoint, self.baud)
+            t = self._opener()
         except (LinkDownError, OSError) as exc:
             self.last_error = str(exc)
             self._next_open = time.monotonic() + self.reconnect_interval

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
+from ..frames import M_PER_DEG_LAT
+
 MSG = {name[len("MAVLINK_MSG_ID_"):]: getattr(mavlink, name)
        for name in dir(mavlink) if name.startswith("MAVLINK_MSG_ID_")}
 HOME_LAT, HOME_LON, HOME_ALT = 47.397742, 8.545594, 488.0   # where PX4 SITL puts its home, for GCS maps
 REBOOT_S = 1.5   # a flight controller's silence while it reboots
-DEG_PER_M_LAT = 1.0 / 111_319.5
+DEG_PER_M_LAT = 1.0 / M_PER_DEG_LAT
 
 SETPOINT_IDS = frozenset({MSG["SET_ATTITUDE_TARGET"], MSG["SET_ACTUATOR_CONTROL_TARGET"],
                            MSG["SET_POSITION_TARGET_LOCAL_NED"]})

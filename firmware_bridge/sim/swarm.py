@@ -13,95 +13,11 @@ its own home, as on real firmware; their GLOBAL_POSITION_INT places them apart).
 from __future__ import annotations
 
 import dataclasses
-import queue
-import threading
 from typing import Sequence
 
-from ..transport import LinkDownError, PtyTransport, Transport, serve_endpoint
+from ..shared import SharedTransport
+from ..transport import PtyTransport, Transport, serve_endpoint
 from .vehicle import SimVehicle, VehicleConfig
-
-
-class SharedTransport:
-    """One endpoint for several vehicles: a reader thread hands every received chunk to each vehicle's view;
-    writes go out whole, one at a time."""
-
-    def __init__(self, inner: Transport):
-        self.inner = inner
-        self.name = inner.name
-        self._views: list[SharedView] = []
-        self._write_lock = threading.Lock()
-        self._running = True
-        self._reader = threading.Thread(target=self._read_loop, name=f"shared {inner.name}", daemon=True)
-
-    def view(self) -> "SharedView":
-        v = SharedView(self)
-        self._views.append(v)
-        if not self._reader.is_alive() and self._running:
-            self._reader.start()
-        return v
-
-    def _read_loop(self) -> None:
-        while self._running:
-            try:
-                data = self.inner.read(0.05)
-            except LinkDownError as exc:
-                for v in self._views:
-                    v.inbox.put(exc)
-                continue
-            if data:
-                for v in self._views:
-                    v.inbox.put(data)
-
-    def write(self, data: bytes) -> bool:
-        with self._write_lock:
-            return self.inner.write(data)
-
-    def release(self, view: "SharedView") -> None:
-        if view in self._views:
-            self._views.remove(view)
-        if not self._views and self._running:
-            self._running = False
-            if self._reader.is_alive():
-                self._reader.join(timeout=1.0)
-            self.inner.close()
-
-
-class SharedView(Transport):
-    """One vehicle's side of a SharedTransport."""
-
-    def __init__(self, shared: SharedTransport):
-        self.shared = shared
-        self.name = shared.name
-        self.inbox: "queue.Queue[bytes | LinkDownError]" = queue.Queue()
-
-    @property
-    def path(self):
-        return getattr(self.shared.inner, "path", None)
-
-    def read(self, timeout: float) -> bytes:
-        try:
-            item = self.inbox.get(timeout=timeout)
-        except queue.Empty:
-            return b""
-        if isinstance(item, LinkDownError):
-            raise item
-        chunks = [item]
-        while True:   # everything already waiting, in one go
-            try:
-                more = self.inbox.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(more, LinkDownError):
-                self.inbox.put(more)
-                break
-            chunks.append(more)
-        return b"".join(chunks)
-
-    def write(self, data: bytes) -> bool:
-        return self.shared.write(data)
-
-    def close(self) -> None:
-        self.shared.release(self)
 
 
 def numbered_endpoints(endpoint: str, count: int) -> list[str]:

@@ -1,0 +1,500 @@
+"""`drone-deploy --swarm`: one policy flying N vehicles in formation from one laptop.
+
+The sequence:
+
+  connect    every vehicle: one endpoint each (repeated --port) or one shared endpoint carrying several
+             system ids (--sysids, or every vehicle that answers); the shared port has one reader and each
+             vehicle's link keeps the frames of its own system id (firmware_bridge/shared.py)
+  place      each vehicle's home (HOME_POSITION) puts its local frame into one swarm frame: ENU metres from
+             the first vehicle's home
+  preflight  every check of a single flight, on every vehicle at once; if any vehicle fails any check the
+             swarm does not fly, and the refusal names the vehicle and the check
+  takeoff    in sequence: a vehicle arms and takes off once the one before it holds its takeoff point
+  formation  once all hold, each takes the nearest free slot (the training rule) and the policy flies all of
+             them: per tick, each vehicle's observation from its estimate, its slot and its three nearest
+             neighbours (their telemetry moved forward by its age), built by the simulator's C code; one
+             onnxruntime call for the whole swarm
+  landing    Ctrl-C, SIGTERM, --duration or the end of the centres list lands everyone (the firmware's LAND)
+
+Safety for many (deploy/swarm/guard.py for the guard):
+- each vehicle has every check of a single flight (link, fence, tilt, speed, battery, mode, the policy's
+  output); its trigger's response applies to that vehicle (hold is a position hold where it is, then LAND);
+- the separation guard: a pair predicted closer than the minimum within half a second holds; a pair that has
+  not cleared after guard_clear_s lands;
+- a vehicle whose link is lost is left to its firmware's failsafe (which must land it: preflight warns about
+  RTL, whose climb and flight home cross the formation); the others hold where they are, keeping clear of
+  it, and land after the hold time.
+
+Logs: a directory per flight (flight-logs/swarm-TIME/) with one flight log per vehicle (vehicle-SYSID.jsonl:
+the single-flight format, so drone-replay reads each) and swarm.json: the vehicles, their outcomes, the
+smallest distance between any two airborne vehicles, the formation error and the loop timing.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import datetime as _dt
+import json
+import math
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import drone_sim
+from firmware_bridge import CommandError
+from firmware_bridge.shared import SharedTransport
+
+from ..config import ConfigError, vec_list
+from ..control import FlightControl
+from ..exits import EXIT_ARMED, EXIT_OK, EXIT_REFUSED, EXIT_SAFETY
+from ..flight import Refused, _realtime_priority, handover_ready, load_policy, takeoff_complete
+from ..safety import Trigger
+from ..timing import TimingStats, WallClock
+from .config import SwarmConfig
+from .formation import Formation, FormationError, assign_slots, nearest_neighbours
+from .guard import SeparationGuard
+from .member import Member
+from .responses import SwarmResponses
+from .setup import SwarmSetup
+
+SETTLE_S = 1.0                # the last vehicle holds its takeoff point this long before the policy takes over
+FORMATION_REACHED_M = 0.5     # "formation reached": every vehicle this close to its slot at once
+
+
+class SwarmFlight(SwarmSetup, SwarmResponses):
+    """One swarm flight; run() returns the exit code (deploy/exits.py), as a single flight's does."""
+
+    def __init__(self, config: SwarmConfig, control: FlightControl | None = None,
+                 say: Callable[[str], None] = print):
+        self.config = config
+        self.control = control or FlightControl()
+        self.say = say
+        self.members: list[Member] = []
+        self.shared: SharedTransport | None = None
+        self.stop = threading.Event()
+        self.dir: Path | None = None
+        self.exit_code = EXIT_OK
+        self.reason = ""
+        self.formation: Formation | None = None
+        self.guard = SeparationGuard(config.min_separation_m, config.guard_horizon_s, config.guard_clear_s)
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="swarm-cmd")
+        self.form_t0: float | None = None
+        self.slot_errors: list[float] = []       # each policy vehicle's distance to its slot, every tick
+        self.formation_reached_s: float | None = None
+        self.end_triggers: list[dict] = []
+
+    # ------------------------------------------------------------------ top level
+    def run(self) -> int:
+        cfg = self.config
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))  # as in a single flight (deploy/flight.py)
+        if cfg.deploy.realtime:
+            self.say(_realtime_priority())
+        try:
+            cfg.validate()
+            self.policy = load_policy(cfg.deploy.policy, cfg.deploy.onnx_threads)
+        except (ConfigError, Refused) as exc:
+            self.say(f"drone-deploy: {exc}")
+            return EXIT_REFUSED
+        self.dir = _new_dir(Path(cfg.deploy.log_dir))
+        self.say(f"swarm flight logs: {self.dir}")
+        try:
+            code = self._run_logged()
+        except BaseException as exc:
+            self.reason = f"crashed: {type(exc).__name__}: {exc}"
+            self.exit_code = EXIT_ARMED if any(m.link.state.armed for m in self.members) else EXIT_SAFETY
+            for m in self.members:
+                m.log.event("error", detail=self.reason)
+            raise
+        finally:
+            self._close()
+        return code
+
+    def _close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for m in self.members:
+            if not m.log._closed:
+                m.log.end(m.outcome or self.reason, self.exit_code, self._member_summary(m))
+            m.link.close()
+            m.log.close()
+        if self.shared is not None:
+            self.shared.close()
+        if self.dir is not None:
+            (self.dir / "swarm.json").write_text(json.dumps(self.summary(), indent=2, default=str) + "\n")
+        self.control.mark_done()
+
+    def _run_logged(self) -> int:
+        cfg = self.config
+        try:
+            self._connect()
+        except Refused as exc:
+            return self._refuse(str(exc))
+        try:
+            self._place()
+            self._make_formation()
+        except (Refused, FormationError) as exc:
+            return self._refuse(str(exc))
+        problems = self._preflight_all()
+        if problems:
+            return self._refuse("preflight failed: " + "; ".join(problems))
+        if self.control.land_requested or self.control.kill_requested:
+            return self._end_all("stopped by the operator before arming", EXIT_OK)
+        if not self._write_guid_options():
+            return self._refuse("could not set GUID_OPTIONS on every vehicle")
+        self.rate = float(cfg.deploy.rate_hz or self.policy.control_hz)
+        self.clock = WallClock(self.rate)
+        self.timing = TimingStats(1.0 / self.rate)
+        return self._fly()
+
+    # ------------------------------------------------------------------ flight
+    def _fly(self) -> int:
+        d = self.config.deploy
+        queue = list(self.members)
+        current: Member | None = None
+        gap_until = 0.0
+        self.say(f"taking off in sequence: {', '.join(m.name for m in self.members)}")
+        while True:
+            self._tick()
+            end = self._operator()
+            if end is not None:
+                return end
+            if self._all_down():
+                return self._end_all("every vehicle is down", self._code_for_end())
+            # the sequenced takeoff
+            if current is None and queue and time.monotonic() >= gap_until and not self._aborting:
+                current = queue.pop(0)
+                self._arm_and_takeoff(current)
+            if current is not None:
+                state = self._takeoff_progress(current)
+                if state == "ready":
+                    current, gap_until = None, time.monotonic() + self.config.takeoff_gap_s
+                elif state == "failed":
+                    current = None
+                    self._abort("a vehicle failed its takeoff")
+            if not queue and current is None and not self._aborting and self.form_t0 is None \
+                    and all(m.phase == "ready" for m in self.members) and self._settled():
+                self._start_formation()
+            if self.form_t0 is not None and not self._aborting:
+                flown = time.monotonic() - self.form_t0
+                if d.duration_s is not None and flown >= d.duration_s:
+                    self._land_all(f"duration {d.duration_s:g} s reached")
+                self._advance_centre()
+
+    _aborting = False
+
+    def _arm_and_takeoff(self, m: Member) -> None:
+        d = self.config.deploy
+        m.takeoff_point = m.home_swarm + np.array([0.0, 0.0, d.takeoff_alt_m])
+        m.set_phase("arming")
+        self.say(f"{m.name}: arming and taking off to {d.takeoff_alt_m:g} m")
+        cmds = m.link.commands
+
+        def go():
+            cmds.set_mode("GUIDED")
+            cmds.arm()
+            cmds.takeoff(d.takeoff_alt_m)
+        m.run_command(self.pool, go, "arm and takeoff")
+        m.takeoff_deadline = time.monotonic() + d.takeoff_timeout_s + 5.0
+
+    def _takeoff_progress(self, m: Member) -> str:
+        """'going', 'ready' (holding its takeoff point, steady) or 'failed'."""
+        if m.phase == "arming":
+            res = m.finished()
+            if res is None:
+                return "going"
+            ok, detail = res
+            if not ok:
+                self.say(f"{m.name}: arming/takeoff failed: {detail}")
+                m.outcome = f"arming/takeoff failed: {detail}"
+                m.set_phase("down" if not m.link.state.armed else "landing")
+                if m.link.state.armed:
+                    self._land(m, "takeoff failed")
+                return "failed"
+            m.set_phase("takeoff")
+            m.settled = 0
+            return "going"
+        if m.phase == "takeoff":
+            if m.est is not None and takeoff_complete(m.est, self.config.deploy.takeoff_alt_m):
+                m.hold_point = m.takeoff_point.copy()
+                m.set_phase("ready")
+            elif time.monotonic() > m.takeoff_deadline:
+                m.outcome = "takeoff not complete in time"
+                self._land(m, m.outcome)
+                return "failed"
+            return "going"
+        if m.phase == "ready":
+            if m.est is not None:
+                off = m.est.position - m.takeoff_point
+                m.settled = m.settled + 1 if handover_ready(off, m.est.speed, self.config.deploy.handover_tolerance_m) else 0
+                if m.settled >= max(3, int(0.2 * self.rate)):
+                    return "ready"
+            if time.monotonic() > m.takeoff_deadline:
+                m.outcome = "did not settle at its takeoff point in time"
+                self._land(m, m.outcome)
+                return "failed"
+            return "going"
+        return "failed"   # landed, passive: a trigger ended its takeoff
+
+    def _settled(self) -> bool:
+        """Every vehicle steady at its takeoff point, and the last one up for a second: the policy takes over
+        from a hover, not from the end of a climb."""
+        steady = all(m.est is not None and handover_ready(m.est.position - m.takeoff_point, m.est.speed,
+                                                         self.config.deploy.handover_tolerance_m)
+                     for m in self.members)
+        return steady and time.monotonic() - max(m.phase_t0 for m in self.members) >= SETTLE_S
+
+    def _start_formation(self) -> None:
+        f = self.formation
+        pos = np.array([m.est.position for m in self.members])
+        slots = assign_slots(pos, f.slots(0.0)[0])
+        for m, s in zip(self.members, slots):
+            m.slot = s
+            m.leash = m.est.position.copy()
+            m.last_action = self.policy.hover_action.astype(np.float32).copy()
+            m.set_phase("policy", slot=s + 1)
+            m.log.event("target", t=None, target=vec_list(f.slots(0.0)[0][s], 4), formation=f.describe())
+        self.policy.reset()
+        self.form_t0 = time.monotonic()
+        self.centre_reached_since: float | None = None
+        self.say(f"formation {f.name}: slots {', '.join(f'{m.sysid}->{m.slot + 1}' for m in self.members)}")
+
+    def _advance_centre(self) -> None:
+        """Several centres (--target): the formation moves on once every vehicle has held its slot for --hold."""
+        d = self.config.deploy
+        flying = [m for m in self.members if m.phase == "policy"]
+        if not flying or self.centre_index >= len(self.centres) - 1:
+            if flying and len(self.centres) > 1 and d.then != "stay" and self._all_in_slots(flying):
+                self._land_all("formation flown at every centre")
+            return
+        if self._all_in_slots(flying):
+            self.centre_reached_since = self.centre_reached_since or time.monotonic()
+            if time.monotonic() - self.centre_reached_since >= d.hold_at_target_s:
+                self.centre_index += 1
+                self.formation.move_to(self.centres[self.centre_index])
+                self.centre_reached_since = None
+                for m in self.members:
+                    m.log.event("target", t=None, target=vec_list(self.centres[self.centre_index], 3),
+                                index=self.centre_index, what="formation centre")
+                self.say(f"formation centre {self.centre_index + 1}: {tuple(self.centres[self.centre_index])}")
+        else:
+            self.centre_reached_since = None
+
+    def _all_in_slots(self, flying: list[Member]) -> bool:
+        if self.centre_reached_since is None and not flying:
+            return False
+        slots = self.formation.slots(time.monotonic() - self.form_t0)[0]
+        tol = self.config.deploy.target_tolerance_m
+        return all(float(np.linalg.norm(m.est.position - slots[m.slot])) < tol for m in flying)
+
+    # ------------------------------------------------------------------ the tick: every vehicle at once
+    def _tick(self) -> None:
+        now, due, deadline, skipped = self.clock.wait(self.stop)
+        late = max(0.0, now - due)
+        cpu0 = time.thread_time()
+        n = len(self.members)
+        ests = [m.estimate(now) for m in self.members]
+        pos = np.array([e.position for e in ests])
+        vel = np.array([e.velocity for e in ests])
+        # the neighbours' positions moved forward by the age of their telemetry
+        pos_now = pos + vel * np.array([[min(e.age_position, 0.5)] for e in ests])
+        known = np.array([m.airborne and not e.stale_link and np.all(np.isfinite(p))
+                          for m, e, p in zip(self.members, ests, pos_now)])
+        t_form = 0.0 if self.form_t0 is None else now - self.form_t0
+        slots_p, slots_v = self.formation.slots(t_form)
+        targets, target_vel = self._leash(slots_p, slots_v)
+        # per-vehicle checks
+        trig: list[Trigger | None] = [None] * n
+        for i, (m, e) in enumerate(zip(self.members, ests)):
+            if m.phase in ("policy", "ready", "hold", "takeoff"):
+                trig[i] = self._check(m, e)
+        # observations for all, one policy call
+        obs = np.zeros((n, drone_sim.OBS_SIZE), dtype=np.float32)
+        neigh_counts = [0] * n
+        use = [m.phase == "policy" and trig[i] is None for i, m in enumerate(self.members)]
+        if any(use):
+            for i, m in enumerate(self.members):
+                target, tvel = targets[i], target_vel[i]
+                nb = nearest_neighbours(i, pos_now, vel, known)
+                neigh_counts[i] = len(nb)
+                e = ests[i]
+                obs[i] = drone_sim.observe(e.position, e.velocity, e.quaternion, e.rates, m.last_action, target,
+                                           task="swarm", target_velocity=tvel, drones=nb)
+            actions = np.asarray(self.policy(obs), dtype=np.float32).reshape(n, -1)
+        else:
+            actions = None
+        # commands
+        sent_desc: list[tuple[bool, dict | None]] = [(False, None)] * n
+        for i, m in enumerate(self.members):
+            if trig[i] is not None or not use[i]:
+                continue
+            t = m.safety.check_observation(obs[i], ests[i]) or m.safety.check_action(actions[i], ests[i],
+                                                                                      self.policy.action_size)
+            if t is not None:
+                trig[i] = t
+                use[i] = False
+                continue
+            msg, desc = m.mapper.setpoint(actions[i])
+            sent_desc[i] = (m.link.send(msg), desc)
+            m.last_action = np.clip(actions[i], -1.0, 1.0).astype(np.float32)
+        for i, m in enumerate(self.members):
+            if m.phase in ("ready", "hold") and trig[i] is None and m.hold_point is not None:
+                msg, desc = m.mapper.position(m.local(m.hold_point))
+                sent_desc[i] = (m.link.send(msg), desc)
+        t_sent = time.monotonic()
+        compute = t_sent - now
+        missed = t_sent > deadline or skipped > 0
+        cpu = time.thread_time() - cpu0
+        # ---- after the commands: the guard, the responses, the records
+        trips = self.guard.check(pos_now, vel, known)
+        for tr in trips:
+            self._guard_trip(tr, pos_now)
+        for i, m in enumerate(self.members):
+            if trig[i] is not None:
+                self._respond(m, trig[i])
+        self._watch(pos_now, vel)
+        if self.form_t0 is not None:
+            in_slot = 0
+            for m in self.members:
+                if m.phase == "policy" and m.attached:
+                    err = float(np.linalg.norm(m.est.position - slots_p[m.slot]))
+                    self.slot_errors.append(err)
+                    m.recent_errors.append(err)
+                    in_slot += err < FORMATION_REACHED_M
+            if in_slot == n and self.formation_reached_s is None:
+                self.formation_reached_s = now - self.form_t0
+                self.say(f"formation reached: every vehicle within {FORMATION_REACHED_M:g} m of its slot, "
+                         f"{self.formation_reached_s:.1f} s after the policy took over")
+        work = time.monotonic() - t_sent
+        self.timing.record(now, late, compute, work, missed, skipped, cpu)
+        timing = {"late_ms": round(late * 1e3, 3), "compute_ms": round(compute * 1e3, 4), "cpu_ms": round(cpu * 1e3, 4),
+                  "miss": missed}
+        for i, m in enumerate(self.members):
+            flying = m.slot is not None and m.phase == "policy"
+            target = targets[i] if flying else m.hold_point
+            tv = target_vel[i] if flying else None
+            m.log_step(ests[i], target, tv, obs[i] if use[i] else None,
+                       actions[i] if (use[i] and actions is not None) else None, sent_desc[i][1], sent_desc[i][0],
+                       timing, neigh_counts[i], trig[i])
+
+    def _leash(self, slots_p: np.ndarray, slots_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each vehicle's target this tick: its slot, reached by a point that moves from where the vehicle took
+        over towards the slot at transition_speed_mps and then rides with it. The policy flies to a slot as fast
+        as it was trained to (2-3 m/s); neighbours converging that fast trip the separation guard, and a real
+        formation assembles at a walking pace."""
+        n = len(self.members)
+        targets = np.array([m.est.position if m.est is not None else np.zeros(3) for m in self.members], dtype=float)
+        vel = np.zeros((n, 3))
+        step = self.config.transition_speed_mps / self.rate
+        for i, m in enumerate(self.members):
+            if m.slot is None or m.leash is None:
+                continue
+            d = slots_p[m.slot] - m.leash
+            dist = float(np.linalg.norm(d))
+            if dist <= step:
+                m.leash = slots_p[m.slot].copy()
+                vel[i] = slots_v[m.slot]
+                m.attached = True
+            else:
+                m.leash = m.leash + d * (step / dist)
+                vel[i] = d * (self.config.transition_speed_mps / dist)
+                m.attached = False
+            targets[i] = m.leash
+        return targets, vel
+
+    def _check(self, m: Member, e) -> Trigger | None:
+        s = m.safety
+        t = s.check_stall(self.clock.stalled_s, e) or s.check_link(e)
+        if t is None and m.phase != "takeoff":
+            t = s.check_state(e)
+        if t is None:
+            t = s.check_battery(e)
+        if t is None and e.mode and e.mode != "GUIDED" and m.phase in ("policy", "ready", "hold"):
+            t = s.mode_changed(e.mode, "GUIDED", e)
+        if t is None and m.phase == "policy" and self.form_t0 is not None:
+            t = s.check_flight_time(time.monotonic() - self.form_t0, e)
+        return t
+
+    # ------------------------------------------------------------------ the end
+    def _refuse(self, why: str) -> int:
+        self.say(f"drone-deploy: refused: {why}")
+        return self._end_all(f"refused: {why}", EXIT_REFUSED)
+
+    def _end_all(self, reason: str, code: int) -> int:
+        self.exit_code = code
+        self.reason = self.reason if (self.reason and code != EXIT_REFUSED) else reason
+        self._restore_params()
+        for m in self.members:
+            m.log.end(m.outcome or reason, code, self._member_summary(m))
+        armed = [m.name for m in self.members if m.link.state.armed]
+        self.say(("STILL ARMED: " + ", ".join(armed) if armed else "all disarmed") + f": {self.reason}")
+        return code
+
+    def _restore_params(self) -> None:
+        for m in self.members:
+            if m.old_guid_options is None:
+                continue
+            if m.link.state.armed or not m.link.connected:
+                m.log.event("param", name="GUID_OPTIONS", restored=False, value=m.old_guid_options,
+                            why="still armed" if m.link.state.armed else "no link")
+                self.say(f"{m.name}: GUID_OPTIONS NOT restored to {m.old_guid_options:g}: set it back with a "
+                         "ground station")
+                continue
+            try:
+                m.link.commands.set_param("GUID_OPTIONS", m.old_guid_options)
+                m.log.event("param", name="GUID_OPTIONS", restored=True, value=m.old_guid_options)
+                m.old_guid_options = None
+            except CommandError as exc:
+                m.log.event("param", name="GUID_OPTIONS", restored=False, value=m.old_guid_options, why=str(exc))
+
+    def _member_summary(self, m: Member) -> dict:
+        recent = list(m.recent_errors)
+        return {"sysid": m.sysid, "slot": None if m.slot is None else m.slot + 1, "outcome": m.outcome,
+                "slot_error_m": round(float(np.mean(recent)), 3) if recent else None,
+                "triggers": [t.as_dict() for t in m.triggers], "ticks": m.k,
+                "link": dataclasses.asdict(m.link.stats), "armed_at_end": bool(m.link.state.armed),
+                "params_not_restored": {} if m.old_guid_options is None else {"GUID_OPTIONS": m.old_guid_options}}
+
+    def status_line(self) -> str | None:
+        """One line for the terminal, once a second (read from another thread: plain attribute reads)."""
+        if not self.members or not hasattr(self, "timing"):
+            return None
+        parts = []
+        for m in list(self.members):
+            e = m.est
+            err = f" {m.recent_errors[-1]:.2f}m" if m.phase == "policy" and m.recent_errors else ""
+            parts.append(f"{m.sysid}:{m.phase}{err}" + ("" if e is None or not e.stale_link else "(no link)"))
+        st = self.timing.summary_fast()
+        md = self.guard.min_distance
+        return (" ".join(parts) + f" | closest {md:.2f} m" if math.isfinite(md) else " ".join(parts)) + \
+            f" | loop {st['rate_hz']:.0f} Hz p99 {st['compute_p99_ms']:.2f} ms"
+
+    def summary(self) -> dict:
+        errs = np.array(self.slot_errors) if self.slot_errors else None
+        return {
+            "format": "drone-swarm/1", "reason": self.reason, "exit_code": self.exit_code,
+            "vehicles": [self._member_summary(m) | {"log": m.log.path.name, "home_swarm": vec_list(m.home_swarm, 3)}
+                         for m in self.members],
+            "formation": None if self.formation is None else self.formation.describe(),
+            "formation_reached_s": None if self.formation_reached_s is None else round(self.formation_reached_s, 2),
+            "shared_link": None if self.shared is None else {**self.shared.stats.as_dict(),
+                                                             "reopened": self.shared.reopened},
+            "separation": self.guard.summary(),
+            "formation_error_m": None if errs is None else {
+                "mean": round(float(errs.mean()), 3), "p95": round(float(np.percentile(errs, 95)), 3)},
+            "timing": self.timing.summary() if hasattr(self, "timing") else None,
+            "triggers": self.end_triggers,
+        }
+
+
+def _new_dir(root: Path) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    d = root / f"swarm-{stamp}"
+    n = 1
+    while d.exists():
+        n += 1
+        d = root / f"swarm-{stamp}-{n}"
+    d.mkdir(parents=True)
+    return d

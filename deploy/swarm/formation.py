@@ -1,0 +1,126 @@
+"""Where each vehicle of a swarm flight should be: the swarm task's formation, at a centre that can move.
+
+The shapes are the simulator's (drone_sim.formation_layout_of: the same C code that lays out every training
+formation), or slots read from a formation file. The swarm frame is ENU metres from the first vehicle's
+home; each vehicle's slot is picked by the simulator's rule (each vehicle in turn takes the nearest free
+slot), once, when the policy takes over.
+
+A formation file (drone-formation/1, JSON):
+
+    {"format": "drone-formation/1", "slots": [[-1.2, 0, 0], [0, 0, 0], [1.2, 0, 0]]}
+
+slots: offsets (m, east/north/up) from the centre; at least as many as vehicles. Orbit slots move (the
+formation turns round its centre at `omega` rad/s); the other shapes stand still.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import drone_sim
+from drone_sim.binding import formation_layout_of, formation_slots_at
+
+FORMATION_FORMAT = "drone-formation/1"
+
+
+class FormationError(ValueError):
+    """A formation that cannot be flown (unknown shape, a bad file, too few slots); names the problem."""
+
+
+class Formation:
+    """The slots of an n-vehicle formation around a centre (swarm frame)."""
+
+    def __init__(self, layout: dict, center: Sequence[float], omega: float = 0.0):
+        self.layout = layout
+        self.n = int(np.asarray(layout["base"]).shape[0])
+        self.center = np.asarray(center, dtype=float)
+        self.omega = float(omega) if layout["formation"] == "orbit" else 0.0
+
+    @classmethod
+    def shape(cls, name: str, n: int, spacing: float, center: Sequence[float], yaw_deg: float = 0.0,
+              omega: float = 0.0) -> "Formation":
+        if name not in drone_sim.FORMATIONS:
+            raise FormationError(f"unknown formation {name!r}; the swarm task flies {', '.join(drone_sim.FORMATIONS)} "
+                                 "(or give a formation file)")
+        try:
+            layout = formation_layout_of(name, n, spacing, math.radians(yaw_deg))
+        except ValueError as exc:
+            raise FormationError(str(exc)) from None
+        return cls(layout, center, omega)
+
+    @classmethod
+    def from_file(cls, path: str | Path, n: int, center: Sequence[float]) -> "Formation":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise FormationError(f"formation file {path}: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMATION_FORMAT:
+            raise FormationError(f"formation file {path}: not a {FORMATION_FORMAT} file (\"format\" is "
+                                 f"{data.get('format') if isinstance(data, dict) else None!r})")
+        try:
+            slots = np.asarray(data["slots"], dtype=float)
+        except KeyError:
+            raise FormationError(f"formation file {path}: no \"slots\" list") from None
+        except (TypeError, ValueError):
+            slots = np.zeros((0, 0))
+        if slots.ndim != 2 or slots.shape[1] != 3:
+            raise FormationError(f"formation file {path}: \"slots\" must be a list of [x, y, z] offsets in metres")
+        if not np.all(np.isfinite(slots)):
+            raise FormationError(f"formation file {path}: a slot has a non-finite coordinate")
+        if len(slots) < n:
+            raise FormationError(f"formation file {path}: {len(slots)} slots for {n} vehicles")
+        layout = {"formation": "grid", "base": slots[:n].astype(np.float32), "radius": 0.0,
+                  "extent": (float(np.max(np.hypot(slots[:n, 0], slots[:n, 1]))), float(np.max(np.abs(slots[:n, 2]))))}
+        return cls(layout, center)
+
+    @property
+    def name(self) -> str:
+        return self.layout["formation"]
+
+    def move_to(self, center: Sequence[float]) -> None:
+        """The operator moves the formation (the slots keep their places around the centre)."""
+        self.center = np.asarray(center, dtype=float)
+
+    def slots(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and velocities (n, 3) of every slot at time t (s since the formation started)."""
+        p, v = formation_slots_at(self.layout, self.center, self.omega, t)
+        return p.astype(float), v.astype(float)
+
+    def min_spacing(self) -> float:
+        """The smallest distance between two slots (at t = 0): the guard's minimum must stay below it."""
+        p, _ = self.slots(0.0)
+        if len(p) < 2:
+            return math.inf
+        d = np.linalg.norm(p[:, None, :] - p[None, :, :], axis=-1)
+        return float(np.min(d[np.triu_indices(len(p), 1)]))
+
+    def describe(self) -> dict:
+        return {"formation": self.name, "slots": self.n, "center": [round(float(x), 3) for x in self.center],
+                "omega": self.omega, "radius": self.layout["radius"]}
+
+
+def assign_slots(positions: np.ndarray, slot_positions: np.ndarray) -> list[int]:
+    """Slot index of each vehicle: each vehicle in turn takes the nearest free slot, the rule the swarm task
+    trains with (env_assign_slots in drone_env.h)."""
+    free = list(range(len(slot_positions)))
+    out = []
+    for p in np.asarray(positions, dtype=float):
+        d = [float(np.linalg.norm(slot_positions[s] - p)) for s in free]
+        out.append(free.pop(int(np.argmin(d))))
+    return out
+
+
+# how many neighbours the observation has room for: its layout's drone block over the size of one drone
+NEIGHBOURS = drone_sim.OBS_LAYOUT["drones"][1] // drone_sim.OBS_STRIDES["drones"]
+
+
+def nearest_neighbours(i: int, positions: np.ndarray, velocities: np.ndarray, known: np.ndarray,
+                       k: int = NEIGHBOURS) -> list[dict]:
+    """The k nearest other vehicles of vehicle i, nearest first, as drone_sim.observe takes them."""
+    others = [j for j in range(len(positions)) if j != i and known[j]]
+    others.sort(key=lambda j: float(np.linalg.norm(positions[j] - positions[i])))
+    return [{"position": positions[j], "velocity": velocities[j]} for j in others[:k]]
