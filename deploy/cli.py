@@ -235,13 +235,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.swarm:
         from .swarm.flight import SwarmFlight
 
-        if args.ui:
-            console.print("drone-deploy: error: --ui does not draw a swarm yet; fly --swarm without it")
-            return EXIT_REFUSED
         swarm = SwarmFlight(cfg, control, say=say)
         if not args.quiet:
             threading.Thread(target=_swarm_status, args=(swarm, console, stop), daemon=True).start()
         try:
+            if args.ui:   # every vehicle and its slot; dragging the target moves the formation
+                from .ui import run_window
+                from .ui.swarm import SwarmWindow
+
+                try:
+                    return run_window(swarm, window_class=SwarmWindow)
+                except RuntimeError as exc:
+                    if swarm.members:
+                        raise
+                    console.print(f"drone-deploy: error: {exc}", markup=False)
+                    return EXIT_REFUSED
             return swarm.run()
         finally:
             stop.set()

@@ -71,6 +71,7 @@ class FlightControl:
         self.arm_gate = False
         self._arm_why: str | None = None
         self._quit_why: str | None = None
+        self.swarm: tuple = ()    # a swarm flight: one deploy.swarm.operator.VehicleView per vehicle, each tick
 
     # ------------------------------------------------------------------ requests (any thread, signal-safe)
     def request_land(self, why: str = "operator") -> None:

@@ -254,3 +254,18 @@ def test_sysids_and_swarm_options_are_checked():
     res = subprocess.run(DEPLOY + ["--port", "/dev/null", "--port", "/dev/null"], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 2 and "one vehicle takes one --port (--swarm flies several)" in res.stdout
+
+
+def test_moving_the_formation_is_refused_when_a_slot_would_leave_the_fence():
+    from deploy.config import SafetyLimits
+    from deploy.swarm.operator import FormationTargeting
+    from deploy.targets import Fence, TargetError
+
+    f = Formation.shape("line", 4, 1.2, (0.0, 0.0, 1.5))          # slots at x = -1.8 .. 1.8
+    tg = FormationTargeting(f, Fence.around((0.0, 0.0, 0.0), SafetyLimits()))   # 5 m radius, 0.5 m margin
+    assert tg.set_target((2.6, 0.0, 1.5)).tolist() == [2.6, 0.0, 1.5]   # the outer slot at 4.4 m: inside
+    with pytest.raises(TargetError, match="slot 4: .*outside the fence"):
+        tg.set_target((2.8, 0.0, 1.5))                                 # it would be at 4.6 m
+    assert tg.take().tolist() == [2.6, 0.0, 1.5] and tg.take() is None  # the loop takes the accepted centre once
+    with pytest.raises(TargetError, match="swarm task only"):
+        tg.set_task("race")

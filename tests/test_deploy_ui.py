@@ -542,3 +542,90 @@ def test_drone_deploy_ui_without_a_display_is_refused_before_connecting(tmp_path
                           "--quiet", "--log", str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2, res.stdout + res.stderr
     assert "no display" in res.stdout + res.stderr and "Traceback" not in res.stderr, res.stdout + res.stderr
+
+
+def test_drone_deploy_swarm_ui_draws_every_vehicle_and_moving_the_target_moves_the_formation(display, tmp_path):
+    """`drone-deploy --swarm --ui` on three simulated vehicles: nothing arms before T; T takes them off in turn
+    into the formation; Up raises the target, which is the formation's centre, and every vehicle climbs with
+    it; L lands them all. The screenshot (P) shows the three vehicles, their slots and the HUD."""
+    import json as _json
+
+    from test_deploy_support import free_udp_port
+
+    xdotool = shutil.which("xdotool")
+    if xdotool is None:
+        pytest.skip("xdotool is not installed")
+    exe = shutil.which("drone-deploy", path=str(Path(sys.executable).parent)) or shutil.which("drone-deploy")
+    env = _env(display)
+    port = free_udp_port()
+    veh = subprocess.Popen([sys.executable, str(Path(__file__).with_name("swarm_vehicles.py")),
+                            f"udpout:127.0.0.1:{port}", "3", "shared"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           text=True)
+    veh.stdout.readline()
+    logs = tmp_path / "logs"
+    out = open(tmp_path / "out.txt", "w")
+    proc = subprocess.Popen([exe, "--swarm", "--port", f"udpin:127.0.0.1:{port}", "--sysids", "1-3", "--ui", "--quiet",
+                             "--log", str(logs), *STALL_TOLERANT], cwd=tmp_path, env=env, stdout=out,
+                            stderr=subprocess.STDOUT)
+
+    def xdo(*args):
+        return subprocess.run([xdotool, *args], env=env, capture_output=True, text=True, timeout=10)
+
+    def vehicle_logs():
+        return {int(f.stem.split("-")[1]): read_log(f) for f in logs.glob("swarm-*/vehicle-*.jsonl")}
+
+    def phases():
+        return {k: [e["phase"] for e in d.events if e.get("kind") == "phase"] for k, d in vehicle_logs().items()}
+
+    def wait(cond, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "out.txt").read_text()
+            if cond():
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"timed out waiting for {what}: {phases()}\n{(tmp_path / 'out.txt').read_text()}")
+
+    try:
+        wid = []
+        wait(lambda: wid.append(xdo("search", "--name", "^drone-ui$").stdout.split()) or wid[-1], 40, "the window")
+        wid = wid[-1][0]
+        wait(lambda: "waiting for the operator" in (tmp_path / "out.txt").read_text(), 60, "preflight")
+        assert all("arming" not in p for p in phases().values()), "armed before the operator asked"
+        xdo("key", "--window", wid, "t")
+        wait(lambda: len(phases()) == 3 and all("policy" in p for p in phases().values()), 90, "the formation")
+        time.sleep(3.0)
+        z0 = {k: d.steps[-1]["pos"][2] for k, d in vehicle_logs().items()}
+        for _ in range(5):                      # the target, which is the formation's centre, 0.5 m up
+            xdo("key", "--window", wid, "Up")
+            time.sleep(0.2)
+        time.sleep(5.0)
+        xdo("key", "--window", wid, "p")        # a screenshot, into the working directory
+        z1 = {k: d.steps[-1]["pos"][2] for k, d in vehicle_logs().items()}
+        moved = [e for e in vehicle_logs()[1].events if e.get("what") == "formation centre (operator)"]
+        assert moved and moved[-1]["target"][2] == pytest.approx(2.0, abs=1e-6), moved
+        assert all(z1[k] - z0[k] > 0.3 for k in z0), (z0, z1)
+        xdo("key", "--window", wid, "l")
+        wait(lambda: (logs.glob("swarm-*") and all(d.end is not None for d in vehicle_logs().values())), 60, "the landing")
+        close_window(display, int(wid))
+        assert proc.wait(timeout=30) == 0, (tmp_path / "out.txt").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        out.close()
+        try:
+            veh.stdin.write("state\n")
+            veh.stdin.flush()
+            state = _json.loads(veh.stdout.readline())
+            veh.stdin.write("quit\n")
+            veh.stdin.flush()
+            veh.wait(15)
+        except (BrokenPipeError, subprocess.TimeoutExpired, ValueError):
+            veh.kill()
+            state = None
+    assert state is not None and all(not v["armed"] and v["landed"] for v in state), state
+    (summary,) = [_json.loads(p.read_text()) for p in logs.glob("swarm-*/swarm.json")]
+    assert summary["reason"] == "operator: land key (operator UI)"
+    shots = sorted(tmp_path.glob("drone-ui-*.png"))
+    assert shots and shots[-1].stat().st_size > 30_000

@@ -49,7 +49,7 @@ from firmware_bridge import CommandError
 from firmware_bridge.shared import SharedTransport
 
 from ..config import ConfigError, vec_list
-from ..control import FlightControl
+from ..control import FlightControl, Snapshot, euler_deg
 from ..exits import EXIT_ARMED, EXIT_OK, EXIT_REFUSED, EXIT_SAFETY
 from ..flight import Refused, _realtime_priority, handover_ready, load_policy, takeoff_complete
 from ..safety import Trigger
@@ -58,6 +58,7 @@ from .config import SwarmConfig
 from .formation import Formation, FormationError, assign_slots, nearest_neighbours
 from .guard import SeparationGuard
 from .member import Member
+from .operator import FormationTargeting, VehicleView
 from .responses import SwarmResponses
 from .setup import SwarmSetup
 
@@ -137,16 +138,22 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
             self._make_formation()
         except (Refused, FormationError) as exc:
             return self._refuse(str(exc))
+        self.targeting = FormationTargeting(self.formation, self.fence)
+        self.control.targeting = self.targeting     # the operator window moves the formation's centre
         problems = self._preflight_all()
         if problems:
             return self._refuse("preflight failed: " + "; ".join(problems))
+        self.rate = float(cfg.deploy.rate_hz or self.policy.control_hz)
+        self.clock = WallClock(self.rate)
+        self.timing = TimingStats(1.0 / self.rate)
+        if self.control.arm_gate:   # the operator window: nothing armed until its arm-and-take-off
+            self.say("preflight passed: waiting for the operator to arm and take off")
+            while not (self.control.arm_requested or self.control.land_requested or self.control.kill_requested):
+                self._tick()
         if self.control.land_requested or self.control.kill_requested:
             return self._end_all("stopped by the operator before arming", EXIT_OK)
         if not self._write_guid_options():
             return self._refuse("could not set GUID_OPTIONS on every vehicle")
-        self.rate = float(cfg.deploy.rate_hz or self.policy.control_hz)
-        self.clock = WallClock(self.rate)
-        self.timing = TimingStats(1.0 / self.rate)
         return self._fly()
 
     # ------------------------------------------------------------------ flight
@@ -302,6 +309,11 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
         pos_now = pos + vel * np.array([[min(e.age_position, 0.5)] for e in ests])
         known = np.array([m.airborne and not e.stale_link and np.all(np.isfinite(p))
                           for m, e, p in zip(self.members, ests, pos_now)])
+        moved = self.targeting.take()
+        if moved is not None:
+            self.formation.move_to(moved)
+            for m in self.members:
+                m.log.event("target", t=None, target=vec_list(moved, 3), what="formation centre (operator)")
         t_form = 0.0 if self.form_t0 is None else now - self.form_t0
         slots_p, slots_v = self.formation.slots(t_form)
         targets, target_vel = self._leash(slots_p, slots_v)
@@ -378,6 +390,38 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
             m.log_step(ests[i], target, tv, obs[i] if use[i] else None,
                        actions[i] if (use[i] and actions is not None) else None, sent_desc[i][1], sent_desc[i][0],
                        timing, neigh_counts[i], trig[i])
+        self._publish(ests, slots_p, actions, use)
+
+    def _publish(self, ests, slots_p: np.ndarray, actions, use) -> None:
+        """The operator window's view of this tick: an aggregate Snapshot and one VehicleView per vehicle."""
+        views = []
+        for i, (m, e) in enumerate(zip(self.members, ests)):
+            views.append(VehicleView(
+                m.sysid or 0, m.phase, bool(e.armed), tuple(map(float, e.position)), tuple(map(float, e.velocity)),
+                tuple(map(float, e.quaternion)), tuple(map(float, e.rates)),
+                None if m.slot is None else tuple(map(float, slots_p[m.slot])),
+                tuple(map(float, actions[i])) if (actions is not None and use[i]) else None))
+        self.control.swarm = tuple(views)
+        phases = [m.phase for m in self.members]
+        common = max(set(phases), key=phases.count)
+        phase = common if phases.count(common) == len(phases) else f"{common} {phases.count(common)}/{len(phases)}"
+        e0 = ests[0]
+        centroid = np.mean([e.position for e in ests], axis=0)
+        errs = [m.recent_errors[-1] for m in self.members if m.phase == "policy" and m.recent_errors]
+        st = self.timing.summary_fast()
+        centre = self.formation.center
+        self.control.publish(Snapshot(
+            t=e0.t, vt=e0.vt, phase=phase, dry_run=False, armed=any(e.armed for e in ests), mode=e0.mode,
+            position=tuple(map(float, centroid)), velocity=tuple(map(float, np.mean([e.velocity for e in ests], axis=0))),
+            quaternion=tuple(map(float, e0.quaternion)), euler_deg=euler_deg(e0.quaternion),
+            rates=tuple(map(float, e0.rates)), predicted_position=None, task="swarm",
+            target=tuple(map(float, centre)), target_label=f"formation {self.formation.name} centre",
+            distance_to_target=float(np.mean(errs)) if errs else float(np.linalg.norm(centroid - centre)),
+            battery_voltage=min(e.battery_voltage for e in ests),
+            battery_remaining=min(e.battery_remaining for e in ests),
+            link_ok=not any(e.stale_link for e in ests), telemetry_age_s=max(e.age() for e in ests),
+            loop_rate_hz=st["rate_hz"], compute_p99_ms=st["compute_p99_ms"], deadline_misses=st["misses"],
+            triggers=tuple(self.end_triggers), action=None, fence=self.fence.as_dict()))
 
     def _leash(self, slots_p: np.ndarray, slots_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each vehicle's target this tick: its slot, reached by a point that moves from where the vehicle took

@@ -374,7 +374,8 @@ def _lower_priority(tids: set[int], nice: int = UI_NICE) -> list[int]:
     return changed
 
 
-def run_window(flight: "Flight", *, arm_gate: bool = True, course: dict | None = None, **window) -> int:
+def run_window(flight: "Flight", *, arm_gate: bool = True, course: dict | None = None,
+               window_class: type | None = None, **window) -> int:
     """Fly `flight` (a deploy.flight.Flight, not started) with the operator window: the control loop on
     its own thread, the window on this one. Returns the flight's exit code once it has ended (closing
     the window asks it to land first; the loop finishes the landing even if the window is gone)."""
@@ -388,7 +389,8 @@ def run_window(flight: "Flight", *, arm_gate: bool = True, course: dict | None =
         except (OSError, ValueError):
             course = None  # the flight refuses the bad course itself, with the message shown
     before = _threads()
-    win = OperatorWindow(session, course=course, **window)  # before the flight: nothing to land if it fails
+    win = (window_class or OperatorWindow)(session, course=course, **window)  # before the flight: nothing to land
+                                                                             # if it fails
     win.renderer_threads = _lower_priority(_threads() - before - {threading.get_native_id()})
     session.start()
     try:
