@@ -55,7 +55,7 @@ from ..flight import Refused, _realtime_priority, handover_ready, load_policy, t
 from ..safety import Trigger
 from ..timing import TimingStats, WallClock
 from .config import SwarmConfig
-from .formation import Formation, FormationError, assign_slots, nearest_neighbours
+from .formation import Formation, FormationError, assign_slots, nearest_neighbours, pairwise_distances
 from .guard import SeparationGuard
 from .member import Member
 from .operator import FormationTargeting, VehicleView
@@ -327,9 +327,10 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
         neigh_counts = [0] * n
         use = [m.phase == "policy" and trig[i] is None for i, m in enumerate(self.members)]
         if any(use):
+            dist = pairwise_distances(pos_now)
             for i, m in enumerate(self.members):
                 target, tvel = targets[i], target_vel[i]
-                nb = nearest_neighbours(i, pos_now, vel, known)
+                nb = nearest_neighbours(i, pos_now, vel, known, distances=dist)
                 neigh_counts[i] = len(nb)
                 e = ests[i]
                 obs[i] = drone_sim.observe(e.position, e.velocity, e.quaternion, e.rates, m.last_action, target,

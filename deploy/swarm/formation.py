@@ -119,8 +119,15 @@ NEIGHBOURS = drone_sim.OBS_LAYOUT["drones"][1] // drone_sim.OBS_STRIDES["drones"
 
 
 def nearest_neighbours(i: int, positions: np.ndarray, velocities: np.ndarray, known: np.ndarray,
-                       k: int = NEIGHBOURS) -> list[dict]:
-    """The k nearest other vehicles of vehicle i, nearest first, as drone_sim.observe takes them."""
-    others = [j for j in range(len(positions)) if j != i and known[j]]
-    others.sort(key=lambda j: float(np.linalg.norm(positions[j] - positions[i])))
-    return [{"position": positions[j], "velocity": velocities[j]} for j in others[:k]]
+                       k: int = NEIGHBOURS, distances: np.ndarray | None = None) -> list[dict]:
+    """The k nearest other vehicles of vehicle i, nearest first, as drone_sim.observe takes them.
+    distances: the (n, n) matrix of pairwise_distances, when the caller has it for the whole swarm."""
+    d = distances[i] if distances is not None else np.linalg.norm(positions - positions[i], axis=1)
+    order = [int(j) for j in np.argsort(d, kind="stable") if j != i and known[j]]
+    return [{"position": positions[j], "velocity": velocities[j]} for j in order[:k]]
+
+
+def pairwise_distances(positions: np.ndarray) -> np.ndarray:
+    """(n, n) distances between every two vehicles."""
+    p = np.asarray(positions, dtype=float)
+    return np.sqrt(np.sum((p[:, None, :] - p[None, :, :]) ** 2, axis=-1))

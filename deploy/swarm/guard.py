@@ -53,20 +53,26 @@ class SeparationGuard:
         self.trips = 0
 
     def check(self, positions: np.ndarray, velocities: np.ndarray, airborne: np.ndarray) -> list[Trip]:
-        """Pairs of airborne vehicles predicted closer than the minimum; updates the measured minimum."""
-        idx = [i for i in range(len(positions)) if airborne[i]]
-        trips = []
-        for a in range(len(idx)):
-            i = idx[a]
-            for b in range(a + 1, len(idx)):
-                j = idx[b]
-                dp = positions[j] - positions[i]
-                d = float(np.linalg.norm(dp))
-                if d < self.min_distance:
-                    self.min_distance, self.min_pair = d, (i, j)
-                pred, t = closest_approach(dp, velocities[j] - velocities[i], self.horizon_s)
-                if pred < self.min_separation_m:
-                    trips.append(Trip(i, j, d, pred, t))
+        """Pairs of airborne vehicles predicted closer than the minimum; updates the measured minimum.
+        Every pair at once (numpy), so that the guard costs the loop the same for 4 vehicles as for 16."""
+        idx = np.flatnonzero(np.asarray(airborne, dtype=bool))
+        if len(idx) < 2:
+            return []
+        a, b = np.triu_indices(len(idx), 1)
+        i, j = idx[a], idx[b]
+        dp = positions[j] - positions[i]
+        dv = velocities[j] - velocities[i]
+        dist = np.sqrt(np.sum(dp * dp, axis=1))
+        vv = np.sum(dv * dv, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(vv < 1e-12, 0.0, np.clip(-np.sum(dp * dv, axis=1) / vv, 0.0, self.horizon_s))
+        closest = dp + dv * t[:, None]
+        pred = np.sqrt(np.sum(closest * closest, axis=1))
+        m = int(np.argmin(dist))
+        if dist[m] < self.min_distance:
+            self.min_distance, self.min_pair = float(dist[m]), (int(i[m]), int(j[m]))
+        bad = np.flatnonzero(pred < self.min_separation_m)
+        trips = [Trip(int(i[k]), int(j[k]), float(dist[k]), float(pred[k]), float(t[k])) for k in bad]
         self.trips += len(trips)
         return trips
 
