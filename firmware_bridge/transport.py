@@ -21,6 +21,7 @@ import os
 import select
 import socket
 import threading
+import time
 import tty
 from pathlib import Path
 
@@ -114,7 +115,12 @@ class SerialTransport(Transport):
 
 
 class UdpTransport(Transport):
-    """UDP. Listening (udpin) learns its peer from the last datagram; udpout has a fixed peer."""
+    """UDP. udpout has a fixed peer. Listening (udpin) learns its peers from the datagrams it receives and sends
+    to every peer heard from in the last PEER_TIMEOUT_S seconds: several vehicles (SITL instances, WiFi bridges,
+    a second simulator process) sending to one ground-station port from their own addresses all hear it, as
+    with QGroundControl or mavlink-router; answering only the last sender would leave the others deaf."""
+
+    PEER_TIMEOUT_S = 10.0
 
     def __init__(self, bind: tuple[str, int] | None, peer: tuple[str, int] | None, name: str):
         self.name = name
@@ -130,8 +136,9 @@ class UdpTransport(Transport):
             self.sock.close()
             raise LinkDownError(f"{name}: cannot bind UDP socket: {exc.strerror or exc}") from None
         self.sock.setblocking(False)
-        self.peer = peer
+        self.peer = peer                 # the last peer (fixed for udpout)
         self.fixed_peer = peer is not None and bind is None
+        self.peers: dict[tuple[str, int], float] = {}   # listening: address -> when last heard
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -151,20 +158,32 @@ class UdpTransport(Transport):
             raise LinkDownError(f"{self.name}: UDP receive failed: {exc.strerror or exc}") from None
         if not self.fixed_peer:
             self.peer = addr
+            self.peers[addr] = time.monotonic()
         return data
 
+    def _destinations(self) -> list[tuple[str, int]]:
+        if self.fixed_peer or len(self.peers) <= 1:
+            return [] if self.peer is None else [self.peer]
+        now = time.monotonic()
+        recent = [a for a, t in self.peers.items() if now - t <= self.PEER_TIMEOUT_S]
+        return recent or [self.peer]
+
     def write(self, data: bytes) -> bool:
-        if self.peer is None:
+        dests = self._destinations()
+        if not dests:
             return False
-        try:
-            self.sock.sendto(data, self.peer)
-        except (BlockingIOError, ConnectionRefusedError):
-            return False
-        except OSError as exc:
-            if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENOBUFS):
-                return False
-            raise LinkDownError(f"{self.name}: UDP send failed: {exc.strerror or exc}") from None
-        return True
+        ok = False
+        for dest in dests:
+            try:
+                self.sock.sendto(data, dest)
+                ok = True
+            except (BlockingIOError, ConnectionRefusedError):
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENOBUFS):
+                    continue
+                raise LinkDownError(f"{self.name}: UDP send failed: {exc.strerror or exc}") from None
+        return ok
 
     def close(self) -> None:
         self.sock.close()

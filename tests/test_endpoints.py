@@ -106,3 +106,27 @@ def test_drone_sim_vehicle_serves_each_url_form_and_says_how_to_connect(tmp_path
 def test_a_bad_url_is_refused_with_its_name():
     res = subprocess.run(SIM_VEHICLE + ["--port", "serial-ish:9"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "serial-ish:9" in res.stderr and "unknown endpoint" in res.stderr
+
+
+def test_a_listening_udp_port_answers_every_vehicle_that_sends_to_it():
+    """Two vehicles (two simulator processes, two SITL instances) sending to one ground-station port from their own
+    addresses both hear what the ground station sends; answering only the last sender would cut the other off."""
+    import socket as _socket
+
+    from firmware_bridge.transport import open_endpoint
+
+    gcs = open_endpoint("udpin:127.0.0.1:0")
+    port = gcs.local_address[1]
+    a, b = (_socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM) for _ in range(2))
+    try:
+        for s in (a, b):
+            s.bind(("127.0.0.1", 0))
+            s.settimeout(2.0)
+            s.sendto(b"hello", ("127.0.0.1", port))
+            assert gcs.read(1.0) == b"hello"
+        assert gcs.write(b"to all")
+        assert a.recvfrom(100)[0] == b"to all" and b.recvfrom(100)[0] == b"to all"
+    finally:
+        a.close()
+        b.close()
+        gcs.close()

@@ -450,9 +450,13 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
         return targets, vel
 
     def _check(self, m: Member, e) -> Trigger | None:
+        """This tick's trigger for one vehicle. A vehicle already holding is watched for its link only: the hold
+        is the response, and the reason it holds (a tilt, a speed) would otherwise restart it every tick."""
         s = m.safety
         t = s.check_stall(self.clock.stalled_s, e) or s.check_link(e)
-        if t is None and m.phase != "takeoff":
+        if t is not None or m.phase == "hold":
+            return t
+        if m.phase != "takeoff":
             t = s.check_state(e)
         if t is None:
             t = s.check_battery(e)

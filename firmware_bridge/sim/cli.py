@@ -38,6 +38,16 @@ def _parse_version(text: str) -> tuple[int, int, int]:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
+def _parse_offset(text: str) -> tuple[float, float]:
+    try:
+        north, east = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--home-offset expects NORTH,EAST in metres, got {text!r}") from None
+    if not (math.isfinite(north) and math.isfinite(east)):
+        raise argparse.ArgumentTypeError(f"--home-offset must be finite, got {text!r}")
+    return north, east
+
+
 def _parse_param(text: str) -> tuple[str, float]:
     name, sep, value = text.partition("=")
     if not sep:
@@ -77,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --count: all vehicles on the one --port (frames routed by system id, like one telemetry "
                          "radio), or one endpoint each (consecutive ports, or one pty each)")
     ap.add_argument("--spacing", type=float, default=2.0, metavar="M", help="with --count: metres between homes")
+    ap.add_argument("--home-offset", type=_parse_offset, default=(0.0, 0.0), metavar="NORTH,EAST",
+                    help="where this vehicle's home (the first one's, with --count) stands from the reference home, "
+                         "m: vehicles of several drone-sim-vehicle processes on one field")
     ap.add_argument("--physics-hz", type=float, default=500.0)
     ap.add_argument("--loop-hz", type=float, default=100.0, help="flight controller loop and fastest telemetry rate")
     ap.add_argument("--noise-pos", type=float, default=0.0, help="position noise 1-sigma (m)")
@@ -149,7 +162,8 @@ def _vehicle_config(args: argparse.Namespace) -> VehicleConfig:
                           args.noise_accel),
         command_latency_s=args.latency_ms / 1000.0, telemetry_latency_s=args.telemetry_latency_ms / 1000.0,
         signing_key=args.signing_key, lockstep=args.lockstep, lockstep_dt=args.lockstep_dt, speed=args.speed,
-        seed=args.seed, heading_deg=args.heading_deg, params=dict(args.param), firmware_version=args.firmware_version)
+        seed=args.seed, heading_deg=args.heading_deg, params=dict(args.param), firmware_version=args.firmware_version,
+        home_offset_m=args.home_offset)
 
 
 def _swarm_main(args: argparse.Namespace, drones: list[str]) -> int:
