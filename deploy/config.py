@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 RESPONSES = ("hold", "land", "return", "firmware")
 
 # Every trigger the safety layer can raise, and what it does by default:
@@ -207,5 +209,7 @@ def default_policy_path() -> Path:
 
 
 def vec_list(v: Sequence[float], digits: int = 5) -> list[float]:
-    """A vector as a JSON-ready list rounded to `digits` decimals (keeps the flight log compact)."""
-    return [round(float(x), digits) for x in v]
+    """A vector as a JSON-ready list rounded to `digits` decimals (keeps the flight log compact). numpy rounds
+    the whole vector at once: the per-element round() this replaced was a third of a swarm tick's CPU, spent
+    on the observations written to the logs."""
+    return np.round(np.asarray(v, dtype=np.float64), digits).tolist()

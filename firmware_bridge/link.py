@@ -192,7 +192,7 @@ class MavLink:
         """Open the port and start the reader thread (does not wait for the vehicle)."""
         if self._running:
             return self
-        self._transport = self._opener()
+        self._transport = self._take_parsed(self._opener())
         self._running = True
         self._thread = threading.Thread(target=self._run, name=f"mavlink-{self.endpoint}", daemon=True)
         self._thread.start()
@@ -205,6 +205,13 @@ class MavLink:
         if request_streams:
             self.request_streams()
         return info
+
+    def _take_parsed(self, t: Transport) -> Transport:
+        """A shared port's view hands this link its vehicle's messages already parsed (firmware_bridge/shared.py),
+        unless this link checks signatures, which needs the bytes."""
+        if self.signing_key is None and hasattr(t, "deliver"):
+            t.deliver = self._handle
+        return t
 
     def close(self) -> None:
         if self._commands is not None:
@@ -387,7 +394,7 @@ class MavLink:
 
     def _try_open(self) -> bool:
         try:
-            t = self._opener()
+            t = self._take_parsed(self._opener())
         except (LinkDownError, OSError) as exc:
             self.last_error = str(exc)
             self._next_open = time.monotonic() + self.reconnect_interval

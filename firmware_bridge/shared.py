@@ -8,9 +8,9 @@ and writes that go out whole, one frame at a time, so that two users' frames nev
 A vehicle's side broadcasts the bytes: what a ground station sends is addressed inside the message
 (target_system), so every vehicle must see every frame. A ground station's side routes by the sender
 (`route_by_sender`): its reader parses each frame once with the robust parser (framing.FrameParser: CRC
-checks, resynchronisation after garbage, which is counted in `stats`) and hands the frame's bytes only to
-the view of that system id; each link then parses only its own vehicle's frames. Broadcasting instead made
-every link parse every vehicle's frames, N times the work on the laptop for N vehicles.
+checks, resynchronisation after garbage, which is counted in `stats`) and hands the parsed message (or, to
+a link that checks signatures itself, the frame's bytes) only to the link of that system id. Broadcasting
+instead made every link parse every vehicle's frames, N times the work on the laptop for N vehicles.
 
 The ground station's side re-opens a failed port itself (a USB radio unplugged and plugged back): the users'
 reads report the failure once (LinkDownError), and the next view() after the port is back works again.
@@ -84,9 +84,13 @@ class SharedTransport:
             if msg.get_type() == "BAD_DATA":
                 continue
             src = msg.get_srcSystem()
-            buf = bytes(msg.get_msgbuf())
+            buf = None
             for v in views:
                 if v.sysid is None or v.sysid == src:
+                    if v.deliver is not None and v.sysid == src:
+                        v.deliver(msg)          # already parsed and checked here: no second parse
+                        continue
+                    buf = buf if buf is not None else bytes(msg.get_msgbuf())
                     v.inbox.put(buf)
 
     def _read_loop(self) -> None:
@@ -151,11 +155,15 @@ class SharedTransport:
 
 
 class SharedView(Transport):
-    """One user's side of a SharedTransport: reads what the endpoint received since the last read."""
+    """One user's side of a SharedTransport: reads what the endpoint received since the last read.
+
+    deliver: set by a link that takes its system's messages already parsed (MavLink does, when it does not
+    check signatures itself): the shared reader then hands them over instead of their bytes."""
 
     def __init__(self, shared: SharedTransport, sysid: int | None = None):
         self.shared = shared
         self.sysid = sysid
+        self.deliver = None
         self.name = shared.name
         self.inbox: "queue.Queue[bytes | LinkDownError]" = queue.Queue()
 

@@ -1,7 +1,14 @@
-"""Swarm benchmark: drone-deploy --swarm flying N simulated vehicles in real time on one shared UDP port.
+"""Swarm benchmarks: drone-deploy --swarm flying N simulated vehicles in real time on one shared UDP port, and the
+cost of its control loop alone.
 
     python scripts/bench_swarm.py                          # 4 and 8 vehicles, line formation, 30 s each
     python scripts/bench_swarm.py --counts 8 --formation grid --seconds 60 --realtime
+    python scripts/bench_swarm.py --loop --counts 4,8,16     # the loop's tick alone, on synthetic telemetry
+
+--loop: SwarmFlight's tick (deploy/swarm/flight.py) run back to back on N vehicles whose telemetry is set in
+their link state directly (no network, no simulator, nothing else on the CPU), all under the policy: what one
+tick costs the laptop, split as the flights report it (compute: wake-up to the last command sent; the whole
+tick also writes N log records and the operator snapshot).
 
 Everything runs through the console scripts, as a user would: `drone-sim-vehicle --count N --link shared`
 (sensor noise and latency as in bench_deploy.py) and `drone-deploy --swarm --sysids 1-N --duration S`.
@@ -76,17 +83,96 @@ def fly(count: int, formation: str, seconds: float, realtime: bool, out: Path, p
             veh.wait(20)
     load = os.getloadavg()[0]
     dirs = sorted(logs.glob("swarm-*"))
-    if res.returncode != 0 or not dirs:
+    if res.returncode not in (0, 1) or not dirs:   # 1: a safety trigger ended it, which is a result to report
         print(res.stdout[-3000:], res.stderr[-2000:])
         raise SystemExit(f"drone-deploy --swarm exited {res.returncode} with {count} vehicles")
     s = json.loads((dirs[-1] / "swarm.json").read_text())
     t, fe, sep = s["timing"], s["formation_error_m"] or {}, s["separation"]
-    return {"vehicles": count, "formation": formation, "seconds": seconds, "realtime": realtime,
+    return {"vehicles": count, "formation": formation, "seconds": seconds, "realtime": realtime, "exit": res.returncode,
+            "triggers": [f"{t['vehicle']}:{t['kind']}" for t in s["triggers"]],
             "compute_p50_ms": t["compute_p50_ms"], "compute_p99_ms": t["compute_p99_ms"],
             "compute_max_ms": t["compute_max_ms"], "cpu_p99_ms": t["cpu_p99_ms"], "misses": t["misses"],
             "ticks": t["ticks"], "formation_error_mean_m": fe.get("mean"), "formation_error_p95_m": fe.get("p95"),
             "reached_s": s["formation_reached_s"], "min_distance_m": sep["min_distance_m"], "guard_trips": sep["trips"],
             "load_avg": round(load, 2), "log": str(dirs[-1])}
+
+
+def loop_cost(count: int, ticks: int, policy: str | None) -> dict:
+    """The tick's cost on synthetic telemetry (see --loop)."""
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from deploy.command_map import CommandMapper
+    from deploy.config import DeployConfig, default_policy_path
+    from deploy.flight import load_policy
+    from deploy.flightlog import FlightLog
+    from deploy.safety import SafetyMonitor
+    from deploy.swarm.config import SwarmConfig
+    from deploy.swarm.flight import SwarmFlight
+    from deploy.swarm.formation import Formation
+    from deploy.swarm.member import Member
+    from deploy.swarm.operator import FormationTargeting
+    from deploy.targets import Fence
+    from deploy.timing import TimingStats
+    from firmware_bridge import MavLink
+    from firmware_bridge.modes import Firmware
+
+    path = policy or str(default_policy_path().with_name("multitask_ctbr.onnx"))
+    cfg = SwarmConfig(DeployConfig(task="swarm", policy=path), ports=["synthetic"])
+    f = SwarmFlight(cfg, say=lambda s: None)
+    f.policy = load_policy(path)
+    f.formation = Formation.shape("line", count, 1.2, (0.6 * (count - 1), 0.0, 1.5))
+    f.fence = Fence.around((0.6 * (count - 1), 0.0, 0.0), cfg.deploy.limits)
+    f.targeting = FormationTargeting(f.formation, f.fence)
+    f.rate = 50.0
+    f.timing = TimingStats(1.0 / f.rate)
+
+    class NoWait:
+        stalled_s, lockstep = 0.0, False
+
+        def wait(self, stop):
+            now = time.monotonic()
+            return now, now, now + 1.0 / f.rate, 0
+
+        def reset(self):
+            pass
+
+    f.clock = NoWait()
+    logs = Path(tempfile.mkdtemp(prefix="bench_swarm_loop-"))
+    for k in range(count):
+        link = MavLink("udpout:127.0.0.1:9", target_system=k + 1)   # never opened: sends are counted as dropped
+        link.info.firmware, link.info.system_id, link.info.component_id = Firmware.ARDUPILOT, k + 1, 1
+        st = link._state
+        st.position_ned = np.array([0.0, 1.2 * k, -1.5])
+        st.stale, st.armed, st.mode, st.battery_voltage, st.battery_remaining = False, True, "GUIDED", 16.0, 0.9
+        m = Member(k, link, FlightLog(logs / f"vehicle-{k + 1}.jsonl"))
+        m.sysid, m.phase, m.slot, m.attached = k + 1, "policy", k, True
+        m.leash = np.array([1.2 * k, 0.0, 1.5])
+        m.safety = SafetyMonitor(cfg.deploy.limits, f.fence, 4)
+        m.mapper = CommandMapper(link.commands, "ctbr", f.policy.max_rate)
+        f.members.append(m)
+    f.form_t0 = time.monotonic()
+    whole = []
+    for i in range(ticks + 50):
+        now = time.monotonic()
+        for m in f.members:
+            s = m.link._state
+            s.t_attitude = s.t_position = s.t_last_message = s.t_heartbeat = now
+        t0 = time.perf_counter()
+        f._tick()
+        if i >= 50:
+            whole.append(time.perf_counter() - t0)
+        if i == 49:
+            f.timing = TimingStats(1.0 / f.rate)
+    for m in f.members:
+        m.log.close()
+    sent = sum(m.link.stats.send_dropped for m in f.members)   # the links are never opened: every send counted here
+    w = np.array(whole) * 1e3
+    t = f.timing.summary()
+    return {"vehicles": count, "ticks": ticks, "compute_p50_ms": t["compute_p50_ms"], "compute_p99_ms": t["compute_p99_ms"],
+            "compute_max_ms": t["compute_max_ms"], "tick_p50_ms": round(float(np.percentile(w, 50)), 3),
+            "tick_p99_ms": round(float(np.percentile(w, 99)), 3), "load_avg": round(os.getloadavg()[0], 2),
+            "commands_per_tick": round(sent / (ticks + 50), 2)}
 
 
 def main() -> None:
@@ -97,17 +183,30 @@ def main() -> None:
     ap.add_argument("--realtime", action="store_true", help="drone-deploy --realtime (SCHED_FIFO)")
     ap.add_argument("--policy", help="ONNX policy (default: the shipped multi-task policy)")
     ap.add_argument("--out", default=None, help="where the flight logs go (default: a temporary directory)")
+    ap.add_argument("--loop", action="store_true", help="the control loop's tick alone, on synthetic telemetry")
+    ap.add_argument("--ticks", type=int, default=3000, help="--loop: ticks per count")
     args = ap.parse_args()
+    if args.loop:
+        rows = [loop_cost(int(n), args.ticks, args.policy) for n in args.counts.split(",")]
+        print("| vehicles | ticks | commands per tick | compute p50 / p99 / max ms | whole tick (with logs) p50 / p99 ms "
+              "| load avg |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['vehicles']} | {r['ticks']} | {r['commands_per_tick']} | {r['compute_p50_ms']:.2f} / "
+                  f"{r['compute_p99_ms']:.2f} / {r['compute_max_ms']:.2f} | {r['tick_p50_ms']:.2f} / "
+                  f"{r['tick_p99_ms']:.2f} | {r['load_avg']} |")
+        return
     out = Path(args.out or tempfile.mkdtemp(prefix="bench_swarm-"))
     rows = [fly(int(n), args.formation, args.seconds, args.realtime, out, args.policy) for n in args.counts.split(",")]
     print("| vehicles | formation | compute p50 / p99 / max ms | cpu p99 ms | misses / ticks | formation error "
-          "mean / p95 m | reached after s | min distance m | guard trips | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "mean / p95 m | reached after s | min distance m | guard trips | exit, triggers | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['vehicles']} | {r['formation']} | {r['compute_p50_ms']:.2f} / {r['compute_p99_ms']:.2f} / "
               f"{r['compute_max_ms']:.2f} | {r['cpu_p99_ms']:.2f} | {r['misses']} / {r['ticks']} | "
               f"{r['formation_error_mean_m']} / {r['formation_error_p95_m']} | {r['reached_s']} | "
-              f"{r['min_distance_m']} | {r['guard_trips']} | {r['load_avg']} |")
+              f"{r['min_distance_m']} | {r['guard_trips']} | {r['exit']} {' '.join(r['triggers'][:3]) or '-'} | "
+              f"{r['load_avg']} |")
     print(json.dumps(rows, indent=1))
 
 

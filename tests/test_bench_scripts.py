@@ -53,3 +53,16 @@ def test_link_budget_frame_sizes_are_those_pymavlink_sends():
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "link_budget.py")], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0 and "| SiK radio, 128 kbps air rate |" in res.stdout, res.stderr
+
+
+def test_bench_swarm_loop_mode_runs_the_real_tick(tmp_path):
+    """scripts/bench_swarm.py --loop times SwarmFlight's own tick; a short run must fly every vehicle under the
+    policy (a tick that skipped them would time nothing)."""
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_swarm.py"), "--loop", "--counts", "3",
+                          "--ticks", "60"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    row = [ln for ln in res.stdout.splitlines() if ln.startswith("| 3 |")]
+    assert row, res.stdout
+    cells = row[0].split("|")
+    assert float(cells[3]) == 3.0                       # every vehicle got its setpoint every tick
+    assert float(cells[4].split("/")[0]) > 0.0
