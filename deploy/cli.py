@@ -128,7 +128,7 @@ def swarm_config_from_args(args: argparse.Namespace):
                        yaw_deg=args.formation_yaw, min_separation_m=args.min_separation).validate()
 
 
-SWARM_POLICY = "multitask_ctbr.onnx"   # the shipped policy trained on the swarm task (policies/pretrained/)
+SWARM_POLICY = "swarm_ctbr.onnx"   # the shipped policy trained on small formations (policies/pretrained/swarm_ctbr.md)
 
 
 def config_from_args(args: argparse.Namespace, swarm: bool = False) -> DeployConfig:

@@ -117,7 +117,7 @@ def loop_cost(count: int, ticks: int, policy: str | None) -> dict:
     from firmware_bridge import MavLink
     from firmware_bridge.modes import Firmware
 
-    path = policy or str(default_policy_path().with_name("multitask_ctbr.onnx"))
+    path = policy or str(default_policy_path().with_name("swarm_ctbr.onnx"))
     cfg = SwarmConfig(DeployConfig(task="swarm", policy=path), ports=["synthetic"])
     f = SwarmFlight(cfg, say=lambda s: None)
     f.policy = load_policy(path)
@@ -181,7 +181,7 @@ def main() -> None:
     ap.add_argument("--formation", default="line")
     ap.add_argument("--seconds", type=float, default=30.0, help="formation flight per run (after the takeoffs)")
     ap.add_argument("--realtime", action="store_true", help="drone-deploy --realtime (SCHED_FIFO)")
-    ap.add_argument("--policy", help="ONNX policy (default: the shipped multi-task policy)")
+    ap.add_argument("--policy", help="ONNX policy (default: the shipped swarm_ctbr.onnx, as drone-deploy --swarm)")
     ap.add_argument("--out", default=None, help="where the flight logs go (default: a temporary directory)")
     ap.add_argument("--loop", action="store_true", help="the control loop's tick alone, on synthetic telemetry")
     ap.add_argument("--ticks", type=int, default=3000, help="--loop: ticks per count")

@@ -13,7 +13,9 @@ from policies.onnx_policy import OnnxPolicy
 
 PRETRAINED = Path(__file__).resolve().parent.parent / "policies" / "pretrained"
 SHIPPED = {"hover_ctbr.onnx": ("hover", "goto", "follow"),
-           "multitask_ctbr.onnx": ("hover", "goto", "follow", "race", "swarm", "obstacles")}
+           "multitask_ctbr.onnx": ("hover", "goto", "follow", "race", "swarm", "obstacles"),
+           "swarm_ctbr.onnx": ("swarm",)}
+HOVERING = sorted(n for n, tasks in SHIPPED.items() if "hover" in tasks)
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -24,9 +26,17 @@ def test_shipped_policy_metadata_matches_this_simulator(name):
     assert (PRETRAINED / name).with_suffix(".md").is_file(), "every shipped policy has a model card"
 
 
-@pytest.mark.parametrize("name", sorted(SHIPPED))
+@pytest.mark.parametrize("name", HOVERING)
 def test_shipped_policy_hovers_randomized_drones(name):
     policy = OnnxPolicy(PRETRAINED / name, action_mode="ctbr", control_hz=50.0)
     got = evaluate_task(lambda n: policy.clone(), "hover", dr="default", episodes=64, seed=777,
                         action_mode="ctbr", control_hz=50.0, physics_hz=500.0)
     assert got["success"] >= 0.9 and got["crash_rate"] <= 0.05, got
+
+
+def test_shipped_swarm_policy_holds_four_drone_formations():
+    """swarm_ctbr.onnx, drone-deploy --swarm's default, on the formations it was trained for (4 drones)."""
+    policy = OnnxPolicy(PRETRAINED / "swarm_ctbr.onnx", action_mode="ctbr", control_hz=50.0)
+    got = evaluate_task(lambda n: policy.clone(), "swarm", dr="default", episodes=64, seed=777, action_mode="ctbr",
+                        control_hz=50.0, physics_hz=500.0, num_envs=16, agents_per_env=4)
+    assert got["score"] >= 0.7 and got["crash_rate"] <= 0.15, got   # drone-eval, 128 episodes: 0.867 and 0.031

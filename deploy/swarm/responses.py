@@ -65,13 +65,15 @@ class SwarmResponses:
             self.say(f"SEPARATION {detail}: the pair holds")
 
     def _apart(self, m: Member, p: np.ndarray, other: np.ndarray) -> np.ndarray:
-        """Where a vehicle of a tripped pair holds: GUARD_BACKOFF_M further from the other than it is now, inside
-        the fence. Holding where it stands is not enough: a vehicle closing at 2-3 m/s brakes through a metre of
-        its position hold (seen with 8 simulated vehicles: 0.25 m); holding apart makes its controller fly
-        away from the other."""
+        """Where a vehicle of a tripped pair holds: GUARD_BACKOFF_M further across from the other than it is now,
+        at its height, inside the fence. Holding where it stands is not enough: a vehicle closing at 2-3 m/s
+        brakes through a metre of its position hold (seen with 8 simulated vehicles: 0.25 m); holding apart makes
+        its controller fly away from the other. Across only: moving a pair apart in height sent them back
+        towards each other when they returned to their slots' common height (8 vehicles: a trip every 4 s)."""
         d = np.asarray(p, float) - np.asarray(other, float)
+        d[2] = 0.0
         n = float(np.linalg.norm(d))
-        away = d / n if n > 1e-6 else np.array([1.0, 0.0, 0.0]) * (1 if m.index % 2 else -1)
+        away = d / n if n > 1e-3 else np.array([0.0, 0.0, 1.0 if m.index > 0 else -1.0])   # stacked: apart in height
         return self.fence.return_point(np.asarray(p, float) + GUARD_BACKOFF_M * away)
 
     def _land(self, m: Member, why: str) -> None:
@@ -109,6 +111,11 @@ class SwarmResponses:
                 if m.held_with is not None:
                     o = self.members[m.held_with]
                     if self.guard.clear(pos, vel, m.index, o.index) and not self._aborting:
+                        # one at a time: the other of the pair holds on while this one returns to its slot, so
+                        # their closing speed is one vehicle's (returning together, the policy's overshoot closed
+                        # 1.2 m at 1.8 m/s and tripped the guard again, every 4 s with 8 vehicles)
+                        if o.phase == "hold" and o.held_with == m.index:
+                            o.hold_until = max(o.hold_until, now + self.config.guard_clear_s)
                         m.held_with = None
                         m.leash = m.est.position.copy()
                         m.last_action = self.policy.hover_action.astype(np.float32).copy()
