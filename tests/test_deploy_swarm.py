@@ -269,3 +269,16 @@ def test_moving_the_formation_is_refused_when_a_slot_would_leave_the_fence():
     assert tg.take().tolist() == [2.6, 0.0, 1.5] and tg.take() is None  # the loop takes the accepted centre once
     with pytest.raises(TargetError, match="swarm task only"):
         tg.set_task("race")
+
+
+def test_a_swarm_smaller_than_the_policy_has_neighbours_for_is_refused(tmp_path):
+    port = free_udp_port()
+    veh = Vehicles(f"udpout:127.0.0.1:{port}", 3, "shared")
+    try:
+        proc = deploy([f"udpin:127.0.0.1:{port}"], tmp_path, "--sysids", "1-3")
+        out, _ = proc.communicate(timeout=60)
+        state = veh.ask("state")
+    finally:
+        veh.close()
+    assert proc.returncode == 2 and "3 vehicles: a swarm flight needs at least 4" in out, out
+    assert all(not v["armed"] for v in state)

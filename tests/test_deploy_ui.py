@@ -545,9 +545,9 @@ def test_drone_deploy_ui_without_a_display_is_refused_before_connecting(tmp_path
 
 
 def test_drone_deploy_swarm_ui_draws_every_vehicle_and_moving_the_target_moves_the_formation(display, tmp_path):
-    """`drone-deploy --swarm --ui` on three simulated vehicles: nothing arms before T; T takes them off in turn
+    """`drone-deploy --swarm --ui` on four simulated vehicles: nothing arms before T; T takes them off in turn
     into the formation; Up raises the target, which is the formation's centre, and every vehicle climbs with
-    it; L lands them all. The screenshot (P) shows the three vehicles, their slots and the HUD."""
+    it; L lands them all. The screenshot (P) shows the four vehicles, their slots and the HUD."""
     import json as _json
 
     from test_deploy_support import free_udp_port
@@ -559,12 +559,12 @@ def test_drone_deploy_swarm_ui_draws_every_vehicle_and_moving_the_target_moves_t
     env = _env(display)
     port = free_udp_port()
     veh = subprocess.Popen([sys.executable, str(Path(__file__).with_name("swarm_vehicles.py")),
-                            f"udpout:127.0.0.1:{port}", "3", "shared"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            f"udpout:127.0.0.1:{port}", "4", "shared"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                            text=True)
     veh.stdout.readline()
     logs = tmp_path / "logs"
     out = open(tmp_path / "out.txt", "w")
-    proc = subprocess.Popen([exe, "--swarm", "--port", f"udpin:127.0.0.1:{port}", "--sysids", "1-3", "--ui", "--quiet",
+    proc = subprocess.Popen([exe, "--swarm", "--port", f"udpin:127.0.0.1:{port}", "--sysids", "1-4", "--ui", "--quiet",
                              "--log", str(logs), *STALL_TOLERANT], cwd=tmp_path, env=env, stdout=out,
                             stderr=subprocess.STDOUT)
 
@@ -593,7 +593,7 @@ def test_drone_deploy_swarm_ui_draws_every_vehicle_and_moving_the_target_moves_t
         wait(lambda: "waiting for the operator" in (tmp_path / "out.txt").read_text(), 60, "preflight")
         assert all("arming" not in p for p in phases().values()), "armed before the operator asked"
         xdo("key", "--window", wid, "t")
-        wait(lambda: len(phases()) == 3 and all("policy" in p for p in phases().values()), 90, "the formation")
+        wait(lambda: len(phases()) == 4 and all("policy" in p for p in phases().values()), 90, "the formation")
         time.sleep(3.0)
         z0 = {k: d.steps[-1]["pos"][2] for k, d in vehicle_logs().items()}
         for _ in range(5):                      # the target, which is the formation's centre, 0.5 m up

@@ -24,7 +24,7 @@ from ..preflight import FAIL, OK, WARN, Check, PreflightRefused, read_param, run
 from ..safety import SafetyMonitor
 from ..targets import Fence
 from .config import SwarmConfig
-from .formation import Formation, FormationError
+from .formation import NEIGHBOURS, Formation, FormationError
 from .member import Member
 
 FORMATION_MIN_HEIGHT_M = 1.5   # the swarm task's lowest formation centre (drone_env.h env_build_formation)
@@ -76,6 +76,11 @@ class SwarmSetup:
             m.log.event("vehicle", firmware=info.firmware.value, version=info.version_text, sysid=info.system_id,
                         endpoint=m.link.endpoint)
             m.log.event("streams", requested=m.link.streams)
+        if len(self.members) < NEIGHBOURS + 1:
+            errors.append(f"{len(self.members)} vehicles: a swarm flight needs at least {NEIGHBOURS + 1}. Each vehicle's "
+                          f"observation carries its {NEIGHBOURS} nearest neighbours, and the swarm policies were trained "
+                          "with all of them present; with fewer the policy sees what it never saw (tilt past 60 deg "
+                          "with 3 simulated vehicles)")
         seen = [m.sysid for m in self.members if m.sysid is not None]
         if len(set(seen)) != len(seen):
             errors.append(f"two endpoints reach the same system id ({seen}): give each vehicle its own SYSID_THISMAV "
