@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deploy.flightlog import read_log
+from deploy.flightlog import FlightLogError, read_log
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "test-output"
@@ -477,7 +477,10 @@ def _phases(logs: Path) -> list[str]:
     files = sorted(logs.glob("*.jsonl"))
     if not files:
         return []
-    return [e["phase"] for e in read_log(files[-1]).events if e.get("kind") == "phase"]
+    try:
+        return [e["phase"] for e in read_log(files[-1]).events if e.get("kind") == "phase"]
+    except FlightLogError:   # created, header not written yet: read between the two on a busy machine
+        return []
 
 
 def test_drone_deploy_ui_opens_the_window_and_its_keys_fly(display, tmp_path):
@@ -572,7 +575,13 @@ def test_drone_deploy_swarm_ui_draws_every_vehicle_and_moving_the_target_moves_t
         return subprocess.run([xdotool, *args], env=env, capture_output=True, text=True, timeout=10)
 
     def vehicle_logs():
-        return {int(f.stem.split("-")[1]): read_log(f) for f in logs.glob("swarm-*/vehicle-*.jsonl")}
+        out = {}
+        for f in logs.glob("swarm-*/vehicle-*.jsonl"):
+            try:
+                out[int(f.stem.split("-")[1])] = read_log(f)
+            except FlightLogError:   # created, header not written yet
+                pass
+        return out
 
     def phases():
         return {k: [e["phase"] for e in d.events if e.get("kind") == "phase"] for k, d in vehicle_logs().items()}

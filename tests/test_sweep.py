@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 import pytest
 
 from policies.config import load_toml, make_config
@@ -105,6 +106,8 @@ def _wait_running(tmp: Path, name: str, storage: str | None = None, timeout: flo
                 if _states(_study(tmp, name, storage)).get("RUNNING"):
                     return
             except KeyError:   # the study is not created yet
+                pass
+            except sqlalchemy.exc.OperationalError:   # this read raced the worker creating the tables (SQLite)
                 pass
         time.sleep(0.2)
     raise AssertionError("no trial started")
