@@ -51,6 +51,37 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
+def unique_path(directory: Path, prefix: str, suffix: str = "") -> Path:
+    """directory/PREFIX-TIME[SUFFIX], named by the local time; -2, -3 ... appended while the name is taken."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = directory / f"{prefix}-{stamp}{suffix}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = directory / f"{prefix}-{stamp}-{n}{suffix}"
+    return path
+
+
+class StateEvents:
+    """Logs the vehicle's arming and mode changes as events, against the last values seen (the first is not a
+    change). One per vehicle log: the single flight's loop and each swarm member use it."""
+
+    def __init__(self, log: "FlightLog"):
+        self.log = log
+        self._armed: bool | None = None
+        self._mode: str | None = None
+
+    def update(self, est) -> None:
+        if est.armed != self._armed:
+            if self._armed is not None:
+                self.log.event("armed", est.t, vt=est.vt, armed=est.armed)
+            self._armed = est.armed
+        if est.mode != self._mode:
+            if self._mode is not None:
+                self.log.event("mode", est.t, vt=est.vt, mode=est.mode, previous=self._mode)
+            self._mode = est.mode
+
+
 class FlightLog:
     """Append-only JSON-lines writer; thread-safe (the loop, the supervisor and the CLI all write)."""
 
@@ -75,13 +106,7 @@ class FlightLog:
         """A new log file in directory, named by the local time (a suffix keeps names unique)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = d / f"{prefix}-{stamp}.jsonl"
-        n = 1
-        while path.exists():
-            n += 1
-            path = d / f"{prefix}-{stamp}-{n}.jsonl"
-        return cls(path)
+        return cls(unique_path(d, prefix, ".jsonl"))
 
     @property
     def t0(self) -> float:

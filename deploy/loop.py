@@ -20,7 +20,7 @@ import numpy as np
 from .config import vec_list
 from .control import FlightControl, Snapshot, euler_deg
 from .estimate import Estimate
-from .flightlog import FlightLog
+from .flightlog import FlightLog, StateEvents
 from .observation import build_observation
 from .safety import Trigger
 from .targets import TargetState
@@ -66,8 +66,7 @@ class TickRunner:
         self.triggers: list[Trigger] = []
         self.phase = "starting"
         self.phase_t0 = 0.0
-        self._last_armed: bool | None = None
-        self._last_mode: str | None = None
+        self.state_events = StateEvents(log)
         self.last_est: Estimate | None = None
 
     def reset_policy_state(self) -> None:
@@ -85,7 +84,7 @@ class TickRunner:
         s = self.link.state
         est = Estimate.from_vehicle(s, self.origin_local, now)
         self.last_est = est
-        self._state_events(est)
+        self.state_events.update(est)
         trig: Trigger | None = None
         sa = self.safety
         if "link" in checks:
@@ -144,15 +143,6 @@ class TickRunner:
         return TickResult(est, trig, action, sent, missed)
 
     # ------------------------------------------------------------------ records
-    def _state_events(self, est: Estimate) -> None:
-        if est.armed != self._last_armed:
-            if self._last_armed is not None:
-                self.log.event("armed", est.t, vt=est.vt, armed=est.armed)
-            self._last_armed = est.armed
-        if est.mode != self._last_mode:
-            if self._last_mode is not None:
-                self.log.event("mode", est.t, vt=est.vt, mode=est.mode, previous=self._last_mode)
-            self._last_mode = est.mode
 
     def _log_step(self, est: Estimate, tstate: TargetState, obs, action, desc, sent, pred, late, compute, cpu,
                   work, missed, trig) -> None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import datetime as _dt
 import json
 import math
 import sys
@@ -53,6 +52,7 @@ from ..control import FlightControl, Snapshot, euler_deg
 from ..exits import EXIT_ARMED, EXIT_OK, EXIT_REFUSED, EXIT_SAFETY
 from ..flight import Refused, _realtime_priority, handover_ready, load_policy, takeoff_complete
 from ..safety import Trigger
+from ..flightlog import unique_path
 from ..timing import TimingStats, WallClock
 from .config import SwarmConfig
 from .formation import Formation, FormationError, assign_slots, nearest_neighbours, pairwise_distances
@@ -539,11 +539,6 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
 
 
 def _new_dir(root: Path) -> Path:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    d = root / f"swarm-{stamp}"
-    n = 1
-    while d.exists():
-        n += 1
-        d = root / f"swarm-{stamp}-{n}"
+    d = unique_path(root, "swarm")
     d.mkdir(parents=True)
     return d

@@ -28,7 +28,7 @@ from firmware_bridge import MavLink
 
 from ..config import vec_list
 from ..estimate import Estimate
-from ..flightlog import FlightLog
+from ..flightlog import FlightLog, StateEvents
 from ..preflight import TelemetryCounter
 from ..safety import SafetyMonitor, Trigger
 
@@ -71,8 +71,7 @@ class Member:
         self.outcome = ""
         self.land_sent = 0.0
         self.k = 0
-        self._last_armed: bool | None = None
-        self._last_mode: str | None = None
+        self.state_events = StateEvents(log)
 
     @property
     def name(self) -> str:
@@ -91,7 +90,7 @@ class Member:
 
     def estimate(self, now: float) -> Estimate:
         self.est = Estimate.from_vehicle(self.link.state, self.origin_local, now)
-        self._state_events(self.est)
+        self.state_events.update(self.est)
         return self.est
 
     def local(self, p_swarm: np.ndarray) -> np.ndarray:
@@ -124,15 +123,6 @@ class Member:
         self.triggers.append(trig)
         self.log.event("safety", trigger=trig.as_dict())
 
-    def _state_events(self, est: Estimate) -> None:
-        if est.armed != self._last_armed:
-            if self._last_armed is not None:
-                self.log.event("armed", est.t, vt=est.vt, armed=est.armed)
-            self._last_armed = est.armed
-        if est.mode != self._last_mode:
-            if self._last_mode is not None:
-                self.log.event("mode", est.t, vt=est.vt, mode=est.mode, previous=self._last_mode)
-            self._last_mode = est.mode
 
     def log_step(self, est: Estimate, target: np.ndarray | None, target_vel: np.ndarray | None, obs, action, desc,
                  sent: bool, timing: dict, neighbours: int, trig: Trigger | None) -> None:
