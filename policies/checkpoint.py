@@ -14,6 +14,7 @@ import torch
 
 import drone_sim
 
+from .adam import Adam
 from .config import TrainConfig
 from .model import ActorCritic
 
@@ -22,7 +23,7 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
 
 
-def save_checkpoint(path: str | Path, model: ActorCritic, optimizer: torch.optim.Optimizer | None,
+def save_checkpoint(path: str | Path, model: ActorCritic, optimizer: Adam | None,
                     cfg: TrainConfig, env_config: dict, global_step: int, iteration: int, elapsed_s: float) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .adam import Adam
 from .model import ActorCritic, entropy, log_prob
 
 
@@ -70,7 +71,7 @@ def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, clip: float) -> to
     return -torch.min(ratio * adv, torch.clamp(ratio, 1.0 - clip, 1.0 + clip) * adv).mean()
 
 
-def ppo_update(model: ActorCritic, optimizer: torch.optim.Optimizer, buf: Rollout, *, epochs: int,
+def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int,
                minibatch_size: int, clip: float, vf_coef: float, ent_coef: float, max_grad_norm: float,
                norm_adv: bool = True, generator: torch.Generator | None = None,
                grad_hook=None) -> UpdateStats:

@@ -19,6 +19,7 @@ import torch
 
 import drone_sim
 
+from .adam import Adam
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, default_toml
 from .metrics import MetricsWriter
@@ -175,7 +176,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                                                         "obs_size": obs_size, "num_actions": action_size}
     model = ActorCritic(obs_size, action_size, hidden=cfg.hidden, layers=cfg.layers, lstm=cfg.lstm,
                         discrete=discrete, init_log_std=cfg.init_log_std, activation=cfg.activation).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
+    optimizer = Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     global_step, iteration, elapsed_before = 0, 0, 0.0
     if resume:
         if not ckpt_path.is_file():
