@@ -70,8 +70,8 @@ class Estimate:
         return float(np.linalg.norm(self.velocity))
 
     def finite(self) -> bool:
-        return bool(np.all(np.isfinite(self.position)) and np.all(np.isfinite(self.velocity))
-                    and np.all(np.isfinite(self.quaternion)) and np.all(np.isfinite(self.rates)))
+        return bool(np.isfinite(self.position).all() and np.isfinite(self.velocity).all()
+                    and np.isfinite(self.quaternion).all() and np.isfinite(self.rates).all())
 
     def age(self) -> float:
         return max(self.age_attitude, self.age_position)

@@ -56,7 +56,7 @@ from .preflight import PreflightRefused, TelemetryCounter, run_preflight, summar
 from .responses import Responses
 from .safety import SafetyMonitor, Trigger
 from .targets import Course, Fence, TargetError, Targeting
-from .timing import TimingStats, VehicleClock, WallClock
+from .timing import TimingStats, VehicleClock, WallClock, settle_heap
 
 ALL_CHECKS = ("link", "state", "battery", "mode", "deadline")
 
@@ -263,6 +263,7 @@ class Flight(Responses):
         fw = link.info.firmware
         self.takeoff_local = self.home_local + np.array([0.0, 0.0, cfg.takeoff_alt_m])
         self.flight_mode = "GUIDED" if fw == Firmware.ARDUPILOT else "OFFBOARD"
+        settle_heap()
         self._phase("arming")
         pos_msg = lambda: self.runner.mapper.position(self.takeoff_local)[0]  # noqa: E731
         try:

@@ -24,6 +24,7 @@ from .flightlog import FlightLog, StateEvents
 from .observation import build_observation
 from .safety import Trigger
 from .targets import TargetState
+from .timing import ComputeWindow
 
 
 @dataclasses.dataclass
@@ -57,6 +58,7 @@ class TickRunner:
         self.link, self.clock, self.policy, self.mapper = link, clock, policy, mapper
         self.safety, self.targeting, self.delay, self.predictor = safety, targeting, delay, predictor
         self.log, self.control, self.timing = log, control, timing
+        self.window = ComputeWindow()   # no garbage collection between the tick's wake-up and its command
         self.origin_local = np.asarray(origin_local, dtype=float)
         self.hover_action = np.asarray(hover_action, dtype=np.float32)
         self.last_action = self.hover_action.copy()
@@ -79,45 +81,49 @@ class TickRunner:
         """One period. checks: which safety groups apply in this phase: 'link', 'state', 'battery',
         'policy', 'mode', 'deadline'."""
         now, due, deadline, skipped = self.clock.wait(stop)
-        cpu0 = time.thread_time()
-        late = max(0.0, now - due)
-        s = self.link.state
-        est = Estimate.from_vehicle(s, self.origin_local, now)
-        self.last_est = est
-        self.state_events.update(est)
-        trig: Trigger | None = None
-        sa = self.safety
-        if "link" in checks:
-            # a loop that lost more than the link-loss limit of ticks was not running: say so, rather than
-            # blame the vehicle for the silence that follows
-            trig = sa.check_stall(self.clock.stalled_s, est) or sa.check_link(est)
-        if trig is None and "state" in checks:
-            trig = sa.check_state(est)
-        if trig is None and "battery" in checks:
-            trig = sa.check_battery(est)
-        if trig is None and "mode" in checks:
-            want = self.expected_mode()
-            if want is not None and est.mode and est.mode != want:
-                trig = sa.mode_changed(est.mode, want, est)
-        tstate = self.targeting.update(est.vt, est.position, est.quaternion)
-        obs = action = None
-        msg = desc = None
-        if trig is None and cmd.kind == "policy":
-            comp = self.delay.compensate(est, self.last_action)
-            obs = build_observation(comp, tstate, self.last_action)
-            trig = sa.check_observation(obs, est)
-            if trig is None:
-                action = np.asarray(self.policy(obs), dtype=np.float32).reshape(-1)
-                trig = sa.check_action(action, est, self.policy.action_size)
-            if trig is None:
-                msg, desc = self.mapper.setpoint(action)
-        elif trig is None and cmd.kind == "position":
-            msg, desc = self.mapper.position(cmd.position_local)
-        sent = False
-        if msg is not None and not self.dry_run:
-            sent = self.link.send(msg)
-        t_sent = time.monotonic()
-        cpu = time.thread_time() - cpu0
+        self.window.open()
+        try:
+            cpu0 = time.thread_time()
+            late = max(0.0, now - due)
+            s = self.link.state
+            est = Estimate.from_vehicle(s, self.origin_local, now)
+            self.last_est = est
+            self.state_events.update(est)
+            trig: Trigger | None = None
+            sa = self.safety
+            if "link" in checks:
+                # a loop that lost more than the link-loss limit of ticks was not running: say so, rather than
+                # blame the vehicle for the silence that follows
+                trig = sa.check_stall(self.clock.stalled_s, est) or sa.check_link(est)
+            if trig is None and "state" in checks:
+                trig = sa.check_state(est)
+            if trig is None and "battery" in checks:
+                trig = sa.check_battery(est)
+            if trig is None and "mode" in checks:
+                want = self.expected_mode()
+                if want is not None and est.mode and est.mode != want:
+                    trig = sa.mode_changed(est.mode, want, est)
+            tstate = self.targeting.update(est.vt, est.position, est.quaternion)
+            obs = action = None
+            msg = desc = None
+            if trig is None and cmd.kind == "policy":
+                comp = self.delay.compensate(est, self.last_action)
+                obs = build_observation(comp, tstate, self.last_action)
+                trig = sa.check_observation(obs, est)
+                if trig is None:
+                    action = np.asarray(self.policy(obs), dtype=np.float32).reshape(-1)
+                    trig = sa.check_action(action, est, self.policy.action_size)
+                if trig is None:
+                    msg, desc = self.mapper.setpoint(action)
+            elif trig is None and cmd.kind == "position":
+                msg, desc = self.mapper.position(cmd.position_local)
+            sent = False
+            if msg is not None and not self.dry_run:
+                sent = self.link.send(msg)
+            t_sent = time.monotonic()
+            cpu = time.thread_time() - cpu0
+        finally:
+            self.window.close()
         compute = t_sent - now
         missed = (t_sent > deadline or skipped > 0) and not self.clock.lockstep
         if trig is None and "deadline" in checks:

@@ -124,7 +124,7 @@ class SafetyMonitor:
 
     # ------------------------------------------------------------------ the policy's output
     def check_observation(self, obs: np.ndarray, est: Estimate) -> Trigger | None:
-        if not np.all(np.isfinite(obs)):
+        if not np.isfinite(obs).all():
             bad = int(np.sum(~np.isfinite(obs)))
             return self._make("observation_nonfinite", f"{bad} non-finite observation values", est, est.t)
         return None
@@ -133,7 +133,7 @@ class SafetyMonitor:
         a = np.asarray(action, dtype=float).reshape(-1)
         if a.shape != (size,):
             return self._make("action_range", f"the policy returned {a.size} values, expected {size}", est, est.t)
-        if not np.all(np.isfinite(a)):
+        if not np.isfinite(a).all():
             return self._make("action_nonfinite", f"the policy returned a non-finite action {a.tolist()}", est, est.t)
         worst = float(np.max(np.abs(a)))
         if worst > 1.0 + self.limits.action_tolerance:

@@ -12,14 +12,48 @@ other programs, compute minus cpu is time the loop was runnable or blocked but n
 Vehicle pacing (drone-sim-vehicle --lockstep): the simulated vehicle advances one control period per
 setpoint, so the loop runs as soon as the telemetry of the new period has arrived, and time is the
 vehicle's clock. Deadlines have no meaning then; compute times are still recorded.
+
+Garbage collection: Python's cyclic collector runs whenever allocations pass a threshold, in whichever thread
+allocates, and a swarm flight measured 4-7 ms for a middle-generation collection and 45 ms for a full one,
+inside the compute window. Before the flight the loop moves everything alive out of the collector's sight
+(`settle_heap`), and each tick holds collection off from waking to the last command sent (`ComputeWindow`),
+so a pending collection runs in the bookkeeping that follows.
 """
 from __future__ import annotations
 
 import array
+import gc
 import threading
 import time
 
 import numpy as np
+
+
+def settle_heap() -> None:
+    """Collect once, then freeze what survives (modules, the policy, the links: alive until exit) so that no
+    collection during the flight walks it. Called before the loop starts flying, where a pause does not matter."""
+    gc.collect()
+    gc.freeze()
+
+
+class ComputeWindow:
+    """Holds the cyclic garbage collector off between open() (the tick woke) and close() (its last command
+    went out). Python switches the collector globally, so other threads' allocations cannot start one inside
+    the window either; close() is idempotent and the tick calls it in a finally, so an exception in the tick
+    cannot leave collection off."""
+
+    def __init__(self) -> None:
+        self._held = False
+
+    def open(self) -> None:
+        self._held = gc.isenabled()
+        if self._held:
+            gc.disable()
+
+    def close(self) -> None:
+        if self._held:
+            self._held = False
+            gc.enable()
 
 
 class TimingStats:

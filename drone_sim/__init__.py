@@ -12,7 +12,7 @@ thrust_to_weight): every other package reads them from here instead of re-derivi
 from .binding import (GRAVITY, OBS_LAYOUT, OBS_SCALES, OBS_STRIDES, hover_action, hover_omega, hover_thrust_fraction,
                       max_thrust, thrust_to_weight)
 from .config import ACTION_MODES, DR_PRESETS, FORMATIONS, NOMINAL_DRONE, TASKS, build_config, parse_tasks
-from .env import OBS_SIZE, OBS_VERSION, STATE_SIZE, DroneVecEnv, make, observe
+from .env import OBS_SIZE, OBS_VERSION, STATE_SIZE, DroneVecEnv, make, observe, observe_swarm
 from .ocean import make_ocean
 from .params import FileFormatError, load_course, load_drone_params
 
@@ -22,6 +22,6 @@ __all__ = [
     "GRAVITY", "OBS_LAYOUT", "OBS_SCALES", "OBS_STRIDES", "hover_action", "hover_omega", "hover_thrust_fraction",
     "max_thrust", "thrust_to_weight",
     "ACTION_MODES", "DR_PRESETS", "FORMATIONS", "NOMINAL_DRONE", "TASKS", "OBS_SIZE", "OBS_VERSION", "STATE_SIZE",
-    "DroneVecEnv", "FileFormatError", "build_config", "load_course", "load_drone_params", "make", "make_ocean", "observe",
+    "DroneVecEnv", "FileFormatError", "build_config", "load_course", "load_drone_params", "make", "make_ocean", "observe", "observe_swarm",
     "parse_tasks", "__version__",
 ]

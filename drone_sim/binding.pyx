@@ -539,6 +539,43 @@ def observe(dict s):
     return out
 
 
+def observe_swarm(const float[:, ::1] position, const float[:, ::1] velocity, const float[:, ::1] quaternion,
+                  const float[:, ::1] body_rates, const float[:, ::1] last_action, const float[:, ::1] target_position,
+                  const float[:, ::1] target_velocity, const int[:, ::1] neighbours,
+                  const float[:, ::1] neighbour_position, const float[:, ::1] neighbour_velocity,
+                  float[:, ::1] out, int task):
+    """Observations of n drones at once (see drone_sim.observe_swarm): row i of every input is drone i;
+    neighbours[i] lists rows of neighbour_position / neighbour_velocity, nearest first, -1 after the last."""
+    cdef Py_ssize_t n = position.shape[0], i, j, k, m
+    cdef Py_ssize_t kmax = neighbours.shape[1]
+    cdef ObsInput inp
+    if kmax > OBS_K_DRONES:
+        kmax = OBS_K_DRONES
+    with nogil:
+        for i in range(n):
+            memset(&inp, 0, sizeof(ObsInput))
+            for k in range(3):
+                inp.pos[k] = position[i, k]
+                inp.vel[k] = velocity[i, k]
+                inp.omega[k] = body_rates[i, k]
+                inp.target_pos[k] = target_position[i, k]
+                inp.target_vel[k] = target_velocity[i, k]
+            for k in range(4):
+                inp.quat[k] = quaternion[i, k]
+                inp.last_action[k] = last_action[i, k]
+            m = 0
+            for j in range(kmax):
+                if neighbours[i, j] < 0:
+                    break
+                for k in range(3):
+                    inp.drone_pos[m][k] = neighbour_position[neighbours[i, j], k]
+                    inp.drone_vel[m][k] = neighbour_velocity[neighbours[i, j], k]
+                m += 1
+            inp.num_drones = <int>m
+            inp.task = task
+            obs_build(&inp, &out[i, 0])
+
+
 cdef void _fill_thrust(DroneParams *d, object p) except *:
     # the three parameters the thrust figures depend on; a partial dict (a policy's metadata) is enough
     memset(d, 0, sizeof(DroneParams))

@@ -182,3 +182,56 @@ def observe(
         "last_action": last_action, "target_position": target_position, "target_velocity": target_velocity,
         "ring": ring, "next_ring": next_ring, "drones": drones, "obstacles": obstacles, "task": TASKS.index(task),
     })
+
+
+def observe_swarm(
+    position: np.ndarray,
+    velocity: np.ndarray,
+    quaternion: np.ndarray,
+    body_rates: np.ndarray,
+    last_action: np.ndarray,
+    target_position: np.ndarray,
+    target_velocity: np.ndarray,
+    neighbours: np.ndarray,
+    neighbour_position: np.ndarray | None = None,
+    neighbour_velocity: np.ndarray | None = None,
+    task: str = "swarm",
+) -> np.ndarray:
+    """Observations of n drones in one call, each as observe() builds it: (n, OBS_SIZE).
+
+    Row i of position, velocity, quaternion (w, x, y, z), body_rates, last_action, target_position and
+    target_velocity is drone i (same frames and units as observe). neighbours (n, k) holds, for each drone, rows
+    of neighbour_position / neighbour_velocity (default: position / velocity), nearest first, -1 after the last.
+    For a ground station flying a swarm: one call instead of one per vehicle, each of which converted its
+    arguments from Python objects."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose among {', '.join(TASKS)}")
+
+    def rows(name: str, a, width: int) -> np.ndarray:
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        if a.ndim != 2 or a.shape[1] != width:
+            raise ValueError(f"{name}: expected shape (n, {width}), got {a.shape}")
+        return a
+
+    pos = rows("position", position, 3)
+    n = pos.shape[0]
+    arrays = [pos]
+    for name, a, width in (("velocity", velocity, 3), ("quaternion", quaternion, 4), ("body_rates", body_rates, 3),
+                           ("last_action", last_action, 4), ("target_position", target_position, 3),
+                           ("target_velocity", target_velocity, 3)):
+        a = rows(name, a, width)
+        if a.shape[0] != n:
+            raise ValueError(f"{name}: {a.shape[0]} rows for {n} drones")
+        arrays.append(a)
+    npos = pos if neighbour_position is None else rows("neighbour_position", neighbour_position, 3)
+    nvel = arrays[1] if neighbour_velocity is None else rows("neighbour_velocity", neighbour_velocity, 3)
+    if nvel.shape[0] != npos.shape[0]:
+        raise ValueError("neighbour_position and neighbour_velocity must have the same rows")
+    nb = np.ascontiguousarray(neighbours, dtype=np.intc)
+    if nb.ndim != 2 or nb.shape[0] != n:
+        raise ValueError(f"neighbours: expected shape ({n}, k), got {nb.shape}")
+    if nb.size and (nb.max() >= npos.shape[0] or nb.min() < -1):
+        raise ValueError(f"neighbours: indices must be -1 or rows 0..{npos.shape[0] - 1} of neighbour_position")
+    out = np.zeros((n, OBS_SIZE), dtype=np.float32)
+    binding.observe_swarm(*arrays, nb, npos, nvel, out, TASKS.index(task))
+    return out

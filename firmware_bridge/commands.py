@@ -375,7 +375,7 @@ class Commands:
         """SET_ATTITUDE_TARGET with an attitude (NED/FRD quaternion) and thrust; rates as feed-forward if given."""
         sysid, compid = self._target()
         q = np.asarray(quaternion_ned, dtype=float)
-        if q.shape != (4,) or not np.all(np.isfinite(q)) or np.linalg.norm(q) < 1e-6:
+        if q.shape != (4,) or not np.isfinite(q).all() or np.linalg.norm(q) < 1e-6:
             raise ValueError(f"attitude must be a (w, x, y, z) quaternion, got {quaternion_ned}")
         q = q / np.linalg.norm(q)
         mask = 0 if body_rates_frd is not None else TYPEMASK_ATTITUDE_ONLY
@@ -400,7 +400,7 @@ class Commands:
         """SET_ACTUATOR_CONTROL_TARGET with motors 1-4 throttle 0..1 in controls[0:4]."""
         sysid, compid = self._target()
         t = np.clip(np.asarray(throttles, dtype=float), 0.0, 1.0)
-        if t.shape != (4,) or not np.all(np.isfinite(t)):
+        if t.shape != (4,) or not np.isfinite(t).all():
             raise ValueError(f"motor commands must be 4 finite throttles, got {throttles}")
         controls = [float(x) for x in t] + [0.0] * 4
         return self.link.mav.set_actuator_control_target_encode(int(time.monotonic() * 1e6), group, sysid, compid,

@@ -12,6 +12,12 @@ checks, resynchronisation after garbage, which is counted in `stats`) and hands 
 a link that checks signatures itself, the frame's bytes) only to the link of that system id. Broadcasting
 instead made every link parse every vehicle's frames, N times the work on the laptop for N vehicles.
 
+A ground station that commands every vehicle in the same instant (drone-deploy --swarm, once per tick) can hold
+the writes and send them as one (`hold_writes` / `flush_writes`): a UDP port that answers every peer it hears
+otherwise makes one system call per command and peer, each delivering and waking the receiver there and then.
+MAVLink parsers read a stream, so several frames in one datagram or one serial write are read as if they had
+come one by one.
+
 The ground station's side re-opens a failed port itself (a USB radio unplugged and plugged back): the users'
 reads report the failure once (LinkDownError), and the next view() after the port is back works again.
 """
@@ -51,6 +57,7 @@ class SharedTransport:
         self._views: list[SharedView] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._held: list[bytes] | None = None   # writes collected between hold_writes() and flush_writes()
         self._running = True
         self._reader = threading.Thread(target=self._read_loop, name=f"shared {inner.name}", daemon=True)
 
@@ -128,11 +135,39 @@ class SharedTransport:
             self.inner = t
         self.reopened += 1
 
+    MAX_BATCH = 1400   # bytes held before they go out anyway: one datagram that fits an Ethernet frame
+
     def write(self, data: bytes) -> bool:
         with self._write_lock:
             if self.inner is None:
                 return False
-            return self.inner.write(data)
+            if self._held is None:
+                return self.inner.write(data)
+            if self._held and sum(map(len, self._held)) + len(data) > self.MAX_BATCH:
+                batch, self._held = b"".join(self._held), []
+                self.inner.write(batch)
+            self._held.append(data)
+            return True
+
+    def hold_writes(self) -> None:
+        """Collect every user's writes from now until flush_writes() (each returns True: queued)."""
+        with self._write_lock:
+            if self._held is None:
+                self._held = []
+
+    def flush_writes(self) -> bool:
+        """Send what was held, in one write; False if the port is down or the write failed (the held frames are
+        then lost, as each would have been on its own). Writes go straight out again afterwards."""
+        with self._write_lock:
+            held, self._held = self._held, None
+            if not held:
+                return True
+            if self.inner is None:
+                return False
+            try:
+                return self.inner.write(b"".join(held))
+            except LinkDownError:
+                return False   # the reader reports the failure to every link and re-opens the port
 
     def release(self, view: "SharedView") -> None:
         with self._lock:

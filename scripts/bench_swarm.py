@@ -20,7 +20,9 @@ two airborne vehicles and the separation guard's trips.
 
 The simulated vehicles run on the same machine (2 cores here), four per drone-sim-vehicle process: their physics
 (N x 500 Hz) competes with the loop for the CPU, which a real swarm's flight controllers do not. The load average
-is printed with the figures.
+is printed with the figures, and so are the machine's busy and stolen shares of CPU time over the flight
+(/proc/stat): on a virtual machine the hypervisor may take the CPUs away ("steal"), which no priority inside the
+machine prevents, and a tick that lost its CPU that way shows a compute time far above its cpu time.
 """
 from __future__ import annotations
 
@@ -51,6 +53,30 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_jiffies() -> list[int] | None:
+    """The machine's CPU time counters (/proc/stat: user, nice, system, idle, iowait, irq, softirq, steal),
+    None where there is no /proc."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:9]]
+    except OSError:
+        return None
+
+
+def cpu_share(before: list[int] | None, after: list[int] | None) -> tuple[float | None, float | None]:
+    """Busy and stolen percentages of the machine's CPU time between two readings. Steal is time the hypervisor
+    gave this virtual machine's CPUs to others: a thread descheduled that way waits without the guest seeing
+    why, at any priority."""
+    if before is None or after is None:
+        return None, None
+    d = [a - b for a, b in zip(after, before)]
+    total = sum(d)
+    if total <= 0:
+        return None, None
+    busy = d[0] + d[1] + d[2] + d[5] + d[6]
+    return round(100.0 * busy / total, 1), round(100.0 * d[7] / total, 1)
+
+
 def fly(count: int, formation: str, seconds: float, realtime: bool, out: Path, policy: str | None) -> dict:
     port = free_udp_port()
     spacing = 1.5
@@ -74,6 +100,7 @@ def fly(count: int, formation: str, seconds: float, realtime: bool, out: Path, p
         cmd.append("--realtime")
     if policy:
         cmd += ["--policy", policy]
+    jiffies0 = cpu_jiffies()
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30 * count + 120)
     finally:
@@ -82,6 +109,7 @@ def fly(count: int, formation: str, seconds: float, realtime: bool, out: Path, p
         for veh in procs:
             veh.wait(20)
     load = os.getloadavg()[0]
+    busy, steal = cpu_share(jiffies0, cpu_jiffies())
     dirs = sorted(logs.glob("swarm-*"))
     if res.returncode not in (0, 1) or not dirs:   # 1: a safety trigger ended it, which is a result to report
         print(res.stdout[-3000:], res.stderr[-2000:])
@@ -94,11 +122,13 @@ def fly(count: int, formation: str, seconds: float, realtime: bool, out: Path, p
             "compute_max_ms": t["compute_max_ms"], "cpu_p99_ms": t["cpu_p99_ms"], "misses": t["misses"],
             "ticks": t["ticks"], "formation_error_mean_m": fe.get("mean"), "formation_error_p95_m": fe.get("p95"),
             "reached_s": s["formation_reached_s"], "min_distance_m": sep["min_distance_m"], "guard_trips": sep["trips"],
-            "load_avg": round(load, 2), "log": str(dirs[-1])}
+            "load_avg": round(load, 2), "busy_pct": busy, "steal_pct": steal, "log": str(dirs[-1])}
 
 
-def loop_cost(count: int, ticks: int, policy: str | None) -> dict:
-    """The tick's cost on synthetic telemetry (see --loop)."""
+def synthetic_swarm(count: int, policy: str | None, logs: Path):
+    """A SwarmFlight of `count` vehicles in formation under the policy, on links that are never opened: each
+    vehicle's telemetry is set in its link state directly (the caller refreshes its time stamps per tick),
+    its commands are counted as dropped. For --loop, and for tests of the tick itself."""
     import numpy as np
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -138,7 +168,6 @@ def loop_cost(count: int, ticks: int, policy: str | None) -> dict:
             pass
 
     f.clock = NoWait()
-    logs = Path(tempfile.mkdtemp(prefix="bench_swarm_loop-"))
     for k in range(count):
         link = MavLink("udpout:127.0.0.1:9", target_system=k + 1)   # never opened: sends are counted as dropped
         link.info.firmware, link.info.system_id, link.info.component_id = Firmware.ARDUPILOT, k + 1, 1
@@ -152,12 +181,27 @@ def loop_cost(count: int, ticks: int, policy: str | None) -> dict:
         m.mapper = CommandMapper(link.commands, "ctbr", f.policy.max_rate)
         f.members.append(m)
     f.form_t0 = time.monotonic()
+    return f
+
+
+def fresh_telemetry(f) -> None:
+    """Marks every synthetic vehicle's telemetry as just received."""
+    now = time.monotonic()
+    for m in f.members:
+        s = m.link._state
+        s.t_attitude = s.t_position = s.t_last_message = s.t_heartbeat = now
+
+
+def loop_cost(count: int, ticks: int, policy: str | None) -> dict:
+    """The tick's cost on synthetic telemetry (see --loop)."""
+    import numpy as np
+
+    f = synthetic_swarm(count, policy, Path(tempfile.mkdtemp(prefix="bench_swarm_loop-")))
+    from deploy.timing import TimingStats
+
     whole = []
     for i in range(ticks + 50):
-        now = time.monotonic()
-        for m in f.members:
-            s = m.link._state
-            s.t_attitude = s.t_position = s.t_last_message = s.t_heartbeat = now
+        fresh_telemetry(f)
         t0 = time.perf_counter()
         f._tick()
         if i >= 50:
@@ -199,14 +243,14 @@ def main() -> None:
     out = Path(args.out or tempfile.mkdtemp(prefix="bench_swarm-"))
     rows = [fly(int(n), args.formation, args.seconds, args.realtime, out, args.policy) for n in args.counts.split(",")]
     print("| vehicles | formation | compute p50 / p99 / max ms | cpu p99 ms | misses / ticks | formation error "
-          "mean / p95 m | reached after s | min distance m | guard trips | exit, triggers | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "mean / p95 m | reached after s | min distance m | guard trips | exit, triggers | load avg | CPU busy / stolen % |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['vehicles']} | {r['formation']} | {r['compute_p50_ms']:.2f} / {r['compute_p99_ms']:.2f} / "
               f"{r['compute_max_ms']:.2f} | {r['cpu_p99_ms']:.2f} | {r['misses']} / {r['ticks']} | "
               f"{r['formation_error_mean_m']} / {r['formation_error_p95_m']} | {r['reached_s']} | "
               f"{r['min_distance_m']} | {r['guard_trips']} | {r['exit']} {' '.join(r['triggers'][:3]) or '-'} | "
-              f"{r['load_avg']} |")
+              f"{r['load_avg']} | {r['busy_pct']} / {r['steal_pct']} |")
     print(json.dumps(rows, indent=1))
 
 

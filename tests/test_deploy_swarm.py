@@ -18,7 +18,7 @@ import pytest
 
 from deploy.config import ConfigError
 from deploy.swarm.config import parse_sysids
-from deploy.swarm.formation import Formation, FormationError, assign_slots, nearest_neighbours
+from deploy.swarm.formation import Formation, FormationError, assign_slots, neighbour_table, pairwise_distances
 from deploy.swarm.guard import SeparationGuard, closest_approach
 from test_deploy_support import DEPLOY, free_udp_port
 
@@ -229,8 +229,9 @@ def test_formation_slots_come_from_the_simulator_and_are_assigned_by_its_rule(tm
     homes = np.array([[0.0, 0, 1], [2.0, 0, 1], [4.0, 0, 1], [6.0, 0, 1]])
     assert assign_slots(homes, f.slots(0.0)[0]) == [0, 1, 2, 3]
     assert assign_slots(homes[::-1], f.slots(0.0)[0]) == [3, 2, 1, 0]
-    nb = nearest_neighbours(0, homes, np.zeros((4, 3)), np.array([True, True, False, True]))
-    assert [list(n["position"]) for n in nb] == [[2.0, 0, 1], [6.0, 0, 1]]
+    # each vehicle's nearest known others, nearest first; vehicle 2 (its state unknown) is nobody's neighbour
+    table = neighbour_table(pairwise_distances(homes), np.array([True, True, False, True]))
+    assert table.tolist() == [[1, 3, -1], [0, 3, -1], [1, 3, 0], [1, 0, -1]]
     with pytest.raises(FormationError, match="unknown formation 'vee'"):
         Formation.shape("vee", 4, 1.2, (0, 0, 2))
     bad = tmp_path / "f.json"

@@ -1,13 +1,17 @@
 """The loop's clocks notice when the program itself stopped running (a frozen laptop, SIGSTOP), before or
-during a wait, so the safety layer can say so instead of blaming the vehicle's silence (deploy/timing.py)."""
+during a wait, so the safety layer can say so instead of blaming the vehicle's silence; and no garbage
+collection runs between a tick's wake-up and its commands (deploy/timing.py)."""
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from deploy.timing import WallClock
+from deploy.timing import ComputeWindow, WallClock, settle_heap
 
 
 class _StallingStop(threading.Event):
@@ -54,3 +58,74 @@ def test_a_reset_is_not_a_stall():
     clock.wait(stop)
     assert clock.stalled_s == 0.0
 
+
+
+# ---------------------------------------------------------------- garbage collection and the compute window
+def _synthetic_swarm(tmp_path, count=4):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import bench_swarm
+
+    return bench_swarm, bench_swarm.synthetic_swarm(count, None, tmp_path)
+
+
+def test_the_swarm_tick_computes_with_the_collector_held_off_and_restores_it(tmp_path):
+    """A collection inside the compute window delays every vehicle's command (a full one took 45 ms in a flight):
+    the policy, called inside the window, runs with the collector off; after the tick it is on again, also
+    when the policy raised."""
+    bench, f = _synthetic_swarm(tmp_path)
+    seen = []
+    real = f.policy
+
+    class Watching:
+        action_size, max_rate = real.action_size, real.max_rate
+
+        def __call__(self, obs):
+            seen.append(gc.isenabled())
+            return real(obs)
+
+    f.policy = Watching()
+    assert gc.isenabled()
+    bench.fresh_telemetry(f)
+    f._tick()
+    assert seen == [False] and gc.isenabled()
+    assert f.timing.ticks == 1 and all(m.link.stats.send_dropped == 1 for m in f.members)  # every command went out
+
+    class Failing(Watching):
+        def __call__(self, obs):
+            raise RuntimeError("policy failed")
+
+    f.policy = Failing()
+    bench.fresh_telemetry(f)
+    with pytest.raises(RuntimeError):
+        f._tick()
+    assert gc.isenabled()
+    for m in f.members:
+        m.log.close()
+
+
+def test_compute_window_leaves_a_disabled_collector_disabled():
+    """A program that switched the collector off itself keeps it off after a tick."""
+    w = ComputeWindow()
+    gc.disable()
+    try:
+        w.open()
+        assert not gc.isenabled()
+        w.close()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    w.open()
+    assert not gc.isenabled()
+    w.close()
+    w.close()
+    assert gc.isenabled()
+
+
+def test_settle_heap_freezes_what_is_alive():
+    before = gc.get_freeze_count()
+    keep = [[i] for i in range(1000)]
+    settle_heap()
+    try:
+        assert gc.get_freeze_count() >= before + len(keep)
+    finally:
+        gc.unfreeze()

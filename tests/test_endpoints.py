@@ -130,3 +130,49 @@ def test_a_listening_udp_port_answers_every_vehicle_that_sends_to_it():
         a.close()
         b.close()
         gcs.close()
+
+
+def test_a_shared_port_holds_writes_and_sends_them_as_one_datagram_that_parses_frame_by_frame():
+    """drone-deploy --swarm sends every vehicle's command of a tick in one write: nothing leaves while held, then
+    one datagram per peer whose frames a MAVLink parser reads one by one, in order; a port that is down reports
+    the lost batch."""
+    import socket as _socket
+
+    from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
+    from firmware_bridge.shared import SharedTransport
+    from firmware_bridge.transport import open_endpoint
+
+    gcs = open_endpoint("udpin:127.0.0.1:0")
+    shared = SharedTransport(gcs, close_when_unused=False, route_by_sender=True)
+    views = [shared.view(k) for k in (1, 2, 3)]
+    peer = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(0.3)
+        peer.sendto(mavlink.MAVLink(None, srcSystem=1).heartbeat_encode(2, 3, 0, 0, 0).pack(mavlink.MAVLink(None)),
+                    ("127.0.0.1", gcs.local_address[1]))
+        time.sleep(0.2)   # the shared reader has heard the peer: the port now answers it
+        frames = []
+        for k, v in enumerate(views):
+            mav = mavlink.MAVLink(None, srcSystem=255)
+            frames.append(mav.set_attitude_target_encode(0, k + 1, 1, 7, [1, 0, 0, 0], 0.1 * k, 0.0, 0.0, 0.5)
+                          .pack(mav))
+        shared.hold_writes()
+        assert all(v.write(f) for v, f in zip(views, frames))
+        with pytest.raises(_socket.timeout):
+            peer.recvfrom(4096)            # held: nothing left yet
+        assert shared.flush_writes()
+        data, _ = peer.recvfrom(4096)
+        assert data == b"".join(frames)    # one datagram, the three frames in the order written
+        parsed = mavlink.MAVLink(None).parse_buffer(data)
+        assert [m.target_system for m in parsed] == [1, 2, 3]
+        assert views[0].write(frames[0])   # not held any more: straight out
+        assert peer.recvfrom(4096)[0] == frames[0]
+        shared.hold_writes()
+        views[1].write(frames[1])
+        gcs.sock.close()                   # the port fails before the batch leaves
+        assert shared.flush_writes() is False
+    finally:
+        peer.close()
+        shared.close()

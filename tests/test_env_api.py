@@ -117,6 +117,35 @@ def test_observe_rejects_bad_input():
         drone_sim.observe((0, 0, 1), (0, 0, 0), (1, 0, 0, 0), (0, 0, 0), (0, 0, 0, 0), (0, 0, 1), task="dance")
 
 
+def test_observe_swarm_builds_what_observe_builds_for_each_drone():
+    """drone-deploy --swarm builds every vehicle's observation in one call: row for row the same as observe() with
+    that drone's neighbours (none, fewer than the layout holds, all), taken from the neighbour arrays."""
+    rng = np.random.default_rng(5)
+    n = 5
+    pos, vel = rng.normal(size=(n, 3)) * 3, rng.normal(size=(n, 3))
+    quat = rng.normal(size=(n, 4))
+    quat /= np.linalg.norm(quat, axis=1, keepdims=True)
+    rates, act = rng.normal(size=(n, 3)), rng.uniform(-1, 1, size=(n, 4))
+    tpos, tvel = rng.normal(size=(n, 3)) * 3, rng.normal(size=(n, 3)) * 0.5
+    npos, nvel = pos + 0.1, vel * 0.9           # the neighbours as seen now (telemetry moved forward)
+    table = np.array([[1, 2, 3], [0, -1, -1], [-1, -1, -1], [4, 0, 1], [3, 2, -1]])
+    out = drone_sim.observe_swarm(pos, vel, quat, rates, act, tpos, tvel, table, npos, nvel, task="swarm")
+    assert out.shape == (n, drone_sim.OBS_SIZE) and out.dtype == np.float32
+    f32 = lambda a: a.astype(np.float32)  # noqa: E731  (the batch takes float32, as the C code does)
+    for i in range(n):
+        drones = [{"position": f32(npos[j]), "velocity": f32(nvel[j])} for j in table[i] if j >= 0]
+        one = drone_sim.observe(f32(pos[i]), f32(vel[i]), f32(quat[i]), f32(rates[i]), f32(act[i]), f32(tpos[i]),
+                                task="swarm", target_velocity=f32(tvel[i]), drones=drones)
+        np.testing.assert_array_equal(out[i], one)
+    assert not np.array_equal(out[2], out[4])
+    with pytest.raises(ValueError, match="neighbours: indices"):
+        drone_sim.observe_swarm(pos, vel, quat, rates, act, tpos, tvel, np.full((n, 3), n))
+    with pytest.raises(ValueError, match=r"quaternion: expected shape \(n, 4\)"):
+        drone_sim.observe_swarm(pos, vel, quat[:, :3], rates, act, tpos, tvel, table)
+    with pytest.raises(ValueError, match="target_velocity: 4 rows for 5 drones"):
+        drone_sim.observe_swarm(pos, vel, quat, rates, act, tpos, tvel[:4], table)
+
+
 @pytest.mark.parametrize("preset", ["default", "wide"])
 def test_every_sampled_drone_is_flyable(preset):
     drones = binding.sample_drones(dr_preset(preset), drone_sim.NOMINAL_DRONE, 10_000, 42)

@@ -53,9 +53,9 @@ from ..exits import EXIT_ARMED, EXIT_OK, EXIT_REFUSED, EXIT_SAFETY
 from ..flight import Refused, _realtime_priority, handover_ready, load_policy, takeoff_complete
 from ..safety import Trigger
 from ..flightlog import unique_path
-from ..timing import TimingStats, WallClock
+from ..timing import ComputeWindow, TimingStats, WallClock, settle_heap
 from .config import SwarmConfig
-from .formation import Formation, FormationError, assign_slots, nearest_neighbours, pairwise_distances
+from .formation import Formation, FormationError, assign_slots, neighbour_table, pairwise_distances
 from .guard import SeparationGuard
 from .member import Member
 from .operator import FormationTargeting, VehicleView
@@ -83,6 +83,7 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
         self.formation: Formation | None = None
         self.guard = SeparationGuard(config.min_separation_m, config.guard_horizon_s, config.guard_clear_s)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="swarm-cmd")
+        self.window = ComputeWindow()   # no garbage collection between a tick's wake-up and its last command
         self.form_t0: float | None = None
         self.slot_errors: list[float] = []       # each policy vehicle's distance to its slot, every tick
         self.formation_reached_s: float | None = None
@@ -163,6 +164,7 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
         current: Member | None = None
         gap_until = 0.0
         self.say(f"taking off in sequence: {', '.join(m.name for m in self.members)}")
+        settle_heap()
         while True:
             self._tick()
             end = self._operator()
@@ -299,67 +301,76 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
     # ------------------------------------------------------------------ the tick: every vehicle at once
     def _tick(self) -> None:
         now, due, deadline, skipped = self.clock.wait(self.stop)
-        late = max(0.0, now - due)
-        cpu0 = time.thread_time()
-        n = len(self.members)
-        ests = [m.estimate(now) for m in self.members]
-        pos = np.array([e.position for e in ests])
-        vel = np.array([e.velocity for e in ests])
-        # the neighbours' positions moved forward by the age of their telemetry
-        pos_now = pos + vel * np.array([[min(e.age_position, 0.5)] for e in ests])
-        known = np.array([m.airborne and not e.stale_link and np.all(np.isfinite(p))
-                          for m, e, p in zip(self.members, ests, pos_now)])
-        moved = self.targeting.take()
-        if moved is not None:
-            self.formation.move_to(moved)
-            for m in self.members:
-                m.log.event("target", t=None, target=vec_list(moved, 3), what="formation centre (operator)")
-        t_form = 0.0 if self.form_t0 is None else now - self.form_t0
-        slots_p, slots_v = self.formation.slots(t_form)
-        targets, target_vel = self._leash(slots_p, slots_v)
-        # per-vehicle checks
-        trig: list[Trigger | None] = [None] * n
-        for i, (m, e) in enumerate(zip(self.members, ests)):
-            if m.phase in ("policy", "ready", "hold", "takeoff"):
-                trig[i] = self._check(m, e)
-        # observations for all, one policy call
-        obs = np.zeros((n, drone_sim.OBS_SIZE), dtype=np.float32)
-        neigh_counts = [0] * n
-        use = [m.phase == "policy" and trig[i] is None for i, m in enumerate(self.members)]
-        if any(use):
-            dist = pairwise_distances(pos_now)
+        self.window.open()
+        shared = self.shared
+        if shared is not None:   # every vehicle's command in one write (firmware_bridge/shared.py)
+            shared.hold_writes()
+        try:
+            late = max(0.0, now - due)
+            cpu0 = time.thread_time()
+            n = len(self.members)
+            ests = [m.estimate(now) for m in self.members]
+            pos = np.array([e.position for e in ests])
+            vel = np.array([e.velocity for e in ests])
+            # the neighbours' positions moved forward by the age of their telemetry
+            pos_now = pos + vel * np.array([[min(e.age_position, 0.5)] for e in ests])
+            known = np.array([m.airborne and not e.stale_link and np.isfinite(p).all()
+                              for m, e, p in zip(self.members, ests, pos_now)])
+            moved = self.targeting.take()
+            if moved is not None:
+                self.formation.move_to(moved)
+                for m in self.members:
+                    m.log.event("target", t=None, target=vec_list(moved, 3), what="formation centre (operator)")
+            t_form = 0.0 if self.form_t0 is None else now - self.form_t0
+            slots_p, slots_v = self.formation.slots(t_form)
+            targets, target_vel = self._leash(slots_p, slots_v)
+            # per-vehicle checks
+            trig: list[Trigger | None] = [None] * n
+            for i, (m, e) in enumerate(zip(self.members, ests)):
+                if m.phase in ("policy", "ready", "hold", "takeoff"):
+                    trig[i] = self._check(m, e)
+            # observations for all, one policy call
+            obs = np.zeros((n, drone_sim.OBS_SIZE), dtype=np.float32)
+            neigh_counts = [0] * n
+            use = [m.phase == "policy" and trig[i] is None for i, m in enumerate(self.members)]
+            if any(use):
+                table = neighbour_table(pairwise_distances(pos_now), known)
+                neigh_counts = (table >= 0).sum(axis=1).tolist()
+                obs = drone_sim.observe_swarm(
+                    pos, vel, np.array([e.quaternion for e in ests]), np.array([e.rates for e in ests]),
+                    np.array([m.last_action for m in self.members]), targets, target_vel, table,
+                    neighbour_position=pos_now, task="swarm")
+                actions = np.asarray(self.policy(obs), dtype=np.float32).reshape(n, -1)
+            else:
+                actions = None
+            # commands
+            sent_desc: list[tuple[bool, dict | None]] = [(False, None)] * n
             for i, m in enumerate(self.members):
-                target, tvel = targets[i], target_vel[i]
-                nb = nearest_neighbours(i, pos_now, vel, known, distances=dist)
-                neigh_counts[i] = len(nb)
-                e = ests[i]
-                obs[i] = drone_sim.observe(e.position, e.velocity, e.quaternion, e.rates, m.last_action, target,
-                                           task="swarm", target_velocity=tvel, drones=nb)
-            actions = np.asarray(self.policy(obs), dtype=np.float32).reshape(n, -1)
-        else:
-            actions = None
-        # commands
-        sent_desc: list[tuple[bool, dict | None]] = [(False, None)] * n
-        for i, m in enumerate(self.members):
-            if trig[i] is not None or not use[i]:
-                continue
-            t = m.safety.check_observation(obs[i], ests[i]) or m.safety.check_action(actions[i], ests[i],
-                                                                                      self.policy.action_size)
-            if t is not None:
-                trig[i] = t
-                use[i] = False
-                continue
-            msg, desc = m.mapper.setpoint(actions[i])
-            sent_desc[i] = (m.link.send(msg), desc)
-            m.last_action = np.clip(actions[i], -1.0, 1.0).astype(np.float32)
-        for i, m in enumerate(self.members):
-            if m.phase in ("ready", "hold") and trig[i] is None and m.hold_point is not None:
-                msg, desc = m.mapper.position(m.local(m.hold_point))
+                if trig[i] is not None or not use[i]:
+                    continue
+                t = m.safety.check_observation(obs[i], ests[i]) or m.safety.check_action(actions[i], ests[i],
+                                                                                          self.policy.action_size)
+                if t is not None:
+                    trig[i] = t
+                    use[i] = False
+                    continue
+                msg, desc = m.mapper.setpoint(actions[i])
                 sent_desc[i] = (m.link.send(msg), desc)
-        t_sent = time.monotonic()
-        compute = t_sent - now
-        missed = t_sent > deadline or skipped > 0
-        cpu = time.thread_time() - cpu0
+                m.last_action = np.clip(actions[i], -1.0, 1.0).astype(np.float32)
+            for i, m in enumerate(self.members):
+                if m.phase in ("ready", "hold") and trig[i] is None and m.hold_point is not None:
+                    msg, desc = m.mapper.position(m.local(m.hold_point))
+                    sent_desc[i] = (m.link.send(msg), desc)
+            if shared is not None and not shared.flush_writes():
+                sent_desc = [(False, desc) for _, desc in sent_desc]
+            t_sent = time.monotonic()
+            compute = t_sent - now
+            missed = t_sent > deadline or skipped > 0
+            cpu = time.thread_time() - cpu0
+        finally:
+            if shared is not None:
+                shared.flush_writes()
+            self.window.close()
         # ---- after the commands: the guard, the responses, the records
         trips = self.guard.check(pos_now, vel, known)
         for tr in trips:

@@ -118,13 +118,15 @@ def assign_slots(positions: np.ndarray, slot_positions: np.ndarray) -> list[int]
 NEIGHBOURS = drone_sim.OBS_LAYOUT["drones"][1] // drone_sim.OBS_STRIDES["drones"]
 
 
-def nearest_neighbours(i: int, positions: np.ndarray, velocities: np.ndarray, known: np.ndarray,
-                       k: int = NEIGHBOURS, distances: np.ndarray | None = None) -> list[dict]:
-    """The k nearest other vehicles of vehicle i, nearest first, as drone_sim.observe takes them.
-    distances: the (n, n) matrix of pairwise_distances, when the caller has it for the whole swarm."""
-    d = distances[i] if distances is not None else np.linalg.norm(positions - positions[i], axis=1)
-    order = [int(j) for j in np.argsort(d, kind="stable") if j != i and known[j]]
-    return [{"position": positions[j], "velocity": velocities[j]} for j in order[:k]]
+def neighbour_table(distances: np.ndarray, known: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+    """For every vehicle, the rows of its k nearest other vehicles whose state is known, nearest first (ties: the
+    lower row), -1 after the last: the table drone_sim.observe_swarm takes. distances: pairwise_distances."""
+    d = np.array(distances, dtype=float)
+    d[:, ~np.asarray(known, dtype=bool)] = np.inf
+    np.fill_diagonal(d, np.inf)
+    order = np.argsort(d, axis=1, kind="stable")[:, :k]
+    valid = np.isfinite(np.take_along_axis(d, order, axis=1))
+    return np.where(valid, order, -1).astype(np.intc)
 
 
 def pairwise_distances(positions: np.ndarray) -> np.ndarray:

@@ -198,11 +198,11 @@ class MessageHandlers:
         else:
             thrust = float(np.clip(thrust_field, 0.0, 1.0))
         rates = frames.frd_to_flu([msg.body_roll_rate, msg.body_pitch_rate, msg.body_yaw_rate]) if use_rates else None
-        if rates is not None and not np.all(np.isfinite(rates)):
+        if rates is not None and not np.isfinite(rates).all():
             raise ValueError("SET_ATTITUDE_TARGET: body rates are not finite")
         if use_att:
             q = np.asarray(msg.q, dtype=float)
-            if not np.all(np.isfinite(q)) or abs(np.linalg.norm(q) - 1.0) > 1e-2:
+            if not np.isfinite(q).all() or abs(np.linalg.norm(q) - 1.0) > 1e-2:
                 raise ValueError("SET_ATTITUDE_TARGET: attitude quaternion is not unit length")
             sp = Setpoint("attitude", ap.t, q_enu=frames.quat_ned_frd_to_enu_flu(q), rates_flu=rates, thrust=thrust,
                           climb_rate=climb)
@@ -220,7 +220,7 @@ class MessageHandlers:
             raise ValueError("only position targets are simulated")
         yaw = None if msg.type_mask & 0b10000000000 else frames.yaw_ned_to_enu(msg.yaw)
         pos = frames.ned_to_enu([msg.x, msg.y, msg.z])
-        if not np.all(np.isfinite(pos)):
+        if not np.isfinite(pos).all():
             raise ValueError("position target not finite")
         self.ap.on_setpoint(Setpoint("position", self.ap.t, position_enu=pos, yaw_enu=yaw))
 
@@ -231,7 +231,7 @@ class MessageHandlers:
         if msg.group_mlx != 0:
             raise ValueError("only actuator control group 0 (pass-through to motors 1-4) is simulated")
         m = np.asarray(msg.controls[:4], dtype=float)
-        if not np.all(np.isfinite(m)):
+        if not np.isfinite(m).all():
             raise ValueError("actuator controls not finite")
         self.ap.on_setpoint(Setpoint("motors", self.ap.t, motors=np.clip(m, 0.0, 1.0)))
 
