@@ -140,6 +140,19 @@ class SafetyMonitor:
             return self._make("action_range", f"action component {worst:.3f} outside [-1, 1]", est, est.t, worst, 1.0)
         return None
 
+    def policy_rows_pass(self, obs: np.ndarray, actions: np.ndarray, size: int = 4) -> np.ndarray:
+        """Per row of a swarm's observations and actions (one row per vehicle), whether check_observation and
+        check_action would both pass. The swarm's tick checks every vehicle at once this way and calls the two
+        checks, which name the problem, only for a row that fails; tests hold the two to the same verdicts."""
+        obs = np.asarray(obs)
+        actions = np.asarray(actions, dtype=float)
+        if actions.ndim != 2 or actions.shape[1] != size:
+            return np.zeros(len(obs), dtype=bool)
+        finite = np.isfinite(obs).all(axis=1) & np.isfinite(actions).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            in_range = np.abs(actions).max(axis=1) <= 1.0 + self.limits.action_tolerance
+        return finite & in_range
+
     # ------------------------------------------------------------------ the loop itself
     def check_deadline(self, missed: bool, est: Estimate | None, t: float) -> Trigger | None:
         self._misses_in_a_row = self._misses_in_a_row + 1 if missed else 0

@@ -368,7 +368,7 @@ class Commands:
             raise ValueError(f"rate setpoint must be 3 finite rates and a finite thrust, got {r}, {thrust}")
         return self.link.mav.set_attitude_target_encode(
             self._boot_ms(), sysid, compid, TYPEMASK_RATES_ONLY, [1.0, 0.0, 0.0, 0.0], r[0], r[1], r[2],
-            float(np.clip(thrust, -1.0, 1.0)))
+            max(-1.0, min(1.0, float(thrust))))
 
     def attitude_message(self, quaternion_ned: Sequence[float], thrust: float,
                          body_rates_frd: Sequence[float] | None = None):

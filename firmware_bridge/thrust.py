@@ -52,11 +52,19 @@ def ctbr_to_setpoint(action: Sequence[float], max_rate: Sequence[float]) -> tupl
 
     max_rate (rad/s at a = 1, roll/pitch/yaw) has no default: it is the policy's (OnnxPolicy.max_rate) or the
     simulated drone's, and a guess here would silently scale every command."""
-    a = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
-    if a.shape != (4,):
-        raise ValueError(f"ctbr action must have 4 values, got shape {a.shape}")
-    rates_flu = a[1:] * np.asarray(max_rate, dtype=float)
-    return flu_to_frd(rates_flu), float(0.5 * (a[0] + 1.0))
+    # plain floats for four values: numpy's per-call overhead was most of this function's cost, which a swarm's
+    # loop pays once per vehicle per tick
+    a = [float(x) for x in np.ravel(action)]
+    if len(a) != 4:
+        raise ValueError(f"ctbr action must have 4 values, got {len(a)}")
+    t, r, p, y = (_unit(x) for x in a)
+    mr = [float(x) for x in max_rate]
+    return flu_to_frd((r * mr[0], p * mr[1], y * mr[2])), 0.5 * (t + 1.0)
+
+
+def _unit(x: float) -> float:
+    """x clipped to [-1, 1]; NaN stays NaN (as np.clip keeps it), for the safety checks to see."""
+    return 1.0 if x > 1.0 else -1.0 if x < -1.0 else x
 
 
 def setpoint_to_ctbr(rates_frd: Sequence[float], thrust: float, max_rate: Sequence[float]) -> np.ndarray:

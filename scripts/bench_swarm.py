@@ -5,10 +5,12 @@ cost of its control loop alone.
     python scripts/bench_swarm.py --counts 8 --formation grid --seconds 60 --realtime
     python scripts/bench_swarm.py --loop --counts 4,8,16     # the loop's tick alone, on synthetic telemetry
 
---loop: SwarmFlight's tick (deploy/swarm/flight.py) run back to back on N vehicles whose telemetry is set in
-their link state directly (no network, no simulator, nothing else on the CPU), all under the policy: what one
-tick costs the laptop, split as the flights report it (compute: wake-up to the last command sent; the whole
-tick also writes N log records and the operator snapshot).
+--loop: SwarmFlight's tick (deploy/swarm/flight.py) run once every 20 ms, as in flight (--back-to-back: without
+the pause), on N vehicles whose telemetry is set in their link state directly (no network, no simulator, nothing
+else on the CPU), all under the policy: what one tick costs the laptop, split as the flights report it (compute:
+wake-up to the last command sent; the whole tick also writes N log records and the operator snapshot). On this
+project's virtual machine a tick after a 20 ms pause costs 2-3x one run back to back: its code and data have left
+the caches meanwhile, which a small workload does not show.
 
 Everything runs through the console scripts, as a user would: `drone-sim-vehicle --count N --link shared`
 (sensor noise and latency as in bench_deploy.py) and `drone-deploy --swarm --sysids 1-N --duration S`.
@@ -77,19 +79,30 @@ def cpu_share(before: list[int] | None, after: list[int] | None) -> tuple[float 
     return round(100.0 * busy / total, 1), round(100.0 * d[7] / total, 1)
 
 
-def fly(count: int, formation: str, seconds: float, realtime: bool, out: Path, policy: str | None) -> dict:
+def _on_cpus(cpus: set[int] | None):
+    """preexec_fn that pins the child process to `cpus` (as `taskset` does); None: no pinning."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def fly(count: int, formation: str, seconds: float, realtime: bool, out: Path, policy: str | None,
+        pin: bool = False) -> dict:
     port = free_udp_port()
     spacing = 1.5
     # at most PER_PROCESS vehicles per simulator process (each vehicle's physics runs at 500 Hz in Python: more
     # than four in one interpreter fall behind real time on this machine), side by side on one field, all
     # sending to the one ground-station port
+    # --pin: the simulators on the last CPU, drone-deploy on the others (taskset's effect, for a user)
+    cpus = sorted(os.sched_getaffinity(0)) if pin else []
+    sim_cpus, loop_cpus = ({cpus[-1]}, set(cpus[:-1])) if len(cpus) > 1 else (None, None)
     procs = []
     for first in range(0, count, PER_PROCESS):
         n = min(PER_PROCESS, count - first)
         procs.append(subprocess.Popen(_exe("drone-sim-vehicle", "firmware_bridge.sim") + [
             "--count", str(n), "--sysid", str(first + 1), "--home-offset", f"0,{first * spacing}", "--link", "shared",
             "--spacing", str(spacing), "--port", f"udpout:127.0.0.1:{port}", "--seed", str(first), *NOISE],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_on_cpus(sim_cpus)))
     logs = out / f"{formation}-{count}"
     # the homes stand `spacing` apart in a row: the fence must hold the row, the ceiling a 3-row grid
     fence = max(5.0, 0.5 * spacing * (count - 1) + 2.0)
@@ -102,7 +115,8 @@ def fly(count: int, formation: str, seconds: float, realtime: bool, out: Path, p
         cmd += ["--policy", policy]
     jiffies0 = cpu_jiffies()
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30 * count + 120)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30 * count + 120,
+                             preexec_fn=_on_cpus(loop_cpus))
     finally:
         for veh in procs:
             veh.terminate()
@@ -116,7 +130,8 @@ def fly(count: int, formation: str, seconds: float, realtime: bool, out: Path, p
         raise SystemExit(f"drone-deploy --swarm exited {res.returncode} with {count} vehicles")
     s = json.loads((dirs[-1] / "swarm.json").read_text())
     t, fe, sep = s["timing"], s["formation_error_m"] or {}, s["separation"]
-    return {"vehicles": count, "formation": formation, "seconds": seconds, "realtime": realtime, "exit": res.returncode,
+    return {"vehicles": count, "formation": formation, "seconds": seconds, "realtime": realtime, "pinned": bool(sim_cpus),
+            "exit": res.returncode,
             "triggers": [f"{t['vehicle']}:{t['kind']}" for t in s["triggers"]],
             "compute_p50_ms": t["compute_p50_ms"], "compute_p99_ms": t["compute_p99_ms"],
             "compute_max_ms": t["compute_max_ms"], "cpu_p99_ms": t["cpu_p99_ms"], "misses": t["misses"],
@@ -192,8 +207,9 @@ def fresh_telemetry(f) -> None:
         s.t_attitude = s.t_position = s.t_last_message = s.t_heartbeat = now
 
 
-def loop_cost(count: int, ticks: int, policy: str | None) -> dict:
-    """The tick's cost on synthetic telemetry (see --loop)."""
+def loop_cost(count: int, ticks: int, policy: str | None, paced: bool = True) -> dict:
+    """The tick's cost on synthetic telemetry (see --loop). paced: one tick every 20 ms, as in flight; else back to
+    back, which on this project's virtual machine costs a third to a half as much per tick (warm caches)."""
     import numpy as np
 
     f = synthetic_swarm(count, policy, Path(tempfile.mkdtemp(prefix="bench_swarm_loop-")))
@@ -201,6 +217,8 @@ def loop_cost(count: int, ticks: int, policy: str | None) -> dict:
 
     whole = []
     for i in range(ticks + 50):
+        if paced:
+            time.sleep(max(0.0, 1.0 / f.rate - time.monotonic() % (1.0 / f.rate)))
         fresh_telemetry(f)
         t0 = time.perf_counter()
         f._tick()
@@ -216,7 +234,7 @@ def loop_cost(count: int, ticks: int, policy: str | None) -> dict:
     return {"vehicles": count, "ticks": ticks, "compute_p50_ms": t["compute_p50_ms"], "compute_p99_ms": t["compute_p99_ms"],
             "compute_max_ms": t["compute_max_ms"], "tick_p50_ms": round(float(np.percentile(w, 50)), 3),
             "tick_p99_ms": round(float(np.percentile(w, 99)), 3), "load_avg": round(os.getloadavg()[0], 2),
-            "commands_per_tick": round(sent / (ticks + 50), 2)}
+            "commands_per_tick": round(sent / (ticks + 50), 2), "paced": paced}
 
 
 def main() -> None:
@@ -225,23 +243,29 @@ def main() -> None:
     ap.add_argument("--formation", default="line")
     ap.add_argument("--seconds", type=float, default=30.0, help="formation flight per run (after the takeoffs)")
     ap.add_argument("--realtime", action="store_true", help="drone-deploy --realtime (SCHED_FIFO)")
+    ap.add_argument("--pin", action="store_true",
+                    help="the simulators on the last CPU, drone-deploy on the others (as `taskset` would)")
     ap.add_argument("--policy", help="ONNX policy (default: the shipped swarm_ctbr.onnx, as drone-deploy --swarm)")
     ap.add_argument("--out", default=None, help="where the flight logs go (default: a temporary directory)")
     ap.add_argument("--loop", action="store_true", help="the control loop's tick alone, on synthetic telemetry")
     ap.add_argument("--ticks", type=int, default=3000, help="--loop: ticks per count")
+    ap.add_argument("--back-to-back", action="store_true",
+                    help="--loop: ticks back to back instead of one every 20 ms (warm caches: the cost's floor)")
     args = ap.parse_args()
     if args.loop:
-        rows = [loop_cost(int(n), args.ticks, args.policy) for n in args.counts.split(",")]
-        print("| vehicles | ticks | commands per tick | compute p50 / p99 / max ms | whole tick (with logs) p50 / p99 ms "
-              "| load avg |")
-        print("|---|---|---|---|---|---|")
+        rows = [loop_cost(int(n), args.ticks, args.policy, not args.back_to_back) for n in args.counts.split(",")]
+        print("| vehicles | ticks | paced | commands per tick | compute p50 / p99 / max ms | whole tick (with logs) p50 / "
+              "p99 ms | load avg |")
+        print("|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['vehicles']} | {r['ticks']} | {r['commands_per_tick']} | {r['compute_p50_ms']:.2f} / "
+            print(f"| {r['vehicles']} | {r['ticks']} | {'50 Hz' if r['paced'] else 'no'} | {r['commands_per_tick']} | "
+                  f"{r['compute_p50_ms']:.2f} / "
                   f"{r['compute_p99_ms']:.2f} / {r['compute_max_ms']:.2f} | {r['tick_p50_ms']:.2f} / "
                   f"{r['tick_p99_ms']:.2f} | {r['load_avg']} |")
         return
     out = Path(args.out or tempfile.mkdtemp(prefix="bench_swarm-"))
-    rows = [fly(int(n), args.formation, args.seconds, args.realtime, out, args.policy) for n in args.counts.split(",")]
+    rows = [fly(int(n), args.formation, args.seconds, args.realtime, out, args.policy, args.pin)
+            for n in args.counts.split(",")]
     print("| vehicles | formation | compute p50 / p99 / max ms | cpu p99 ms | misses / ticks | formation error "
           "mean / p95 m | reached after s | min distance m | guard trips | exit, triggers | load avg | CPU busy / stolen % |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

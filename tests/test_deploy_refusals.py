@@ -162,6 +162,28 @@ def test_safety_checks_fire_on_their_limits():
     assert sm.check_state(_est(pos=(5.1, 0, 1))).response == "return"
 
 
+def test_the_swarm_checks_all_rows_at_once_with_the_single_checks_verdicts():
+    """A swarm's tick checks every vehicle's observation and action in one call (policy_rows_pass) and asks the
+    single checks only about a row that fails: the two must agree row for row, at the limits too."""
+    lim = SafetyLimits().validate()
+    sm = SafetyMonitor(lim, Fence.around((0, 0, 0), lim), cells=4)
+    rng = np.random.default_rng(3)
+    obs = rng.normal(size=(9, 12)).astype(np.float32)
+    act = rng.uniform(-1, 1, size=(9, 4))
+    edge = 1.0 + lim.action_tolerance
+    act[1, 2] = math.nan
+    act[2, 0] = edge                       # exactly at the tolerance: passes
+    act[3, 3] = -np.nextafter(edge, 2.0)   # just past it: fails
+    act[4, 1] = math.inf
+    obs[5, 7] = math.nan
+    obs[6, 0] = -math.inf
+    act[7] = [1.0, -1.0, 1.0, -1.0]
+    rows = sm.policy_rows_pass(obs, act, 4)
+    single = [sm.check_observation(o, _est()) is None and sm.check_action(a, _est()) is None for o, a in zip(obs, act)]
+    assert rows.tolist() == single == [True, False, True, False, False, False, False, True, True]
+    assert not sm.policy_rows_pass(obs, act[:, :3], 4).any()   # a policy with the wrong action size fails every row
+
+
 def test_relative_targets_follow_the_heading_and_the_fence_refuses():
     lim = SafetyLimits().validate()
     tg = Targeting(Fence.around((0, 0, 0), lim), "relative")

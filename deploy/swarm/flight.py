@@ -345,18 +345,23 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
                 actions = None
             # commands
             sent_desc: list[tuple[bool, dict | None]] = [(False, None)] * n
+            if actions is not None:
+                size = self.policy.action_size
+                passed = self.members[use.index(True)].safety.policy_rows_pass(obs, actions, size)
+                clipped = np.clip(actions, -1.0, 1.0).astype(np.float32)
             for i, m in enumerate(self.members):
                 if trig[i] is not None or not use[i]:
                     continue
-                t = m.safety.check_observation(obs[i], ests[i]) or m.safety.check_action(actions[i], ests[i],
-                                                                                          self.policy.action_size)
-                if t is not None:
-                    trig[i] = t
-                    use[i] = False
-                    continue
+                if not passed[i]:   # the vehicle's own checks name what is wrong
+                    t = m.safety.check_observation(obs[i], ests[i]) or m.safety.check_action(actions[i], ests[i],
+                                                                                              size)
+                    if t is not None:
+                        trig[i] = t
+                        use[i] = False
+                        continue
                 msg, desc = m.mapper.setpoint(actions[i])
                 sent_desc[i] = (m.link.send(msg), desc)
-                m.last_action = np.clip(actions[i], -1.0, 1.0).astype(np.float32)
+                m.last_action = clipped[i]
             for i, m in enumerate(self.members):
                 if m.phase in ("ready", "hold") and trig[i] is None and m.hold_point is not None:
                     msg, desc = m.mapper.position(m.local(m.hold_point))
