@@ -58,6 +58,8 @@ class SharedTransport:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._held: list[bytes] | None = None   # writes collected between hold_writes() and flush_writes()
+        self._held_bytes = 0
+        self._held_ok = True                     # False once part of the held batch failed to go out early
         self._running = True
         self._reader = threading.Thread(target=self._read_loop, name=f"shared {inner.name}", daemon=True)
 
@@ -143,31 +145,37 @@ class SharedTransport:
                 return False
             if self._held is None:
                 return self.inner.write(data)
-            if self._held and sum(map(len, self._held)) + len(data) > self.MAX_BATCH:
-                batch, self._held = b"".join(self._held), []
-                self.inner.write(batch)
+            if self._held and self._held_bytes + len(data) > self.MAX_BATCH:
+                self._held_ok = self._write_held() and self._held_ok
             self._held.append(data)
+            self._held_bytes += len(data)
             return True
+
+    def _write_held(self) -> bool:
+        """The held frames in one write (the caller holds the write lock); the hold goes on, empty."""
+        batch, self._held, self._held_bytes = b"".join(self._held), [], 0
+        if self.inner is None:
+            return False
+        try:
+            return self.inner.write(batch)
+        except LinkDownError:
+            return False   # the reader reports the failure to every link and re-opens the port
 
     def hold_writes(self) -> None:
         """Collect every user's writes from now until flush_writes() (each returns True: queued)."""
         with self._write_lock:
             if self._held is None:
-                self._held = []
+                self._held, self._held_bytes, self._held_ok = [], 0, True
 
     def flush_writes(self) -> bool:
-        """Send what was held, in one write; False if the port is down or the write failed (the held frames are
-        then lost, as each would have been on its own). Writes go straight out again afterwards."""
+        """Send what was held, in one write; False if the port is down or a write of the batch failed (those
+        frames are then lost, as each would have been on its own). Writes go straight out again afterwards."""
         with self._write_lock:
-            held, self._held = self._held, None
-            if not held:
+            if self._held is None:
                 return True
-            if self.inner is None:
-                return False
-            try:
-                return self.inner.write(b"".join(held))
-            except LinkDownError:
-                return False   # the reader reports the failure to every link and re-opens the port
+            ok = (self._write_held() if self._held else True) and self._held_ok
+            self._held = None
+            return ok
 
     def release(self, view: "SharedView") -> None:
         with self._lock:

@@ -54,9 +54,9 @@ def ctbr_to_setpoint(action: Sequence[float], max_rate: Sequence[float]) -> tupl
     simulated drone's, and a guess here would silently scale every command."""
     # plain floats for four values: numpy's per-call overhead was most of this function's cost, which a swarm's
     # loop pays once per vehicle per tick
-    a = [float(x) for x in np.ravel(action)]
-    if len(a) != 4:
-        raise ValueError(f"ctbr action must have 4 values, got {len(a)}")
+    if np.shape(action) != (4,):
+        raise ValueError(f"ctbr action must have 4 values, got shape {np.shape(action)}")
+    a = [float(x) for x in action]
     t, r, p, y = (_unit(x) for x in a)
     mr = [float(x) for x in max_rate]
     return flu_to_frd((r * mr[0], p * mr[1], y * mr[2])), 0.5 * (t + 1.0)

@@ -83,7 +83,7 @@ class Adam:
         self.param_groups[0].update(lr=group["lr"], betas=tuple(group["betas"]), eps=group["eps"])
         state = state_dict.get("state", {})
         for i, p in enumerate(self.params):
-            s = state.get(i, state.get(group["params"][i]))
+            s = state.get(i)
             if not s:
                 self.steps[i] = 0
                 self.exp_avg[i].zero_()

@@ -473,14 +473,19 @@ def test_arguments_are_checked_before_any_window():
     assert res.returncode == 2 and "leave out --port" in res.stderr, res.stderr
 
 
+def _started_log(path: Path):
+    """The flight log at path, or None while it has no header yet: a poll may read between the file's creation and
+    its first record on a busy machine."""
+    try:
+        return read_log(path)
+    except FlightLogError:
+        return None
+
+
 def _phases(logs: Path) -> list[str]:
     files = sorted(logs.glob("*.jsonl"))
-    if not files:
-        return []
-    try:
-        return [e["phase"] for e in read_log(files[-1]).events if e.get("kind") == "phase"]
-    except FlightLogError:   # created, header not written yet: read between the two on a busy machine
-        return []
+    log = _started_log(files[-1]) if files else None
+    return [e["phase"] for e in log.events if e.get("kind") == "phase"] if log is not None else []
 
 
 def test_drone_deploy_ui_opens_the_window_and_its_keys_fly(display, tmp_path):
@@ -575,13 +580,8 @@ def test_drone_deploy_swarm_ui_draws_every_vehicle_and_moving_the_target_moves_t
         return subprocess.run([xdotool, *args], env=env, capture_output=True, text=True, timeout=10)
 
     def vehicle_logs():
-        out = {}
-        for f in logs.glob("swarm-*/vehicle-*.jsonl"):
-            try:
-                out[int(f.stem.split("-")[1])] = read_log(f)
-            except FlightLogError:   # created, header not written yet
-                pass
-        return out
+        found = {int(f.stem.split("-")[1]): _started_log(f) for f in logs.glob("swarm-*/vehicle-*.jsonl")}
+        return {k: log for k, log in found.items() if log is not None}
 
     def phases():
         return {k: [e["phase"] for e in d.events if e.get("kind") == "phase"] for k, d in vehicle_logs().items()}

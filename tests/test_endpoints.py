@@ -169,6 +169,14 @@ def test_a_shared_port_holds_writes_and_sends_them_as_one_datagram_that_parses_f
         assert [m.target_system for m in parsed] == [1, 2, 3]
         assert views[0].write(frames[0])   # not held any more: straight out
         assert peer.recvfrom(4096)[0] == frames[0]
+        many = frames * 10                 # more than one datagram holds: the first ones leave while held
+        shared.hold_writes()
+        assert all(views[0].write(f) for f in many)
+        early, _ = peer.recvfrom(4096)
+        assert len(early) <= SharedTransport.MAX_BATCH and len(early) % len(frames[0]) == 0
+        assert shared.flush_writes()
+        rest, _ = peer.recvfrom(4096)
+        assert early + rest == b"".join(many)
         shared.hold_writes()
         views[1].write(frames[1])
         gcs.sock.close()                   # the port fails before the batch leaves
