@@ -64,12 +64,17 @@ class CommandMapper:
         """(pymavlink message, its loggable description) for a finite action in [-1, 1]."""
         if self.action_mode == "ctbr":
             rates_frd, thrust = ctbr_to_setpoint(action, self.max_rate)
-            msg = self.commands.rates_message(rates_frd, thrust)
-            return msg, {"msg": "SET_ATTITUDE_TARGET", "type_mask": TYPEMASK_RATES_ONLY,
-                         "rates_frd": [round(float(r), 5) for r in rates_frd], "thrust": round(thrust, 5)}
+            return self.rates_setpoint(rates_frd.tolist(), thrust)
         throttles = rpm_to_motor_throttle(action)
         msg = self.commands.motors_message(throttles)
         return msg, {"msg": "SET_ACTUATOR_CONTROL_TARGET", "throttles": [round(float(t), 5) for t in throttles]}
+
+    def rates_setpoint(self, rates_frd: list[float], thrust: float) -> tuple[Any, dict[str, Any]]:
+        """(message, description) for body rates (FRD, rad/s) and a thrust already mapped from a ctbr action
+        (ctbr_to_setpoint, or ctbr_to_setpoints for a swarm's rows at once)."""
+        msg = self.commands.rates_message(rates_frd, thrust)
+        return msg, {"msg": "SET_ATTITUDE_TARGET", "type_mask": TYPEMASK_RATES_ONLY,
+                     "rates_frd": [round(r, 5) for r in rates_frd], "thrust": round(thrust, 5)}
 
     def position(self, target_local_enu: np.ndarray) -> tuple[Any, dict[str, Any]]:
         """A position setpoint (the return-inside-the-fence response), local frame."""

@@ -20,9 +20,12 @@ import collections
 import dataclasses
 import math
 
+from typing import Sequence
+
 import numpy as np
 
 import drone_sim
+from firmware_bridge import frames
 from firmware_bridge.vehicle_state import VehicleState
 
 STATE = drone_sim.STATE_SIZE  # position 3, velocity 3, quaternion 4, body rates 3, motor speeds 4
@@ -57,6 +60,20 @@ class Estimate:
                    s.age("attitude", now), s.age("position", now), s.age("last_message", now), s.stale, s.armed,
                    s.mode, s.landed_state, s.battery_voltage, s.battery_remaining, s.estimator_healthy)
 
+    @classmethod
+    def from_vehicles(cls, links: Sequence, origins: np.ndarray, now: float) -> list["Estimate"]:
+        """from_vehicle for every link (MavLink) of a swarm at once, with the frame conversions done on all rows
+        together: the same values (tests hold the two to each other), at a fraction of the per-tick cost. Each
+        link's fields are read under its lock, without copying its whole state."""
+        rows = [link.read_state(_kinematics) for link in links]
+        k = np.array([r[0] for r in rows])
+        pos = frames.ned_to_enu(k[:, 0:3]) - origins
+        vel = frames.ned_to_enu(k[:, 3:6])
+        quat = frames.quats_ned_frd_to_enu_flu(k[:, 6:10])
+        rates = frames.frd_to_flu(k[:, 10:13])
+        return [cls(now, max(r[1], r[2]) / 1000.0, pos[i], vel[i], quat[i], rates[i], now - r[3], now - r[4],
+                    now - r[5], *r[6:]) for i, r in enumerate(rows)]
+
     @property
     def tilt_deg(self) -> float:
         """Angle between the body z axis and world up."""
@@ -80,6 +97,13 @@ class Estimate:
         """A copy with position, velocity, attitude and rates taken from a simulator state vector."""
         return dataclasses.replace(self, position=x[0:3].astype(float), velocity=x[3:6].astype(float),
                                    quaternion=x[6:10].astype(float), rates=x[10:13].astype(float))
+
+
+def _kinematics(s: VehicleState) -> tuple:
+    """What an Estimate takes from a VehicleState, read under the link's lock (Estimate.from_vehicles)."""
+    return (np.concatenate((s.position_ned, s.velocity_ned, s.quaternion_ned, s.body_rates_frd)),
+            s.boot_ms_attitude, s.boot_ms_position, s.t_attitude, s.t_position, s.t_last_message, s.stale, s.armed,
+            s.mode, s.landed_state, s.battery_voltage, s.battery_remaining, s.estimator_healthy)
 
 
 class SimModel:

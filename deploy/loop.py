@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from firmware_bridge.gate import ReaderGate
+
 from .config import vec_list
 from .control import FlightControl, Snapshot, euler_deg
 from .estimate import Estimate
@@ -58,7 +60,9 @@ class TickRunner:
         self.link, self.clock, self.policy, self.mapper = link, clock, policy, mapper
         self.safety, self.targeting, self.delay, self.predictor = safety, targeting, delay, predictor
         self.log, self.control, self.timing = log, control, timing
-        self.window = ComputeWindow()   # no garbage collection between the tick's wake-up and its command
+        # no garbage collection and no telemetry parsing between the tick's wake-up and its command
+        link.gate = ReaderGate()
+        self.window = ComputeWindow(link.gate)
         self.origin_local = np.asarray(origin_local, dtype=float)
         self.hover_action = np.asarray(hover_action, dtype=np.float32)
         self.last_action = self.hover_action.copy()

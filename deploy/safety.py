@@ -46,6 +46,11 @@ class Trigger:
         return f"SAFETY {self.kind}: {self.detail} -> {self.response}"
 
 
+# how far inside a limit a batch check (states_pass) must find a value to pass it without the single check: far more
+# than the rounding difference between numpy's and math's arithmetic, far less than anything a sensor resolves
+_HAIR = 1e-6
+
+
 class SafetyMonitor:
     """Stateless checks plus the few counters some checks need (consecutive deadline misses)."""
 
@@ -107,6 +112,26 @@ class SafetyMonitor:
         if v > L.max_speed_mps:
             return self._make("speed", f"{v:.2f} m/s (limit {L.max_speed_mps:g} m/s)", est, est.t, v, L.max_speed_mps)
         return None
+
+    def states_pass(self, position: np.ndarray, velocity: np.ndarray, quaternion: np.ndarray,
+                    rates: np.ndarray) -> np.ndarray:
+        """Per row of a swarm's states (navigation frame, one row per vehicle): True where check_state is sure to
+        return None. A row within a hair of a limit, or not finite, is False, and the swarm's tick asks
+        check_state about it, which decides and names the trigger; so a True here never hides a trigger, and tests
+        hold it to that."""
+        L, f = self.limits, self.fence
+        p, v, q, w = (np.asarray(a, dtype=float) for a in (position, velocity, quaternion, rates))
+        with np.errstate(invalid="ignore", over="ignore"):
+            # one sum per row: any NaN or infinity makes it non-finite (inf - inf is NaN)
+            finite = np.isfinite(p.sum(axis=1) + v.sum(axis=1) + q.sum(axis=1) + w.sum(axis=1))
+            dx, dy = p[:, 0] - f.center[0], p[:, 1] - f.center[1]
+            r = f.radius - _HAIR
+            # the tilt's cosine, as Estimate.tilt_deg computes it, against the limit's
+            cos_tilt = 1.0 - 2.0 * (q[:, 1] ** 2 + q[:, 2] ** 2) / np.maximum(np.einsum("ij,ij->i", q, q), 1e-12)
+            vmax = L.max_speed_mps - _HAIR
+            return (finite & (dx * dx + dy * dy <= r * r) & (p[:, 2] - f.ground_z <= f.max_alt - _HAIR)
+                    & (cos_tilt >= math.cos(math.radians(L.max_tilt_deg - _HAIR)))
+                    & (np.einsum("ij,ij->i", v, v) <= vmax * vmax))
 
     def check_battery(self, est: Estimate) -> Trigger | None:
         L = self.limits

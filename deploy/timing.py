@@ -17,7 +17,8 @@ Garbage collection: Python's cyclic collector runs whenever allocations pass a t
 allocates, and a swarm flight measured 4-7 ms for a middle-generation collection and 45 ms for a full one,
 inside the compute window. Before the flight the loop moves everything alive out of the collector's sight
 (`settle_heap`), and each tick holds collection off from waking to the last command sent (`ComputeWindow`),
-so a pending collection runs in the bookkeeping that follows.
+so a pending collection runs in the bookkeeping that follows. The links' reader threads wait over the same
+span (firmware_bridge/gate.py: a reader parsing telemetry in Python holds the interpreter the tick needs).
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ import threading
 import time
 
 import numpy as np
+
+from firmware_bridge.gate import ReaderGate
 
 
 def settle_heap() -> None:
@@ -38,19 +41,26 @@ def settle_heap() -> None:
 
 class ComputeWindow:
     """Holds the cyclic garbage collector off between open() (the tick woke) and close() (its last command
-    went out). Python switches the collector globally, so other threads' allocations cannot start one inside
-    the window either; close() is idempotent and the tick calls it in a finally, so an exception in the tick
-    cannot leave collection off."""
+    went out), and the links' reader threads at their gate (firmware_bridge/gate.py) over the same span, so that
+    neither a collection nor a reader parsing telemetry takes the interpreter from the tick. Python switches the
+    collector globally, so other threads' allocations cannot start one inside the window either; close() is
+    idempotent and the tick calls it in a finally, so an exception in the tick cannot leave collection off or
+    the readers held."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: ReaderGate | None = None) -> None:
+        self.gate = gate
         self._held = False
 
     def open(self) -> None:
         self._held = gc.isenabled()
         if self._held:
             gc.disable()
+        if self.gate is not None:
+            self.gate.close()
 
     def close(self) -> None:
+        if self.gate is not None:
+            self.gate.open()
         if self._held:
             self._held = False
             gc.enable()

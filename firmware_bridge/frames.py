@@ -109,6 +109,27 @@ def quat_ned_frd_to_enu_flu(q: Sequence[float]) -> np.ndarray:
     return _canonical(quat_mul(quat_mul(_Q_WORLD, _quat(q)), _Q_BODY))
 
 
+def quats_ned_frd_to_enu_flu(q: np.ndarray) -> np.ndarray:
+    """quat_ned_frd_to_enu_flu for each row of an (n, 4) array: a swarm's loop converts every vehicle's attitude
+    every tick, and one matrix product costs what one vehicle's conversion did. Raises as the single version
+    does, naming the row."""
+    a = np.asarray(q, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 4:
+        raise ValueError(f"quaternions: expected (n, 4) rows (w, x, y, z), got shape {a.shape}")
+    n = np.sqrt(np.einsum("ij,ij->i", a, a))
+    bad = ~(np.isfinite(n) & (n >= 1e-6))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"quaternion row {i}: not a rotation (norm {n[i]})")
+    out = (a / n[:, None]) @ _CHANGE_OF_AXES_T
+    return np.where(out[:, :1] < 0, -out, out)
+
+
+# q -> Q_W * q * Q_B is linear in q: its matrix, built from quat_mul on the basis quaternions (row k is the image of
+# the k-th basis quaternion), so the batch conversion uses the same two rotations as the single one
+_CHANGE_OF_AXES_T = np.array([quat_mul(quat_mul(_Q_WORLD, e), _Q_BODY) for e in np.eye(4)])
+
+
 def quat_to_rotmat(q: Sequence[float]) -> np.ndarray:
     """Rotation matrix (body-to-world) of a (w, x, y, z) quaternion."""
     w, x, y, z = _quat(q)

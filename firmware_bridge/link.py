@@ -27,7 +27,7 @@ import os
 import queue
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
@@ -35,6 +35,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 from . import signing
 from .frames import euler_from_quat, quat_from_euler
 from .framing import FrameParser, LineStats
+from .gate import ReaderGate
 from .modes import Firmware, mode_name
 from .transport import LinkDownError, Transport, open_endpoint
 from .vehicle_state import VehicleInfo, VehicleState
@@ -186,6 +187,7 @@ class MavLink:
         self._last_heartbeat_sent = -math.inf
         self._commands = None
         self._t_quaternion = -math.inf
+        self.gate: ReaderGate | None = None   # set by a control loop that computes on this link's telemetry
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> "MavLink":
@@ -304,6 +306,13 @@ class MavLink:
         """A consistent copy of the latest vehicle state."""
         with self._state_lock:
             return self._state.copy()
+
+    def read_state(self, fn: Callable[[VehicleState], Any]) -> Any:
+        """fn(state) under the state's lock, for a caller that needs a few fields consistent with each other and
+        not the whole copy `state` makes (a swarm's loop reads every vehicle's telemetry every tick). fn must not
+        keep the state or block: the reader thread waits meanwhile."""
+        with self._state_lock:
+            return fn(self._state)
 
     @property
     def connected(self) -> bool:
@@ -454,6 +463,9 @@ class MavLink:
                 self._mark_lost(str(exc))
                 self._next_open = time.monotonic() + (0.0 if self.auto_reconnect else math.inf)
                 data = b""
+            gate = self.gate
+            if gate is not None:
+                gate.wait()
             msgs = self.parser.feed(data) if data else self.parser.flush_stalled()
             for m in msgs:
                 self._handle(m)

@@ -31,6 +31,7 @@ from typing import Callable
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from .framing import FrameParser, LineStats
+from .gate import ReaderGate
 from .transport import LinkDownError, Transport
 
 
@@ -61,6 +62,7 @@ class SharedTransport:
         self._held_bytes = 0
         self._held_ok = True                     # False once part of the held batch failed to go out early
         self._running = True
+        self.gate: ReaderGate | None = None   # set by a control loop (firmware_bridge/gate.py)
         self._reader = threading.Thread(target=self._read_loop, name=f"shared {inner.name}", daemon=True)
 
     @property
@@ -120,6 +122,9 @@ class SharedTransport:
                 inner.close()
                 continue
             if data:
+                gate = self.gate
+                if gate is not None:
+                    gate.wait()
                 if self._parser is not None:
                     self._route(data)
                 else:

@@ -62,6 +62,16 @@ def ctbr_to_setpoint(action: Sequence[float], max_rate: Sequence[float]) -> tupl
     return flu_to_frd((r * mr[0], p * mr[1], y * mr[2])), 0.5 * (t + 1.0)
 
 
+def ctbr_to_setpoints(actions: np.ndarray, max_rate: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """ctbr_to_setpoint for each row of an (n, 4) array (a swarm's actions, one call per tick):
+    (body rates FRD (n, 3), thrusts (n,)). NaN stays NaN, for the safety checks to see."""
+    a = np.asarray(actions, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 4:
+        raise ValueError(f"ctbr actions must be (n, 4) rows, got shape {a.shape}")
+    u = np.clip(a, -1.0, 1.0)
+    return flu_to_frd(u[:, 1:4] * np.asarray(max_rate, dtype=np.float64)), 0.5 * (u[:, 0] + 1.0)
+
+
 def _unit(x: float) -> float:
     """x clipped to [-1, 1]; NaN stays NaN (as np.clip keeps it), for the safety checks to see."""
     return 1.0 if x > 1.0 else -1.0 if x < -1.0 else x

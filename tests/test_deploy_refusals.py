@@ -239,3 +239,37 @@ def test_delay_model_predicts_the_state_forward_under_the_commands_in_flight():
     dm.sent(99.95, np.array([1.0, 0, 0, 0], np.float32))
     up = dm.compensate(est, hover)
     assert up.velocity[2] > 0.1 and out.velocity[2] < 0.02
+
+
+def test_the_swarm_state_check_never_passes_a_row_the_single_check_would_stop():
+    """states_pass screens every vehicle's state at once; the tick runs check_state only on the rows it does not
+    pass. So a passed row must be one check_state lets through (at the limits too), and a row well inside every
+    limit must pass, or the screen saves nothing."""
+    lim = SafetyLimits().validate()
+    sm = SafetyMonitor(lim, Fence.around((1.0, -2.0, 0.5), lim), cells=4)
+    rng = np.random.default_rng(5)
+    n = 400
+    pos = np.column_stack([rng.uniform(-6, 8, n), rng.uniform(-9, 5, n), rng.uniform(0, 4, n)])
+    vel = rng.normal(scale=2.0, size=(n, 3))
+    tilt = np.radians(rng.uniform(0, 90, n))
+    axis = rng.normal(size=(n, 3)) * [1, 1, 0]
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    quat = np.column_stack([np.cos(tilt / 2), axis * np.sin(tilt / 2)[:, None]])
+    rates = rng.normal(size=(n, 3))
+    # rows 0-10: level and still at the fence's centre, then on the limits, just inside and just past them
+    pos[:11], vel[:11], quat[:11], rates[:11] = (1.0, -2.0, 1.5), 0.0, (1.0, 0.0, 0.0, 0.0), 0.0
+    r, h, t, v = lim.fence_radius_m, lim.max_alt_m, math.radians(lim.max_tilt_deg), lim.max_speed_mps
+    pos[0], pos[1] = (1.0 + r, -2.0, 1.0), (1.0 + np.nextafter(r, 9.0), -2.0, 1.0)
+    pos[2], pos[3] = (1.0, -2.0, 0.5 + h), (1.0, -2.0, 0.5 + h + 1e-9)
+    quat[4] = (math.cos(t / 2), math.sin(t / 2), 0.0, 0.0)
+    vel[5], vel[6] = (v, 0.0, 0.0), (0.0, 0.0, -np.nextafter(v, 9.0))
+    pos[7, 1], vel[8, 2], quat[9, 0], rates[10, 1] = math.nan, math.inf, math.nan, -math.inf
+    ok = sm.states_pass(pos, vel, quat, rates)
+    verdicts = [sm.check_state(Estimate(0.0, 0.0, p, w, q, r_, 0.01, 0.01, 0.01, False, True, "GUIDED", 2, 16.0, 0.9,
+                                        True)) for p, w, q, r_ in zip(pos, vel, quat, rates)]
+    assert not any(ok[i] and verdicts[i] is not None for i in range(n))
+    assert [verdicts[i].kind for i in (1, 3, 6, 7, 8, 9, 10)] == ["fence", "altitude", "speed"] + [
+        "observation_nonfinite"] * 4
+    assert not ok[:11].any()
+    clear = [i for i in range(11, n) if verdicts[i] is None]
+    assert len(clear) > 30 and ok[clear].all()   # everything else the single check lets through, the screen passes

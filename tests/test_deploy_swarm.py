@@ -287,3 +287,61 @@ def test_a_swarm_smaller_than_the_policy_has_neighbours_for_is_refused(tmp_path)
         veh.close()
     assert proc.returncode == 2 and "3 vehicles: a swarm flight needs at least 4" in out, out
     assert all(not v["armed"] for v in state)
+
+
+def test_a_swarms_estimates_built_at_once_equal_the_single_vehicles():
+    """The swarm's tick builds every vehicle's estimate in one pass (Estimate.from_vehicles); each must be what the
+    single-vehicle loop builds from that vehicle's state (Estimate.from_vehicle), frames, ages and all."""
+    import dataclasses
+
+    from deploy.estimate import Estimate
+    from firmware_bridge import MavLink
+
+    rng = np.random.default_rng(8)
+    links = []
+    for k in range(5):
+        link = MavLink("udpout:127.0.0.1:9", target_system=k + 1)   # never opened
+        s = link._state
+        s.position_ned, s.velocity_ned, s.body_rates_frd = rng.normal(size=(3, 3))
+        q = rng.normal(size=4)
+        s.quaternion_ned = q / np.linalg.norm(q) * (1.0 + 1e-7 * k)
+        s.t_attitude, s.t_position, s.t_last_message = 100.0 - rng.uniform(0, 1, 3)
+        s.boot_ms_attitude, s.boot_ms_position = int(rng.integers(1, 10**6)), int(rng.integers(1, 10**6))
+        s.stale, s.armed, s.mode, s.landed_state = bool(k % 2), bool(k % 3), ["GUIDED", "LAND"][k % 2], k
+        s.battery_voltage, s.battery_remaining, s.estimator_healthy = 15.0 + k, 0.1 * k, k != 4
+        links.append(link)
+    origins = rng.normal(size=(5, 3))
+    batch = Estimate.from_vehicles(links, origins, 100.5)
+    for link, origin, e in zip(links, origins, batch):
+        one = dataclasses.asdict(Estimate.from_vehicle(link.state, origin, 100.5))
+        for name, value in dataclasses.asdict(e).items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_allclose(value, one[name], rtol=0, atol=1e-15, err_msg=name)
+            else:
+                assert value == one[name], name
+    links[3]._state.quaternion_ned = np.zeros(4)
+    with pytest.raises(ValueError, match="row 3: not a rotation"):
+        Estimate.from_vehicles(links, origins, 100.5)
+
+
+def test_targets_lead_each_vehicle_to_its_slot_at_the_transition_speed():
+    """A vehicle's target walks from where it took over to its slot at transition_speed_mps, then rides the slot
+    (with the slot's velocity); a vehicle without a slot keeps its own position."""
+    from types import SimpleNamespace
+
+    from deploy.swarm.formation import lead_targets
+
+    a = SimpleNamespace(slot=0, leash=np.array([0.0, 0.0, 1.0]), attached=False, est=None)
+    b = SimpleNamespace(slot=None, leash=None, attached=False, est=SimpleNamespace(position=np.array([5.0, 1.0, 2.0])))
+    slots_p, slots_v = np.array([[0.03, 0.04, 1.0]]), np.array([[0.2, 0.0, 0.0]])
+    targets, vel = lead_targets([a, b], slots_p, slots_v, 0.5, 50.0)   # 0.01 m per tick, 0.05 m to go
+    np.testing.assert_allclose(targets[0], [0.006, 0.008, 1.0])
+    np.testing.assert_allclose(vel[0], [0.3, 0.4, 0.0])
+    np.testing.assert_allclose(targets[1], [5.0, 1.0, 2.0])
+    assert not a.attached and not vel[1].any()
+    for _ in range(4):
+        lead_targets([a, b], slots_p, slots_v, 0.5, 50.0)
+    targets, vel = lead_targets([a, b], slots_p, slots_v, 0.5, 50.0)
+    np.testing.assert_allclose(targets[0], slots_p[0])
+    np.testing.assert_allclose(vel[0], slots_v[0])
+    assert a.attached

@@ -69,25 +69,25 @@ def _synthetic_swarm(tmp_path, count=4):
 
 
 def test_the_swarm_tick_computes_with_the_collector_held_off_and_restores_it(tmp_path):
-    """A collection inside the compute window delays every vehicle's command (a full one took 45 ms in a flight):
-    the policy, called inside the window, runs with the collector off; after the tick it is on again, also
-    when the policy raised."""
+    """A collection inside the compute window delays every vehicle's command (a full one took 45 ms in a flight),
+    and so does a link's reader parsing telemetry: the policy, called inside the window, runs with the collector
+    off and the readers' gate closed; after the tick both are back, also when the policy raised."""
     bench, f = _synthetic_swarm(tmp_path)
     seen = []
     real = f.policy
 
     class Watching:
-        action_size, max_rate = real.action_size, real.max_rate
+        action_size, max_rate, action_mode = real.action_size, real.max_rate, real.action_mode
 
         def __call__(self, obs):
-            seen.append(gc.isenabled())
+            seen.append((gc.isenabled(), f.window.gate.is_open))
             return real(obs)
 
     f.policy = Watching()
     assert gc.isenabled()
     bench.fresh_telemetry(f)
     f._tick()
-    assert seen == [False] and gc.isenabled()
+    assert seen == [(False, False)] and gc.isenabled() and f.window.gate.is_open
     assert f.timing.ticks == 1 and all(m.link.stats.send_dropped == 1 for m in f.members)  # every command went out
 
     class Failing(Watching):
@@ -98,7 +98,7 @@ def test_the_swarm_tick_computes_with_the_collector_held_off_and_restores_it(tmp
     bench.fresh_telemetry(f)
     with pytest.raises(RuntimeError):
         f._tick()
-    assert gc.isenabled()
+    assert gc.isenabled() and f.window.gate.is_open
     for m in f.members:
         m.log.close()
 

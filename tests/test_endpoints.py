@@ -184,3 +184,50 @@ def test_a_shared_port_holds_writes_and_sends_them_as_one_datagram_that_parses_f
     finally:
         peer.close()
         shared.close()
+
+
+def test_a_closed_reader_gate_holds_telemetry_back_until_the_tick_is_done_and_loses_none():
+    """While a control loop computes, the shared port's reader waits at the gate (firmware_bridge/gate.py) instead
+    of parsing; what arrived meanwhile is routed as soon as the gate opens, every frame in order. A gate never
+    opened again holds a reader back only max_wait_s at a time."""
+    import socket as _socket
+
+    from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
+    from firmware_bridge.gate import ReaderGate
+    from firmware_bridge.shared import SharedTransport
+    from firmware_bridge.transport import open_endpoint
+
+    gcs = open_endpoint("udpin:127.0.0.1:0")
+    shared = SharedTransport(gcs, close_when_unused=False, route_by_sender=True)
+    view = shared.view(1)
+    peer = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    vehicle = mavlink.MAVLink(None, srcSystem=1)
+
+    def heartbeat(k: int) -> bytes:
+        return vehicle.heartbeat_encode(2, 3, 0, k, 0).pack(vehicle)
+
+    try:
+        peer.bind(("127.0.0.1", 0))
+        gate = shared.gate = ReaderGate(max_wait_s=10.0)
+        gate.close()
+        for k in range(5):
+            peer.sendto(heartbeat(k), ("127.0.0.1", gcs.local_address[1]))
+        assert view.read(0.3) == b""           # held back at the gate: nothing routed
+        assert gate.held_back >= 1
+        gate.open()
+        got = []
+        while len(got) < 5:
+            data = view.read(1.0)
+            assert data, f"only {len(got)} of 5 frames arrived after the gate opened"
+            got += [m.custom_mode for m in mavlink.MAVLink(None).parse_buffer(data)]
+        assert got == [0, 1, 2, 3, 4]
+        slow = shared.gate = ReaderGate(max_wait_s=0.2)
+        slow.close()                           # a loop that died with the gate closed
+        t0 = time.monotonic()
+        peer.sendto(heartbeat(9), ("127.0.0.1", gcs.local_address[1]))
+        data = view.read(2.0)
+        assert data and 0.1 < time.monotonic() - t0 < 1.5
+    finally:
+        peer.close()
+        shared.close()

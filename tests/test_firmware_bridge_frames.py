@@ -136,3 +136,26 @@ def test_bad_input_is_named():
         frames.quat_ned_frd_to_enu_flu([0, 0, 0, 0])
     with pytest.raises(ValueError, match="3 components"):
         frames.enu_to_ned([1, 2])
+
+
+def test_batch_attitudes_match_one_at_a_time():
+    """A swarm converts all its vehicles' attitudes in one call; it must give each the single conversion's answer,
+    the known attitudes included, and refuse a row that is not a rotation by naming it."""
+    rng = np.random.default_rng(11)
+    q = rng.normal(size=(64, 4)) * rng.uniform(0.5, 3.0, size=(64, 1))   # not unit: both normalize
+    known = [(name, q_enu, q_ned) for name, q_enu, q_ned, *_ in CASES if q_ned is not None]
+    ned = np.array([q_ned for _, _, q_ned in known])
+    rows = np.vstack([q, ned, -ned])
+    out = frames.quats_ned_frd_to_enu_flu(rows)
+    for r, o in zip(rows, out):
+        np.testing.assert_allclose(o, frames.quat_ned_frd_to_enu_flu(r), atol=1e-15)
+    for (name, q_enu, _), o in zip(known, out[64:]):
+        assert same_rotation(o, q_enu, 1e-12), name
+    rows[5] = [0.0, 0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="row 5: not a rotation"):
+        frames.quats_ned_frd_to_enu_flu(rows)
+    rows[5] = [np.nan, 1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="row 5"):
+        frames.quats_ned_frd_to_enu_flu(rows)
+    with pytest.raises(ValueError, match=r"\(n, 4\)"):
+        frames.quats_ned_frd_to_enu_flu(rows[:, :3])

@@ -250,3 +250,13 @@ def test_thrust_semantics_and_action_mappings():
         assert thrust.thrust_field_to_climb_rate(thrust.climb_rate_to_thrust_field(climb)) == pytest.approx(climb)
     assert thrust.thrust_field_to_climb_rate(0.5) == 0.0
     np.testing.assert_allclose(thrust.rpm_to_motor_throttle([-1, 0, 1, 0.5]), [0, 0.5, 1, 0.75])
+    # a swarm maps all its rows at once: each row as the single mapping does, out-of-range clipped, NaN kept
+    rows = np.array([[-1, 0, 0, 0], [1, 1, -1, 0.5], [0.2, 0.1, -0.3, 0.9], [1.7, -2.0, 0.3, 1.01],
+                     [np.nan, 0.1, 0.2, 0.3], [0.0, 0.1, np.nan, 0.3]])
+    rates, thrusts = thrust.ctbr_to_setpoints(rows, (7.0, 7.0, 3.0))
+    for a, r, t in zip(rows, rates, thrusts):
+        r1, t1 = thrust.ctbr_to_setpoint(a, (7.0, 7.0, 3.0))
+        np.testing.assert_array_equal(r, r1)
+        np.testing.assert_array_equal(t, t1)
+    with pytest.raises(ValueError, match=r"\(n, 4\)"):
+        thrust.ctbr_to_setpoints(rows[:, :3], (7.0, 7.0, 3.0))

@@ -22,7 +22,7 @@ class SwarmConfig:
     guard_horizon_s: float = 0.5
     guard_clear_s: float = 3.0                 # a held pair lands if it has not cleared after this
     discover_s: float = 3.0                    # one shared port without --sysids: how long to listen for vehicles
-    transition_speed_mps: float = 0.5          # how fast a vehicle's target moves to its slot (deploy/swarm/flight.py)
+    transition_speed_mps: float = 0.5          # how fast a vehicle's target moves to its slot (formation.lead_targets)
     takeoff_gap_s: float = 0.5                 # between one vehicle's takeoff ending and the next one arming
 
     def validate(self) -> "SwarmConfig":

@@ -45,17 +45,21 @@ import numpy as np
 
 import drone_sim
 from firmware_bridge import CommandError
+from firmware_bridge.gate import ReaderGate
 from firmware_bridge.shared import SharedTransport
+from firmware_bridge.thrust import ctbr_to_setpoints
 
 from ..config import ConfigError, vec_list
 from ..control import FlightControl, Snapshot, euler_deg
+from ..estimate import Estimate
 from ..exits import EXIT_ARMED, EXIT_OK, EXIT_REFUSED, EXIT_SAFETY
 from ..flight import Refused, _realtime_priority, handover_ready, load_policy, takeoff_complete
 from ..safety import Trigger
 from ..flightlog import unique_path
 from ..timing import ComputeWindow, TimingStats, WallClock, settle_heap
 from .config import SwarmConfig
-from .formation import Formation, FormationError, assign_slots, neighbour_table, pairwise_distances
+from .formation import (Formation, FormationError, assign_slots, lead_targets, neighbour_table,
+                        pairwise_distances)
 from .guard import SeparationGuard
 from .member import Member
 from .operator import FormationTargeting, VehicleView
@@ -83,7 +87,9 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
         self.formation: Formation | None = None
         self.guard = SeparationGuard(config.min_separation_m, config.guard_horizon_s, config.guard_clear_s)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="swarm-cmd")
-        self.window = ComputeWindow()   # no garbage collection between a tick's wake-up and its last command
+        # no garbage collection and no telemetry parsing between a tick's wake-up and its last command: every
+        # member's link and the shared port get this gate once they exist (_run_logged)
+        self.window = ComputeWindow(ReaderGate())
         self.form_t0: float | None = None
         self.slot_errors: list[float] = []       # each policy vehicle's distance to its slot, every tick
         self.formation_reached_s: float | None = None
@@ -147,6 +153,10 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
         self.rate = float(cfg.deploy.rate_hz or self.policy.control_hz)
         self.clock = WallClock(self.rate)
         self.timing = TimingStats(1.0 / self.rate)
+        for m in self.members:   # their readers wait while a tick computes (firmware_bridge/gate.py)
+            m.link.gate = self.window.gate
+        if self.shared is not None:
+            self.shared.gate = self.window.gate
         if self.control.arm_gate:   # the operator window: nothing armed until its arm-and-take-off
             self.say("preflight passed: waiting for the operator to arm and take off")
             while not (self.control.arm_requested or self.control.land_requested or self.control.kill_requested):
@@ -308,37 +318,45 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
         try:
             late = max(0.0, now - due)
             cpu0 = time.thread_time()
-            n = len(self.members)
-            ests = [m.estimate(now) for m in self.members]
+            members = self.members
+            n = len(members)
+            ests = Estimate.from_vehicles([m.link for m in members], np.array([m.origin_local for m in members]), now)
+            for m, e in zip(members, ests):
+                m.est = e
             pos = np.array([e.position for e in ests])
             vel = np.array([e.velocity for e in ests])
+            quat = np.array([e.quaternion for e in ests])
+            rates = np.array([e.rates for e in ests])
             # the neighbours' positions moved forward by the age of their telemetry
-            pos_now = pos + vel * np.array([[min(e.age_position, 0.5)] for e in ests])
-            known = np.array([m.airborne and not e.stale_link and np.isfinite(p).all()
-                              for m, e, p in zip(self.members, ests, pos_now)])
+            ages = np.minimum([e.age_position for e in ests], 0.5)
+            pos_now = pos + vel * ages[:, None]
+            known = (np.array([m.airborne and not e.stale_link for m, e in zip(members, ests)])
+                     & np.isfinite(pos_now).all(axis=1))
             moved = self.targeting.take()
             if moved is not None:
                 self.formation.move_to(moved)
-                for m in self.members:
+                for m in members:
                     m.log.event("target", t=None, target=vec_list(moved, 3), what="formation centre (operator)")
             t_form = 0.0 if self.form_t0 is None else now - self.form_t0
             slots_p, slots_v = self.formation.slots(t_form)
-            targets, target_vel = self._leash(slots_p, slots_v)
-            # per-vehicle checks
+            targets, target_vel = lead_targets(members, slots_p, slots_v, self.config.transition_speed_mps,
+                                               self.rate)
+            # per-vehicle checks; the flight envelope screened for all at once (every member's monitor has the
+            # swarm's limits and fence), check_state asked only about a row the screen does not pass
+            state_ok = members[0].safety.states_pass(pos, vel, quat, rates).tolist()
             trig: list[Trigger | None] = [None] * n
-            for i, (m, e) in enumerate(zip(self.members, ests)):
+            for i, (m, e) in enumerate(zip(members, ests)):
                 if m.phase in ("policy", "ready", "hold", "takeoff"):
-                    trig[i] = self._check(m, e)
+                    trig[i] = self._check(m, e, state_ok[i])
             # observations for all, one policy call
             obs = np.zeros((n, drone_sim.OBS_SIZE), dtype=np.float32)
             neigh_counts = [0] * n
-            use = [m.phase == "policy" and trig[i] is None for i, m in enumerate(self.members)]
+            use = [m.phase == "policy" and trig[i] is None for i, m in enumerate(members)]
             if any(use):
                 table = neighbour_table(pairwise_distances(pos_now), known)
                 neigh_counts = (table >= 0).sum(axis=1).tolist()
                 obs = drone_sim.observe_swarm(
-                    pos, vel, np.array([e.quaternion for e in ests]), np.array([e.rates for e in ests]),
-                    np.array([m.last_action for m in self.members]), targets, target_vel, table,
+                    pos, vel, quat, rates, np.array([m.last_action for m in members]), targets, target_vel, table,
                     neighbour_position=pos_now, task="swarm")
                 actions = np.asarray(self.policy(obs), dtype=np.float32).reshape(n, -1)
             else:
@@ -347,9 +365,14 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
             sent_desc: list[tuple[bool, dict | None]] = [(False, None)] * n
             if actions is not None:
                 size = self.policy.action_size
-                passed = self.members[use.index(True)].safety.policy_rows_pass(obs, actions, size)
+                passed = members[use.index(True)].safety.policy_rows_pass(obs, actions, size)
                 clipped = np.clip(actions, -1.0, 1.0).astype(np.float32)
-            for i, m in enumerate(self.members):
+                if self.policy.action_mode == "ctbr" and size == 4:   # every row's rates and thrust at once
+                    rates_frd, thrusts = ctbr_to_setpoints(actions, self.policy.max_rate)
+                    rates_frd, thrusts = rates_frd.tolist(), thrusts.tolist()
+                else:
+                    rates_frd = None
+            for i, m in enumerate(members):
                 if trig[i] is not None or not use[i]:
                     continue
                 if not passed[i]:   # the vehicle's own checks name what is wrong
@@ -359,10 +382,13 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
                         trig[i] = t
                         use[i] = False
                         continue
-                msg, desc = m.mapper.setpoint(actions[i])
+                if rates_frd is not None:
+                    msg, desc = m.mapper.rates_setpoint(rates_frd[i], thrusts[i])
+                else:
+                    msg, desc = m.mapper.setpoint(actions[i])
                 sent_desc[i] = (m.link.send(msg), desc)
                 m.last_action = clipped[i]
-            for i, m in enumerate(self.members):
+            for i, m in enumerate(members):
                 if m.phase in ("ready", "hold") and trig[i] is None and m.hold_point is not None:
                     msg, desc = m.mapper.position(m.local(m.hold_point))
                     sent_desc[i] = (m.link.send(msg), desc)
@@ -377,6 +403,8 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
                 shared.flush_writes()
             self.window.close()
         # ---- after the commands: the guard, the responses, the records
+        for m, e in zip(self.members, ests):
+            m.state_events.update(e)
         trips = self.guard.check(pos_now, vel, known)
         for tr in trips:
             self._guard_trip(tr, pos_now)
@@ -440,39 +468,15 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
             loop_rate_hz=st["rate_hz"], compute_p99_ms=st["compute_p99_ms"], deadline_misses=st["misses"],
             triggers=tuple(self.end_triggers), action=None, fence=self.fence.as_dict()))
 
-    def _leash(self, slots_p: np.ndarray, slots_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each vehicle's target this tick: its slot, reached by a point that moves from where the vehicle took
-        over towards the slot at transition_speed_mps and then rides with it. The policy flies to a slot as fast
-        as it was trained to (2-3 m/s); neighbours converging that fast trip the separation guard, and a real
-        formation assembles at a walking pace."""
-        n = len(self.members)
-        targets = np.array([m.est.position if m.est is not None else np.zeros(3) for m in self.members], dtype=float)
-        vel = np.zeros((n, 3))
-        step = self.config.transition_speed_mps / self.rate
-        for i, m in enumerate(self.members):
-            if m.slot is None or m.leash is None:
-                continue
-            d = slots_p[m.slot] - m.leash
-            dist = float(np.linalg.norm(d))
-            if dist <= step:
-                m.leash = slots_p[m.slot].copy()
-                vel[i] = slots_v[m.slot]
-                m.attached = True
-            else:
-                m.leash = m.leash + d * (step / dist)
-                vel[i] = d * (self.config.transition_speed_mps / dist)
-                m.attached = False
-            targets[i] = m.leash
-        return targets, vel
-
-    def _check(self, m: Member, e) -> Trigger | None:
+    def _check(self, m: Member, e, state_ok: bool = False) -> Trigger | None:
         """This tick's trigger for one vehicle. A vehicle already holding is watched for its link only: the hold
-        is the response, and the reason it holds (a tilt, a speed) would otherwise restart it every tick."""
+        is the response, and the reason it holds (a tilt, a speed) would otherwise restart it every tick.
+        state_ok: SafetyMonitor.states_pass passed this vehicle's state, so check_state would find nothing."""
         s = m.safety
         t = s.check_stall(self.clock.stalled_s, e) or s.check_link(e)
         if t is not None or m.phase == "hold":
             return t
-        if m.phase != "takeoff":
+        if m.phase != "takeoff" and not state_ok:
             t = s.check_state(e)
         if t is None:
             t = s.check_battery(e)

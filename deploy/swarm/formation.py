@@ -133,3 +133,31 @@ def pairwise_distances(positions: np.ndarray) -> np.ndarray:
     """(n, n) distances between every two vehicles."""
     p = np.asarray(positions, dtype=float)
     return np.sqrt(np.sum((p[:, None, :] - p[None, :, :]) ** 2, axis=-1))
+
+
+def lead_targets(members: Sequence, slots_p: np.ndarray, slots_v: np.ndarray, speed_mps: float,
+                 rate_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each member's target this tick (positions and velocities): its slot, reached by a point (member.leash) that
+    moves from where the vehicle took over towards the slot at speed_mps and then rides with it (member.attached).
+    The policy flies to a slot as fast as it was trained to (2-3 m/s); neighbours converging that fast trip the
+    separation guard, and a real formation assembles at a walking pace. A member with no slot or leash keeps its
+    own position as target."""
+    n = len(members)
+    targets = np.array([m.est.position if m.est is not None else np.zeros(3) for m in members], dtype=float)
+    vel = np.zeros((n, 3))
+    step = speed_mps / rate_hz
+    for i, m in enumerate(members):
+        if m.slot is None or m.leash is None:
+            continue
+        d = slots_p[m.slot] - m.leash
+        dist = float(np.linalg.norm(d))
+        if dist <= step:
+            m.leash = slots_p[m.slot].copy()
+            vel[i] = slots_v[m.slot]
+            m.attached = True
+        else:
+            m.leash = m.leash + d * (step / dist)
+            vel[i] = d * (speed_mps / dist)
+            m.attached = False
+        targets[i] = m.leash
+    return targets, vel
