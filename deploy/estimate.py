@@ -66,13 +66,10 @@ class Estimate:
         together: the same values (tests hold the two to each other), at a fraction of the per-tick cost. Each
         link's fields are read under its lock, without copying its whole state."""
         rows = [link.read_state(_kinematics) for link in links]
-        k = np.array([r[0] for r in rows])
-        pos = frames.ned_to_enu(k[:, 0:3]) - origins
-        vel = frames.ned_to_enu(k[:, 3:6])
-        quat = frames.quats_ned_frd_to_enu_flu(k[:, 6:10])
-        rates = frames.frd_to_flu(k[:, 10:13])
-        return [cls(now, max(r[1], r[2]) / 1000.0, pos[i], vel[i], quat[i], rates[i], now - r[3], now - r[4],
-                    now - r[5], *r[6:]) for i, r in enumerate(rows)]
+        x = np.array(frames.states_ned_to_enu([r[0] for r in rows]))
+        x[:, 0:3] -= origins
+        return [cls(now, max(r[1], r[2]) / 1000.0, x[i, 0:3], x[i, 3:6], x[i, 6:10], x[i, 10:13], now - r[3],
+                    now - r[4], now - r[5], *r[6:]) for i, r in enumerate(rows)]
 
     @property
     def tilt_deg(self) -> float:
@@ -101,7 +98,7 @@ class Estimate:
 
 def _kinematics(s: VehicleState) -> tuple:
     """What an Estimate takes from a VehicleState, read under the link's lock (Estimate.from_vehicles)."""
-    return (np.concatenate((s.position_ned, s.velocity_ned, s.quaternion_ned, s.body_rates_frd)),
+    return (s.position_ned.tolist() + s.velocity_ned.tolist() + s.quaternion_ned.tolist() + s.body_rates_frd.tolist(),
             s.boot_ms_attitude, s.boot_ms_position, s.t_attitude, s.t_position, s.t_last_message, s.stale, s.armed,
             s.mode, s.landed_state, s.battery_voltage, s.battery_remaining, s.estimator_healthy)
 

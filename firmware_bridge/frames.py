@@ -109,27 +109,6 @@ def quat_ned_frd_to_enu_flu(q: Sequence[float]) -> np.ndarray:
     return _canonical(quat_mul(quat_mul(_Q_WORLD, _quat(q)), _Q_BODY))
 
 
-def quats_ned_frd_to_enu_flu(q: np.ndarray) -> np.ndarray:
-    """quat_ned_frd_to_enu_flu for each row of an (n, 4) array: a swarm's loop converts every vehicle's attitude
-    every tick, and one matrix product costs what one vehicle's conversion did. Raises as the single version
-    does, naming the row."""
-    a = np.asarray(q, dtype=np.float64)
-    if a.ndim != 2 or a.shape[1] != 4:
-        raise ValueError(f"quaternions: expected (n, 4) rows (w, x, y, z), got shape {a.shape}")
-    n = np.sqrt(np.einsum("ij,ij->i", a, a))
-    bad = ~(np.isfinite(n) & (n >= 1e-6))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"quaternion row {i}: not a rotation (norm {n[i]})")
-    out = (a / n[:, None]) @ _CHANGE_OF_AXES_T
-    return np.where(out[:, :1] < 0, -out, out)
-
-
-# q -> Q_W * q * Q_B is linear in q: its matrix, built from quat_mul on the basis quaternions (row k is the image of
-# the k-th basis quaternion), so the batch conversion uses the same two rotations as the single one
-_CHANGE_OF_AXES_T = np.array([quat_mul(quat_mul(_Q_WORLD, e), _Q_BODY) for e in np.eye(4)])
-
-
 def quat_to_rotmat(q: Sequence[float]) -> np.ndarray:
     """Rotation matrix (body-to-world) of a (w, x, y, z) quaternion."""
     w, x, y, z = _quat(q)
@@ -199,6 +178,51 @@ def state_ned_to_enu(position: Sequence[float], velocity: Sequence[float], quate
     """Position, velocity (world), attitude (body-to-world) and body rates from NED/FRD to ENU/FLU."""
     return (ned_to_enu(position), ned_to_enu(velocity), quat_ned_frd_to_enu_flu(quaternion),
             frd_to_flu(body_rates))
+
+
+def states_ned_to_enu(rows: Sequence[Sequence[float]]) -> list[list[float]]:
+    """state_ned_to_enu for many vehicles at once, on plain floats: rows of (position 3, velocity 3, quaternion 4,
+    body rates 3), NED/FRD in, ENU/FLU out, the quaternions normalized and with w >= 0 as the single conversion
+    gives them. A swarm's loop converts every vehicle's state every tick, at the start of a tick that finds the
+    processor's caches cold (BENCHMARKS.md "Swarm"); a dozen numpy calls on 8 rows cost five times this loop then.
+    Raises as the single version does for a quaternion that is not a rotation, naming the row."""
+    out = []
+    for i, r in enumerate(rows):
+        if len(r) != 13:
+            raise ValueError(f"state row {i}: expected 13 values (position, velocity, quaternion, body rates), "
+                             f"got {len(r)}")
+        x = [r[a] * ca + r[b] * cb for a, ca, b, cb in _STATE_TERMS]
+        n = math.sqrt(x[6] * x[6] + x[7] * x[7] + x[8] * x[8] + x[9] * x[9])   # orthogonal map: the input's norm
+        if not (1e-6 <= n < math.inf):
+            raise ValueError(f"quaternion row {i}: not a rotation (norm {n})")
+        if x[6] < 0:
+            n = -n
+        x[6], x[7], x[8], x[9] = x[6] / n, x[7] / n, x[8] / n, x[9] / n
+        out.append(x)
+    return out
+
+
+def _state_terms() -> tuple[tuple[int, float, int, float], ...]:
+    """The whole state's change of axes (every part of it is linear) as, for each output value, the two input
+    values and coefficients it sums (a signed swap has the second coefficient 0); built by converting the basis vectors with the single-vehicle functions, so the two
+    cannot disagree."""
+    m = np.zeros((13, 13))
+    for k in range(13):
+        e = np.eye(13)[k]
+        m[k, 0:3], m[k, 3:6], m[k, 10:13] = ned_to_enu(e[0:3]), ned_to_enu(e[3:6]), frd_to_flu(e[10:13])
+        m[k, 6:10] = quat_mul(quat_mul(_Q_WORLD, e[6:10]), _Q_BODY)   # before normalizing and the sign choice
+    terms = []
+    for j in range(13):
+        t = [(k, float(m[k, j])) for k in range(13) if m[k, j] != 0.0]
+        if len(t) not in (1, 2):
+            raise RuntimeError(f"converted state value {j} sums {len(t)} values; states_ned_to_enu takes two")
+        # a single term is paired with itself at 0: a non-finite value then spoils only its own output
+        (a, ca), (b, cb) = t if len(t) == 2 else (t[0], (t[0][0], 0.0))
+        terms.append((a, ca, b, cb))
+    return tuple(terms)
+
+
+_STATE_TERMS = _state_terms()
 
 
 # Metres per degree of latitude (and of longitude at the equator) on the spherical Earth of the flat-Earth

@@ -264,7 +264,7 @@ def test_the_swarm_state_check_never_passes_a_row_the_single_check_would_stop():
     quat[4] = (math.cos(t / 2), math.sin(t / 2), 0.0, 0.0)
     vel[5], vel[6] = (v, 0.0, 0.0), (0.0, 0.0, -np.nextafter(v, 9.0))
     pos[7, 1], vel[8, 2], quat[9, 0], rates[10, 1] = math.nan, math.inf, math.nan, -math.inf
-    ok = sm.states_pass(pos, vel, quat, rates)
+    ok = np.array(sm.states_pass(pos, vel, quat, rates))
     verdicts = [sm.check_state(Estimate(0.0, 0.0, p, w, q, r_, 0.01, 0.01, 0.01, False, True, "GUIDED", 2, 16.0, 0.9,
                                         True)) for p, w, q, r_ in zip(pos, vel, quat, rates)]
     assert not any(ok[i] and verdicts[i] is not None for i in range(n))

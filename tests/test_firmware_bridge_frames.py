@@ -138,24 +138,29 @@ def test_bad_input_is_named():
         frames.enu_to_ned([1, 2])
 
 
-def test_batch_attitudes_match_one_at_a_time():
-    """A swarm converts all its vehicles' attitudes in one call; it must give each the single conversion's answer,
-    the known attitudes included, and refuse a row that is not a rotation by naming it."""
+def test_many_states_converted_at_once_match_one_at_a_time():
+    """A swarm converts all its vehicles' states in one call; each row must be the single conversion's answer
+    (the known attitudes included, unnormalized quaternions too), and a quaternion that is not a rotation is
+    refused, naming its row."""
     rng = np.random.default_rng(11)
-    q = rng.normal(size=(64, 4)) * rng.uniform(0.5, 3.0, size=(64, 1))   # not unit: both normalize
     known = [(name, q_enu, q_ned) for name, q_enu, q_ned, *_ in CASES if q_ned is not None]
     ned = np.array([q_ned for _, _, q_ned in known])
-    rows = np.vstack([q, ned, -ned])
-    out = frames.quats_ned_frd_to_enu_flu(rows)
+    quats = np.vstack([rng.normal(size=(64, 4)) * rng.uniform(0.5, 3.0, size=(64, 1)), ned, -ned])
+    rows = np.column_stack([rng.normal(size=(len(quats), 6)), quats, rng.normal(size=(len(quats), 3))])
+    out = np.array(frames.states_ned_to_enu(rows.tolist()))
     for r, o in zip(rows, out):
-        np.testing.assert_allclose(o, frames.quat_ned_frd_to_enu_flu(r), atol=1e-15)
+        p, v, q, w = frames.state_ned_to_enu(r[0:3], r[3:6], r[6:10], r[10:13])
+        np.testing.assert_allclose(o, np.concatenate([p, v, q, w]), rtol=0, atol=1e-15)
     for (name, q_enu, _), o in zip(known, out[64:]):
-        assert same_rotation(o, q_enu, 1e-12), name
-    rows[5] = [0.0, 0.0, 0.0, 0.0]
-    with pytest.raises(ValueError, match="row 5: not a rotation"):
-        frames.quats_ned_frd_to_enu_flu(rows)
-    rows[5] = [np.nan, 1.0, 0.0, 0.0]
-    with pytest.raises(ValueError, match="row 5"):
-        frames.quats_ned_frd_to_enu_flu(rows)
-    with pytest.raises(ValueError, match=r"\(n, 4\)"):
-        frames.quats_ned_frd_to_enu_flu(rows[:, :3])
+        assert same_rotation(o[6:10], q_enu, 1e-12), name
+    rows[3, 0], rows[4, 11] = np.inf, np.nan   # a bad position or rate stays where it is, for the checks to name
+    out = np.array(frames.states_ned_to_enu(rows.tolist()))
+    assert not np.isfinite(out[3, 0:3]).all() and np.isfinite(out[3, 3:13]).all()
+    assert not np.isfinite(out[4, 10:13]).all() and np.isfinite(out[4, 0:10]).all()
+    np.testing.assert_allclose(out[3, 6:10], frames.quat_ned_frd_to_enu_flu(rows[3, 6:10]), atol=1e-15)
+    for bad in ([0.0, 0.0, 0.0, 0.0], [np.nan, 1.0, 0.0, 0.0], [np.inf, 0.0, 0.0, 0.0]):
+        rows[5, 6:10] = bad
+        with pytest.raises(ValueError, match="row 5: not a rotation"):
+            frames.states_ned_to_enu(rows.tolist())
+    with pytest.raises(ValueError, match="row 0: expected 13 values"):
+        frames.states_ned_to_enu(rows[:, :12].tolist())

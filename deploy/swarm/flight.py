@@ -343,7 +343,7 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
                                                self.rate)
             # per-vehicle checks; the flight envelope screened for all at once (every member's monitor has the
             # swarm's limits and fence), check_state asked only about a row the screen does not pass
-            state_ok = members[0].safety.states_pass(pos, vel, quat, rates).tolist()
+            state_ok = members[0].safety.states_pass(pos, vel, quat, rates)
             trig: list[Trigger | None] = [None] * n
             for i, (m, e) in enumerate(zip(members, ests)):
                 if m.phase in ("policy", "ready", "hold", "takeoff"):

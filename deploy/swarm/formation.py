@@ -120,19 +120,22 @@ NEIGHBOURS = drone_sim.OBS_LAYOUT["drones"][1] // drone_sim.OBS_STRIDES["drones"
 
 def neighbour_table(distances: np.ndarray, known: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
     """For every vehicle, the rows of its k nearest other vehicles whose state is known, nearest first (ties: the
-    lower row), -1 after the last: the table drone_sim.observe_swarm takes. distances: pairwise_distances."""
-    d = np.array(distances, dtype=float)
-    d[:, ~np.asarray(known, dtype=bool)] = np.inf
-    np.fill_diagonal(d, np.inf)
-    order = np.argsort(d, axis=1, kind="stable")[:, :k]
-    valid = np.isfinite(np.take_along_axis(d, order, axis=1))
-    return np.where(valid, order, -1).astype(np.intc)
+    lower row), -1 after the last: the table drone_sim.observe_swarm takes. distances: pairwise_distances.
+    Plain Python for a swarm's handful of rows: the tick runs it with the processor's caches cold, where numpy's
+    sorting machinery costs several times this loop."""
+    d = np.asarray(distances, dtype=float).tolist()
+    ok = [bool(x) for x in np.asarray(known, dtype=bool).tolist()]
+    table = []
+    for i, row in enumerate(d):
+        near = sorted((x, j) for j, x in enumerate(row) if j != i and ok[j] and math.isfinite(x))[:k]
+        table.append([j for _, j in near] + [-1] * (k - len(near)))
+    return np.array(table, dtype=np.intc).reshape(len(d), k)
 
 
 def pairwise_distances(positions: np.ndarray) -> np.ndarray:
     """(n, n) distances between every two vehicles."""
-    p = np.asarray(positions, dtype=float)
-    return np.sqrt(np.sum((p[:, None, :] - p[None, :, :]) ** 2, axis=-1))
+    p = np.asarray(positions, dtype=float).tolist()
+    return np.array([[math.dist(a, b) for b in p] for a in p]).reshape(len(p), len(p))
 
 
 def lead_targets(members: Sequence, slots_p: np.ndarray, slots_v: np.ndarray, speed_mps: float,
@@ -142,22 +145,24 @@ def lead_targets(members: Sequence, slots_p: np.ndarray, slots_v: np.ndarray, sp
     The policy flies to a slot as fast as it was trained to (2-3 m/s); neighbours converging that fast trip the
     separation guard, and a real formation assembles at a walking pace. A member with no slot or leash keeps its
     own position as target."""
-    n = len(members)
-    targets = np.array([m.est.position if m.est is not None else np.zeros(3) for m in members], dtype=float)
-    vel = np.zeros((n, 3))
     step = speed_mps / rate_hz
-    for i, m in enumerate(members):
+    targets = [m.est.position.tolist() if m.est is not None else [0.0, 0.0, 0.0] for m in members]
+    vel = [[0.0, 0.0, 0.0] for _ in members]
+    sp, sv = slots_p.tolist(), slots_v.tolist()
+    for i, m in enumerate(members):   # plain floats: see neighbour_table
         if m.slot is None or m.leash is None:
             continue
-        d = slots_p[m.slot] - m.leash
-        dist = float(np.linalg.norm(d))
+        slot, here = sp[m.slot], m.leash.tolist()
+        d = [slot[0] - here[0], slot[1] - here[1], slot[2] - here[2]]
+        dist = math.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
         if dist <= step:
-            m.leash = slots_p[m.slot].copy()
-            vel[i] = slots_v[m.slot]
+            m.leash = np.array(slot)
+            vel[i] = sv[m.slot]
             m.attached = True
         else:
-            m.leash = m.leash + d * (step / dist)
-            vel[i] = d * (speed_mps / dist)
+            m.leash = np.array([here[0] + d[0] * (step / dist), here[1] + d[1] * (step / dist),
+                                here[2] + d[2] * (step / dist)])
+            vel[i] = [x * (speed_mps / dist) for x in d]
             m.attached = False
-        targets[i] = m.leash
-    return targets, vel
+        targets[i] = m.leash.tolist()
+    return np.array(targets).reshape(-1, 3), np.array(vel).reshape(-1, 3)
