@@ -204,8 +204,8 @@ def states_ned_to_enu(rows: Sequence[Sequence[float]]) -> list[list[float]]:
 
 def _state_terms() -> tuple[tuple[int, float, int, float], ...]:
     """The whole state's change of axes (every part of it is linear) as, for each output value, the two input
-    values and coefficients it sums (a signed swap has the second coefficient 0); built by converting the basis vectors with the single-vehicle functions, so the two
-    cannot disagree."""
+    values and coefficients it sums (a signed swap has the second coefficient 0); built by converting the basis
+    vectors with the single-vehicle functions, so the two cannot disagree."""
     m = np.zeros((13, 13))
     for k in range(13):
         e = np.eye(13)[k]
