@@ -98,6 +98,24 @@ def test_a_small_sweep_with_sqlite_exports_its_best_as_a_drone_train_config(tmp_
     assert again.returncode == 0 and len(_study(tmp_path, "small").trials) == len(study.trials)
 
 
+def test_of_two_trials_started_for_the_last_slot_the_later_one_stands_down():
+    """Two workers count one free slot at the same moment and both create a trial: the storage's numbering
+    decides, the earlier trial runs and the later one fails as surplus before sampling anything. Failed trials
+    free their slot."""
+    from policies.sweep.objective import SurplusTrial, claim_slot
+
+    study = optuna.create_study()
+    study.tell(study.ask(), 1.0)                       # trial 0 finished
+    failed = study.ask()
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    first, second = study.ask(), study.ask()           # trials 2 and 3: both workers saw 1 of 2 slots free
+    claim_slot(first, slots=2)
+    with pytest.raises(SurplusTrial, match="2 earlier trials already fill the study's 2"):
+        claim_slot(second, slots=2)
+    assert second.user_attrs["fail_reason"].startswith("surplus") and second.params == {}
+    claim_slot(second, slots=3)                        # a larger study has room for both
+
+
 def _wait_running(tmp: Path, name: str, storage: str | None = None, timeout: float = 120) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:

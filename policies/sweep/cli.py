@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     # fail_stale_trials and the matplotlib plots are marked experimental; their use here is deliberate
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
-    from .objective import SweepSettings, run_trial
+    from .objective import SurplusTrial, SweepSettings, run_trial
     from .report import best_trial, export_best, summary_table, write_plots
     from .storage import open_storage
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = None if args.trials == 0 else SweepSettings(
             base, space, sweep_dir, budget_steps=int(args.budget_steps) if args.budget_steps is not None else None,
             budget_seconds=args.budget_seconds, eval_episodes=args.eval_episodes, eval_seed=args.eval_seed,
-            evals=args.evals, multi=args.objective == "score-time")
+            evals=args.evals, multi=args.objective == "score-time", slots=args.trials)
     except ValueError as exc:
         parser.error(str(exc))
     multi = args.objective == "score-time"
@@ -136,6 +136,16 @@ def main(argv: list[str] | None = None) -> int:
         running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
         return done, running
 
+    last: dict = {}                               # what this worker's last trial raised, if anything
+
+    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
+        last.clear()
+        try:
+            return run_trial(trial, settings)
+        except Exception as exc:
+            last["error"] = exc
+            raise
+
     def on_trial(study_: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
         best = best_trial(study_)
         value = "-" if t.values is None else ", ".join(f"{v:.3f}" for v in t.values)
@@ -153,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # one trial at a time, until the study (all workers together) has its finished trials; a worker never
         # starts a trial for a slot another worker's running trial fills. Failed trials (diverged, crashed) do
-        # not fill a slot, so the attempts of this worker are capped.
+        # not fill a slot, so the attempts of this worker are capped. Two workers that see the last free slot at
+        # the same moment both create a trial; objective.claim_slot makes the later one stand down.
         while settings is not None and not interrupted.is_set():
             optuna.storages.fail_stale_trials(study)
             done, running = counts()
@@ -169,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
                               "ones; see the failures above")
                 break
             attempts += 1
-            study.optimize(lambda trial: run_trial(trial, settings), n_trials=1, callbacks=[on_trial],
+            study.optimize(objective, n_trials=1, callbacks=[on_trial],
                            catch=(Exception,), gc_after_trial=True)
+            if isinstance(last.get("error"), SurplusTrial):
+                attempts -= 1     # another worker took the slot at the same moment: not a failed attempt
     except KeyboardInterrupt:
         console.print("drone-sweep: interrupted; the running trial is failed, the study kept (run again to go on)")
         return 130

@@ -35,6 +35,28 @@ class TrialDiverged(RuntimeError):
     """Training produced non-finite losses; the trial fails with this reason and the sweep goes on."""
 
 
+class SurplusTrial(RuntimeError):
+    """Two workers saw the study's last free slot at the same moment and both started a trial for it. The
+    later trial (by number) stands down before it samples or trains anything, so the study never holds
+    more finished trials than asked for."""
+
+
+def claim_slot(trial: optuna.Trial, slots: int) -> None:
+    """Raise SurplusTrial when the trials created before this one (finished or still running) already fill
+    the study's `slots`.
+
+    A worker counts the free slots and then creates a trial; between the two another worker can do the same.
+    The storage numbers trials in the order it creates them (one counter for all workers, also on a shared
+    server), so every worker agrees on which trial came first, and only the later one stands down. A running
+    trial that fails later frees its slot again and the workers' loop fills it."""
+    live = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
+    earlier = sum(t.number < trial.number and t.state in live for t in trial.study.get_trials(deepcopy=False))
+    if earlier >= slots:
+        reason = f"surplus: {earlier} earlier trials already fill the study's {slots}"
+        trial.set_user_attr("fail_reason", reason)
+        raise SurplusTrial(reason)
+
+
 @dataclasses.dataclass
 class SweepSettings:
     base: TrainConfig
@@ -45,6 +67,7 @@ class SweepSettings:
     eval_episodes: int = 256
     eval_seed: int = 777_777       # never a training seed: those are cfg.seed + small offsets
     evals: int = 3                 # intermediate evaluations per trial (pruning, best-within-budget)
+    slots: int | None = None       # finished trials the study should reach (all workers); None: no limit
     multi: bool = False            # optimize (score, wall clock) jointly: a Pareto front
     # set by the command's Ctrl-C / SIGTERM handler: the trial stops at its next update even when the
     # KeyboardInterrupt the handler raised was swallowed by a library's catch-all
@@ -99,6 +122,8 @@ def score_of(model, cfg: TrainConfig, episodes: int, seed: int) -> tuple[float, 
 def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float | tuple[float, float]:
     """The objective Optuna calls. A trial that raises is failed with the reason in its user attributes
     (fail_reason) and the traceback in its run directory (error.txt); the sweep goes on."""
+    if settings.slots is not None:
+        claim_slot(trial, settings.slots)   # before anything is sampled, trained or written
     try:
         return _run_trial(trial, settings)
     except optuna.TrialPruned:
