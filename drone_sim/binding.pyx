@@ -57,6 +57,7 @@ cdef extern from "csrc/drone_env.h" nogil:
         float obs_noise
     ctypedef struct TaskLog:
         float n, episode_return, episode_length, score, crash, out_of_bounds, timeout, aux_sum, aux_count
+        float crash_cause[6]
     ctypedef struct SimConfig:
         float physics_dt
         int substeps, integrator, action_mode, auto_reset, evaluation
@@ -65,6 +66,7 @@ cdef extern from "csrc/drone_env.h" nogil:
         Arena arena
         int collide_all
         float crash_speed, success_radius, follow_radius, formation_radius, goal_radius, formation_spacing
+        float clearance_margin, clearance_weight, smooth_weight
         int race_rings
         Range ring_radius
         int obstacles_lo, obstacles_hi
@@ -76,7 +78,7 @@ cdef extern from "csrc/drone_env.h" nogil:
     ctypedef struct Agent:
         DroneParams drone
         float obs_noise, t, ep_return
-        int ep_len, ring, rings_passed, slot, reached, ended
+        int ep_len, ring, rings_passed, slot, reached, ended, first, crash_cause
     ctypedef struct DroneEnv:
         SimConfig cfg
         int n
@@ -114,7 +116,7 @@ cdef extern from "csrc/drone_env.h" nogil:
         uint32_t s[4]
 
     int QS_COUNT
-    int OBS_SIZE, OBS_VERSION, OBS_K_DRONES, OBS_K_OBSTACLES, NUM_TASKS, NUM_FORMATIONS
+    int OBS_SIZE, OBS_VERSION, OBS_K_DRONES, OBS_K_OBSTACLES, NUM_TASKS, NUM_FORMATIONS, NUM_CRASH_CAUSES
     int NUM_ACTION_MODES, NUM_INTEGRATORS
     double QUAD_GRAVITY_MS2
     int OBS_VEL, OBS_RATES, OBS_ROT, OBS_HEIGHT, OBS_LAST_ACTION, OBS_TARGET_POS, OBS_TARGET_DIST
@@ -124,6 +126,7 @@ cdef extern from "csrc/drone_env.h" nogil:
     float OBS_DRONE_CLIP, OBS_OBSTACLE_CLIP, OBS_OBSTACLE_RADIUS_SCALE
     const char *env_task_name(int t)
     const char *env_formation_name(int f)
+    const char *env_crash_cause_name(int k)
     const char *quad_action_mode_name(int m)
     const char *quad_integrator_name(int i)
     float quad_max_thrust(const DroneParams *d)
@@ -158,6 +161,7 @@ GRAVITY = QUAD_GRAVITY_MS2
 # enum names in enum order, from the C headers
 TASK_NAMES = tuple(env_task_name(i).decode() for i in range(NUM_TASKS))
 FORMATION_NAMES = tuple(env_formation_name(i).decode() for i in range(NUM_FORMATIONS))
+CRASH_CAUSE_NAMES = tuple(env_crash_cause_name(i).decode() for i in range(1, NUM_CRASH_CAUSES))  # CRASH_NONE left out
 ACTION_MODE_NAMES = tuple(quad_action_mode_name(i).decode() for i in range(NUM_ACTION_MODES))
 INTEGRATOR_NAMES = tuple(quad_integrator_name(i).decode() for i in range(NUM_INTEGRATORS))
 
@@ -322,6 +326,9 @@ cdef void _fill_config(SimConfig *c, dict cfg) except *:
     c.formation_radius = cfg["formation_radius"]
     c.goal_radius = cfg["goal_radius"]
     c.formation_spacing = cfg["formation_spacing"]
+    c.clearance_margin = cfg["clearance_margin"]
+    c.clearance_weight = cfg["clearance_weight"]
+    c.smooth_weight = cfg["smooth_weight"]
     c.race_rings = cfg["race_rings"]
     _range(&c.ring_radius, cfg["ring_radius"], "ring_radius")
     c.obstacles_lo, c.obstacles_hi = cfg["obstacles"]
@@ -346,7 +353,7 @@ def _check_buffer(arr, name, dtype, shape):
 
 
 LOG_FIELDS = ("n", "episode_return", "episode_length", "score", "crash", "out_of_bounds", "timeout",
-              "aux_sum", "aux_count")
+              "aux_sum", "aux_count") + tuple("crash_" + name for name in CRASH_CAUSE_NAMES)
 
 
 cdef class CVecEnv:
@@ -413,7 +420,7 @@ cdef class CVecEnv:
     def logs(self, bint clear=True):
         """Per-task sums over episodes finished since the last call."""
         out = []
-        cdef int i, k
+        cdef int i, k, c
         for k in range(NUM_TASKS):
             sums = dict.fromkeys(LOG_FIELDS, 0.0)
             for i in range(self.num_envs):
@@ -427,11 +434,13 @@ cdef class CVecEnv:
                 sums["timeout"] += l.timeout
                 sums["aux_sum"] += l.aux_sum
                 sums["aux_count"] += l.aux_count
+                for c in range(1, NUM_CRASH_CAUSES):
+                    sums["crash_" + CRASH_CAUSE_NAMES[c - 1]] += l.crash_cause[c]
             out.append(sums)
         if clear:
             for i in range(self.num_envs):
                 for k in range(NUM_TASKS):
-                    self.envs[i].logs[k] = TaskLog(0, 0, 0, 0, 0, 0, 0, 0, 0)
+                    memset(&self.envs[i].logs[k], 0, sizeof(TaskLog))
         return out
 
     def nonfinite_actions(self):
@@ -476,7 +485,9 @@ cdef class CVecEnv:
         cdef Agent *a = &self.envs[<int>e].agents[<int>j]
         return {"drone": _drone_dict(&a.drone), "obs_noise": a.obs_noise, "t": a.t, "episode_return": a.ep_return,
                 "episode_length": a.ep_len, "ring": a.ring, "rings_passed": a.rings_passed, "slot": a.slot,
-                "reached": a.reached}
+                "reached": a.reached, "first": bool(a.first),
+                # what the episode's crash hit when this step ended it (until the next step); "" otherwise
+                "crash_cause": CRASH_CAUSE_NAMES[a.crash_cause - 1] if a.crash_cause > 0 else ""}
 
     def set_drone(self, int agent, dict params):
         cdef DroneParams d

@@ -15,6 +15,7 @@ TASKS: tuple[str, ...] = binding.TASK_NAMES
 ACTION_MODES: tuple[str, ...] = binding.ACTION_MODE_NAMES
 INTEGRATORS: tuple[str, ...] = binding.INTEGRATOR_NAMES
 FORMATIONS: tuple[str, ...] = binding.FORMATION_NAMES
+CRASH_CAUSES: tuple[str, ...] = binding.CRASH_CAUSE_NAMES
 
 # What each task's `score` and `aux` logs mean (see drone_env.h).
 TASK_SCORE = {
@@ -129,6 +130,11 @@ _SIM_DEFAULTS: dict = {
     "formation_radius": 0.3,
     "goal_radius": 0.5,
     "formation_spacing": 1.2,
+    # reward shaping (drone_env.h, top comment): a near miss costs before it becomes a crash, and commands that
+    # switch hard from step to step cost what real motors would not follow
+    "clearance_margin": 0.3,
+    "clearance_weight": 0.3,
+    "smooth_weight": 0.1,
     "race_rings": 7,
     "ring_radius": (0.6, 1.0),
     "obstacles": (8, 16),
@@ -136,6 +142,11 @@ _SIM_DEFAULTS: dict = {
     "auto_reset": True,
     "evaluation": False,
 }
+
+
+def sim_default(key: str):
+    """A simulator setting's default (the trainer exposes the reward weights as its own settings)."""
+    return copy.deepcopy(_SIM_DEFAULTS[key])
 
 
 def parse_tasks(tasks: str | Sequence[str] | Mapping[str, float]) -> dict[str, float]:

@@ -14,7 +14,7 @@ import gymnasium
 import numpy as np
 
 from . import binding
-from .config import ACTION_MODES, TASKS, TASK_SCORE, build_config
+from .config import ACTION_MODES, CRASH_CAUSES, TASKS, TASK_SCORE, build_config
 from .params import load_course, load_drone_params
 
 OBS_SIZE: int = binding.OBS_DIM
@@ -85,6 +85,8 @@ class DroneVecEnv:
                 "crash_rate": s["crash"] / n,
                 "out_of_bounds_rate": s["out_of_bounds"] / n,
                 "timeout_rate": s["timeout"] / n,
+                # what the crashes hit, per episode: floor, obstacle, drone, rim, state (non-finite)
+                **{f"crash_{c}_rate": s[f"crash_{c}"] / n for c in CRASH_CAUSES},
                 score_name: s["score"] / n,
                 aux_name: s["aux_sum"] / s["aux_count"] if s["aux_count"] > 0 else float("nan"),
             }

@@ -9,9 +9,16 @@ from math import nan
 import sys
 from pathlib import Path
 
+from drone_sim.config import CRASH_CAUSES
 from drone_sim.signals import StopRequest, sigterm_as_interrupt
 
 from .config import ConfigError, TrainConfig, load_toml, make_config
+
+
+def crash_causes(row: dict) -> str:
+    """What the crashes of an evaluation row hit, largest share first ('drone .031 floor .004'); '-' for none."""
+    shares = sorted(((row.get(f"crash_{c}_rate", 0.0), c) for c in CRASH_CAUSES), reverse=True)
+    return " ".join(f"{c} {v:.3f}".replace("0.", ".", 1) for v, c in shares if v > 0) or "-"
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -173,7 +180,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", help="tasks to evaluate (default: those it was trained on)")
     p.add_argument("--episodes", type=int, default=200, help="episodes per task and drone set")
     p.add_argument("--seed", type=int, default=12345, help="evaluation seed (unseen courses and drones)")
-    p.add_argument("--drones", choices=("both", "nominal", "randomized"), default="both")
+    p.add_argument("--drones", choices=("both", "nominal", "randomized", "default", "wide"), default="both",
+                   help="the nominal drone, the run's randomization preset (randomized), both, or a named preset "
+                        "(default, wide: to compare policies trained on different presets on the same drones)")
     p.add_argument("--video", metavar="OUT.mp4",
                    help="after the table, record the policy flying each task (randomized drones) to an mp4; "
                         "with several tasks, one file per task: OUT-TASK.mp4 (needs a display, e.g. xvfb-run -a)")
@@ -213,7 +222,7 @@ def eval_main(argv: list[str] | None = None) -> int:
 
     table = Table(title=f"drone-eval {args.onnx or args.checkpoint}\n{meta['global_step'] / 1e6:.1f}M steps, "
                         f"{meta['action_mode']}, deterministic actions, seed {args.seed}")
-    for col in ("task", "drones", "episodes", "score", "detail", "crash", "out"):
+    for col in ("task", "drones", "episodes", "score", "detail", "crash", "crashes hit", "out"):
         table.add_column(col, justify="right")
     sigterm_as_interrupt()
     try:
@@ -225,7 +234,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         v2 = m.get(m["detail_key"], float("nan"))
         table.add_row(m["task"], m["drones"], f"{m['episodes']:.0f}", f"{m['score_name']} {m['score']:.3f}",
                       f"{m['detail_name']} {'-' if math.isnan(v2) else f'{v2:.2f}'}", f"{m['crash_rate']:.3f}",
-                      f"{m['out_of_bounds_rate']:.3f}")
+                      crash_causes(m), f"{m['out_of_bounds_rate']:.3f}")
     # piped output (logs, CI) would otherwise wrap at 80 columns
     Console(width=None if sys.stdout.isatty() else 140).print(table)
     if args.json:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drone_sim.config import sim_default
+
 
 # Default training budgets (agent-steps) per task: what a default run needs to fly that task well
 # (measured: BENCHMARKS.md "Training"). A run trains for the largest budget among its tasks.
@@ -55,6 +57,12 @@ class TrainConfig:
     physics_hz: float = _f(500.0, "physics rate (RK4 substeps)")
     control_hz: float = _f(50.0, "policy rate")
     seed: int = _f(0, "seed of envs, weights and sampling")
+    # reward shaping (the simulator's defaults; drone_sim/csrc/drone_env.h says what each term does)
+    clearance_margin: float = _f(sim_default("clearance_margin"), "m: closer than this to an obstacle, a drone "
+                                                                  "or a ring's rim costs reward")
+    clearance_weight: float = _f(sim_default("clearance_weight"), "that cost per step at contact (0: off)")
+    smooth_weight: float = _f(sim_default("smooth_weight"), "cost per step of a full-scale change of every "
+                                                            "action channel (0: off)")
     # model
     hidden: int = _f(64, "hidden units per layer")
     layers: int = _f(2, "hidden layers of the MLP actor and critic")
@@ -96,6 +104,9 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("clearance_margin", "clearance_weight", "smooth_weight"):
+            if not getattr(self, name) >= 0.0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")

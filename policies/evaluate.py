@@ -135,10 +135,13 @@ def evaluate_ocean(policy_factory: Callable[[int], Callable], name: str, *, epis
 
 
 def drone_sets(meta: dict, which: str = "both") -> list[str]:
-    """The drone sets drone-eval evaluates: the nominal drone and/or the run's randomization preset."""
+    """The drone sets drone-eval evaluates: the nominal drone and/or the run's randomization preset, or a named
+    preset."""
     dr = meta["train_config"]["dr"]
     if which == "nominal":
         return ["nominal"]
+    if which in ("default", "wide"):
+        return [which]
     if which == "randomized":
         return [dr if dr != "nominal" else "default"]
     return ["nominal", dr if dr != "nominal" else "default"]

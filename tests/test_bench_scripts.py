@@ -67,3 +67,22 @@ def test_bench_swarm_loop_mode_runs_the_real_tick(tmp_path):
     assert cells[3].strip() == "50 Hz"                  # paced as in flight unless --back-to-back
     assert float(cells[4]) == 3.0                       # every vehicle got its setpoint every tick
     assert float(cells[5].split("/")[0]) > 0.0
+
+
+def test_crash_report_counts_the_crashes_drone_eval_counts():
+    """scripts/crash_report.py watches drone-eval's own episodes: same seed, same drones, the same crashes, each
+    with what it hit."""
+    import crash_report
+    from policies.evaluate import evaluate_task
+
+    make_policy, meta = crash_report.load(str(ROOT / "policies" / "pretrained" / "multitask_ctbr.onnx"))
+    for task in ("swarm", "obstacles"):
+        crashes, flights = crash_report.crashes_of(make_policy, meta, task, "default", episodes=64, seed=5)
+        m = evaluate_task(make_policy, task, dr="default", episodes=64, seed=5, action_mode=meta["action_mode"],
+                          control_hz=meta["control_hz"], physics_hz=meta["physics_hz"])
+        assert len(flights) == m["episodes"] == 64
+        assert len(crashes) == round(m["crash_rate"] * 64) > 0, task
+        for cause in {c["cause"] for c in crashes}:
+            assert sum(c["cause"] == cause for c in crashes) == round(m[f"crash_{cause}_rate"] * 64)
+        assert sum(f["crashed"] for f in flights) == len(crashes)
+        assert "\n".join(crash_report.report(task, crashes, flights)).startswith(f"## {task}: {len(crashes)} crashes")

@@ -190,3 +190,15 @@ def test_the_final_figures_cover_at_least_one_episode_of_the_longest_task():
         assert final_window_start(cfg, env, 30) == 0              # shorter than an episode: the whole run
     finally:
         env.close()
+
+
+def test_drone_eval_compares_policies_of_different_presets_on_the_same_drones():
+    """A policy trained on `wide` is evaluated on its own preset by default and on `default` drones when asked,
+    so it can be held against one trained on `default`."""
+    from policies.evaluate import drone_sets
+
+    meta = {"train_config": {"dr": "wide"}}
+    assert drone_sets(meta, "randomized") == ["wide"]
+    assert drone_sets(meta, "both") == ["nominal", "wide"]
+    assert drone_sets(meta, "default") == ["default"]
+    assert drone_sets({"train_config": {"dr": "nominal"}}, "randomized") == ["default"]

@@ -18,7 +18,12 @@
  *                                               score: share of steps within formation_radius; aux: mean slot error (m)
  *   obstacles  reach a goal across a field of spheres. score: goal reached (0/1);          aux: time to goal (s)
  * Rewards stay in [-1, 1]: shaped progress and proximity terms, a ring bonus of 1, and -1 on a crash or
- * on leaving the arena (both terminal). A timeout is a truncation, never a terminal.
+ * on leaving the arena (both terminal). A timeout is a truncation, never a terminal. Two penalties shape
+ * how a drone flies rather than where: closing within clearance_margin of what it can crash into (an
+ * obstacle's surface, the nearest drone where contact is a crash, a ring's rim) costs up to
+ * clearance_weight per step, so that a near miss is felt before the crash it could have been; and the
+ * change of the action since the last step costs smooth_weight * |a - a_prev|^2 / 4, so that holding a
+ * target by switching thrust hard (bang-bang, which real motors and ESCs do not follow) does not pay.
  */
 #ifndef DRONE_ENV_H
 #define DRONE_ENV_H
@@ -39,6 +44,8 @@
 enum { TASK_HOVER, TASK_GOTO, TASK_FOLLOW, TASK_RACE, TASK_SWARM, TASK_OBSTACLES, NUM_TASKS };
 enum { FORMATION_SPHERE, FORMATION_ORBIT, FORMATION_GRID, FORMATION_LINE, NUM_FORMATIONS };
 enum { END_NONE = 0, END_CRASH = 1, END_OUT_OF_BOUNDS = 2, END_TIMEOUT = 3 };
+/* What a crash hit (the last check of env_evaluate that found one); CRASH_STATE: a non-finite state. */
+enum { CRASH_NONE = 0, CRASH_FLOOR, CRASH_OBSTACLE, CRASH_DRONE, CRASH_RIM, CRASH_STATE, NUM_CRASH_CAUSES };
 
 /* Task and formation names in enum order (the binding exports them as drone_sim.TASKS / FORMATIONS;
  * the task order is also the order of the observation's task one-hot). */
@@ -64,9 +71,21 @@ static inline const char *env_formation_name(int f) {
     }
 }
 
+static inline const char *env_crash_cause_name(int k) {
+    switch (k) {
+    case CRASH_FLOOR: return "floor";
+    case CRASH_OBSTACLE: return "obstacle";
+    case CRASH_DRONE: return "drone";
+    case CRASH_RIM: return "rim";
+    case CRASH_STATE: return "state";
+    default: return "";
+    }
+}
+
 /* Sums over finished episodes, per task; the binding averages them (n = episodes). */
 typedef struct {
     float n, episode_return, episode_length, score, crash, out_of_bounds, timeout, aux_sum, aux_count;
+    float crash_cause[NUM_CRASH_CAUSES]; /* crashes by what they hit (index CRASH_*; [CRASH_NONE] stays 0) */
 } TaskLog;
 
 typedef struct {
@@ -88,6 +107,9 @@ typedef struct {
     float formation_radius;   /* swarm (m) */
     float goal_radius;        /* obstacles (m) */
     float formation_spacing;  /* swarm slot spacing (m) */
+    float clearance_margin;   /* closer than this to what the drone can crash into is penalized (m) */
+    float clearance_weight;   /* the penalty at contact (per step), falling linearly to 0 at the margin */
+    float smooth_weight;      /* penalty per step for a full-scale change of every action channel */
     int race_rings;
     Range ring_radius;
     int obstacles_lo, obstacles_hi;
@@ -105,6 +127,7 @@ typedef struct {
     float ep_return, score_acc, aux_acc, dist_prev, reach_time, lap_start;
     int ep_len, aux_n, ring, rings_passed, slot, reached, ring0_seen, ended;
     int first;                /* spawned when the env-episode began (not a respawn) */
+    int crash_cause;          /* CRASH_* of the crash that ended the episode */
     int end;                  /* how this step ended the episode (END_*), set before respawning */
     float follow_c[3], follow_a[3], follow_w[3], follow_phi[3];
 } Agent;
@@ -117,6 +140,7 @@ typedef struct {
     float *S, *P, *C, *U, *impact;
     /* per agent */
     float *act, *prev_act, *pos0, *target, *target_vel;
+    float *act_change;        /* per agent: |a - a_prev|^2 of this step's action (smoothness penalty) */
     int *nbr, *obst;
     Agent *agents;
     /* caller's buffers */
@@ -704,6 +728,7 @@ static inline int env_init(DroneEnv *e, const SimConfig *cfg, int n, uint64_t se
     e->impact = (float *)calloc((size_t)n, sizeof(float));
     e->act = (float *)calloc((size_t)4 * (size_t)n, sizeof(float));
     e->prev_act = (float *)calloc((size_t)4 * (size_t)n, sizeof(float));
+    e->act_change = (float *)calloc((size_t)n, sizeof(float));
     e->pos0 = (float *)calloc((size_t)3 * (size_t)n, sizeof(float));
     e->target = (float *)calloc((size_t)3 * (size_t)n, sizeof(float));
     e->target_vel = (float *)calloc((size_t)3 * (size_t)n, sizeof(float));
@@ -713,7 +738,7 @@ static inline int env_init(DroneEnv *e, const SimConfig *cfg, int n, uint64_t se
     e->obst = (int *)calloc((size_t)OBS_K_OBSTACLES * (size_t)n, sizeof(int));
     e->agents = (Agent *)calloc((size_t)n, sizeof(Agent));
     rng_seed(&e->rng, seed);
-    if (!e->S || !e->P || !e->C || !e->U || !e->impact || !e->act || !e->prev_act || !e->pos0 || !e->target ||
+    if (!e->S || !e->P || !e->C || !e->U || !e->impact || !e->act || !e->prev_act || !e->act_change || !e->pos0 || !e->target ||
         !e->target_vel || !e->slot_base || !e->slot_taken || !e->nbr || !e->obst || !e->agents)
         return -1;
     return 0;
@@ -767,6 +792,7 @@ static inline void env_log_episode(DroneEnv *e, int i, int end) {
     l->crash += end == END_CRASH;
     l->out_of_bounds += end == END_OUT_OF_BOUNDS;
     l->timeout += end == END_TIMEOUT;
+    if (end == END_CRASH) l->crash_cause[a->crash_cause] += 1.0f;
     l->aux_sum += a->aux_acc;
     l->aux_count += (float)a->aux_n;
 }
@@ -780,29 +806,38 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
     env_pos(e, i, p);
     env_get_state(e, i, x);
     float r = 0.0f;
-    int end = END_NONE;
+    int end = END_NONE, cause = CRASH_NONE;
+    float gap = INFINITY; /* the smallest clearance between the drone and what it can crash into (m) */
 
     /* crash: floor impact, obstacles, other drones; out of bounds */
-    if (e->impact[i] > c->crash_speed) end = END_CRASH;
+    if (e->impact[i] > c->crash_speed) cause = CRASH_FLOOR;
     for (int k = 0; k < OBS_K_OBSTACLES; k++) {
         int j = e->obst[OBS_K_OBSTACLES * i + k];
         if (j < 0) break;
         const Sphere *s = &e->course.obstacles[j];
-        if (v3_dist(p, s->pos) < s->radius + a->drone.radius) end = END_CRASH;
+        float g = v3_dist(p, s->pos) - s->radius - a->drone.radius;
+        if (g < 0.0f) cause = CRASH_OBSTACLE;
+        gap = g < gap ? g : gap;
     }
     if (env_drones_collide(e)) {
         int j = e->nbr[OBS_K_DRONES * i];
         if (j >= 0) {
             float q[3];
             env_pos(e, j, q);
-            if (v3_dist(p, q) < a->drone.radius + e->agents[j].drone.radius) end = END_CRASH;
+            float g = v3_dist(p, q) - a->drone.radius - e->agents[j].drone.radius;
+            if (g < 0.0f) cause = CRASH_DRONE;
+            gap = g < gap ? g : gap;
         }
     }
+    if (cause != CRASH_NONE) end = END_CRASH;
     if (end == END_NONE && (fabsf(p[0]) > c->arena.half_x || fabsf(p[1]) > c->arena.half_y || p[2] > c->arena.height))
         end = END_OUT_OF_BOUNDS;
     int finite = 1; /* fabsf(v) <= FLT_MAX is isfinite(v), without a branch per component */
     for (int k = 0; k < QS_COUNT; k++) finite &= fabsf(x[k]) <= FLT_MAX;
-    if (!finite) end = END_CRASH;
+    if (!finite) {
+        end = END_CRASH;
+        cause = CRASH_STATE;
+    }
 
     float rate = sqrtf(x[QS_WX] * x[QS_WX] + x[QS_WY] * x[QS_WY] + x[QS_WZ] * x[QS_WZ]);
     float rate_frac = rate / 10.0f;
@@ -814,7 +849,12 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
         for (int k = 0; k < e->course.num_rings; k++) {
             float rim;
             int res = ring_cross(&e->course.rings[k], e->pos0 + 3 * i, p, &rim);
-            if (rim < a->drone.radius + COURSE_RIM_THICKNESS) end = END_CRASH;
+            float rim_gap = rim - a->drone.radius - COURSE_RIM_THICKNESS;
+            if (rim_gap < 0.0f) {
+                end = END_CRASH;
+                cause = CRASH_RIM;
+            }
+            gap = rim_gap < gap ? rim_gap : gap;
             if (k == a->ring && res == RING_PASSED && end == END_NONE) {
                 r += 1.0f;
                 a->rings_passed++;
@@ -869,8 +909,14 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
             break;
         }
     }
+    if (c->clearance_margin > 0.0f && gap < c->clearance_margin) {
+        float near = 1.0f - (gap > 0.0f ? gap : 0.0f) / c->clearance_margin;
+        r -= c->clearance_weight * near;
+    }
+    r -= c->smooth_weight * 0.25f * e->act_change[i];
     if (end == END_CRASH || end == END_OUT_OF_BOUNDS) r = -1.0f;
     *reward = clampf(r, -1.0f, 1.0f);
+    a->crash_cause = end == END_CRASH ? cause : CRASH_NONE;
     (void)n;
     return end;
 }
@@ -897,6 +943,11 @@ static inline void env_step(DroneEnv *e) {
         e->act[j] = clampf(finite ? a : 0.0f, -1.0f, 1.0f);
     }
     e->nonfinite_actions += nonfinite;
+    for (int i = 0; i < n; i++) {
+        const float *a = e->act + 4 * i, *b = e->prev_act + 4 * i;
+        float d0 = a[0] - b[0], d1 = a[1] - b[1], d2 = a[2] - b[2], d3 = a[3] - b[3];
+        e->act_change[i] = d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
+    }
     ENV_PROFILE_MARK(ENV_PHASE_ACTIONS);
     for (int i = 0; i < n; i++) {
         env_pos(e, i, e->pos0 + 3 * i);
@@ -975,6 +1026,7 @@ static inline void env_close(DroneEnv *e) {
     free(e->impact);
     free(e->act);
     free(e->prev_act);
+    free(e->act_change);
     free(e->pos0);
     free(e->target);
     free(e->target_vel);
