@@ -78,7 +78,7 @@ cdef extern from "csrc/drone_env.h" nogil:
     ctypedef struct Agent:
         DroneParams drone
         float obs_noise, t, ep_return
-        int ep_len, ring, rings_passed, slot, reached, ended, first, crash_cause
+        int ep_len, ring, rings_passed, slot, reached, ended, crash_cause
     ctypedef struct DroneEnv:
         SimConfig cfg
         int n
@@ -485,7 +485,7 @@ cdef class CVecEnv:
         cdef Agent *a = &self.envs[<int>e].agents[<int>j]
         return {"drone": _drone_dict(&a.drone), "obs_noise": a.obs_noise, "t": a.t, "episode_return": a.ep_return,
                 "episode_length": a.ep_len, "ring": a.ring, "rings_passed": a.rings_passed, "slot": a.slot,
-                "reached": a.reached, "first": bool(a.first),
+                "reached": a.reached,
                 # what the episode's crash hit when this step ended it (until the next step); "" otherwise
                 "crash_cause": CRASH_CAUSE_NAMES[a.crash_cause - 1] if a.crash_cause > 0 else ""}
 

@@ -9,7 +9,7 @@ from math import nan
 import sys
 from pathlib import Path
 
-from drone_sim.config import CRASH_CAUSES
+from drone_sim.config import CRASH_CAUSES, DR_PRESETS
 from drone_sim.signals import StopRequest, sigterm_as_interrupt
 
 from .config import ConfigError, TrainConfig, load_toml, make_config
@@ -180,7 +180,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", help="tasks to evaluate (default: those it was trained on)")
     p.add_argument("--episodes", type=int, default=200, help="episodes per task and drone set")
     p.add_argument("--seed", type=int, default=12345, help="evaluation seed (unseen courses and drones)")
-    p.add_argument("--drones", choices=("both", "nominal", "randomized", "default", "wide"), default="both",
+    p.add_argument("--drones", choices=("both", "randomized", *DR_PRESETS), default="both",
                    help="the nominal drone, the run's randomization preset (randomized), both, or a named preset "
                         "(default, wide: to compare policies trained on different presets on the same drones)")
     p.add_argument("--video", metavar="OUT.mp4",
@@ -203,15 +203,14 @@ def eval_main(argv: list[str] | None = None) -> int:
 
     import drone_sim
 
-    from .checkpoint import CheckpointError, load_policy
-    from .evaluate import TorchPolicy, drone_sets, evaluate_policy
+    from .checkpoint import CheckpointError
+    from .evaluate import drone_sets, evaluate_policy
     from .onnx_policy import OnnxPolicyError
 
     try:
-        model, meta = _load_onnx(args.onnx) if args.onnx else load_policy(args.checkpoint)
+        model, meta, make_policy = eval_policy_of(args.onnx or args.checkpoint, onnx=bool(args.onnx))
     except (CheckpointError, OnnxPolicyError) as exc:
         p.error(str(exc))
-    make_policy = (lambda n: model.clone()) if args.onnx else (lambda n: TorchPolicy(model, n))
     try:
         tasks = list(drone_sim.parse_tasks(args.tasks or meta["tasks"]))
     except ValueError as exc:
@@ -246,6 +245,19 @@ def eval_main(argv: list[str] | None = None) -> int:
     if args.video or args.view:
         return _show(args, model, meta, tasks, sets[-1])
     return 0
+
+
+def eval_policy_of(path: str, onnx: bool):
+    """(model, checkpoint-like metadata, make_policy(n)) of a checkpoint or a drone-export file, as drone-eval
+    flies it: the torch model through TorchPolicy, the ONNX file through onnxruntime (one clone per env)."""
+    if onnx:
+        model, meta = _load_onnx(path)
+        return model, meta, lambda n: model.clone()
+    from .checkpoint import load_policy
+    from .evaluate import TorchPolicy
+
+    model, meta = load_policy(path)
+    return model, meta, lambda n: TorchPolicy(model, n)
 
 
 def _load_onnx(path: str):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -57,9 +57,19 @@ class PolicyActor:
         self.policy.episode_ended(np.ones(self.num_agents, bool) if mask is None else np.asarray(mask))
 
 
+class StepWatcher(Protocol):
+    """Sees every step of an evaluation, for a caller that needs more than the logs (scripts/crash_report.py
+    classifies the crashes), so that it watches drone-eval's own episodes instead of running a copy of them.
+    `step` counts within the env-episode: 0 is a fresh one, with new drones."""
+
+    def before(self, env: drone_sim.DroneVecEnv, step: int) -> None: ...
+
+    def after(self, env: drone_sim.DroneVecEnv, step: int, terminals: np.ndarray, truncations: np.ndarray) -> None: ...
+
+
 def evaluate_task(policy_factory: Callable[[int], Callable], task: str, *, dr: str, episodes: int, seed: int,
                   action_mode: str, control_hz: float, physics_hz: float, drone=None, course=None,
-                  num_envs: int = 8, agents_per_env: int = 8) -> dict[str, float]:
+                  num_envs: int = 8, agents_per_env: int = 8, watch: StepWatcher | None = None) -> dict[str, float]:
     """Run the policy on one task for whole env-episodes until at least `episodes` drone-episodes were
     logged; per-task metrics from the C logs.
 
@@ -79,10 +89,14 @@ def evaluate_task(policy_factory: Callable[[int], Callable], task: str, *, dr: s
     n = 0.0
     aux_name = TASK_SCORE[task][1]
     aux_sum = aux_n = 0.0
-    for _ in range(rounds * horizon):
+    for step in range(rounds * horizon):
+        if watch is not None:
+            watch.before(env, step % horizon)
         obs, _, term, trunc, _ = env.step(policy(obs))
         if hasattr(policy, "episode_ended"):
             policy.episode_ended(term | trunc)
+        if watch is not None:
+            watch.after(env, step % horizon, term, trunc)
         logs = env.logs().get(task)
         if logs:
             k = logs["episodes"]
@@ -138,9 +152,7 @@ def drone_sets(meta: dict, which: str = "both") -> list[str]:
     """The drone sets drone-eval evaluates: the nominal drone and/or the run's randomization preset, or a named
     preset."""
     dr = meta["train_config"]["dr"]
-    if which == "nominal":
-        return ["nominal"]
-    if which in ("default", "wide"):
+    if which in drone_sim.DR_PRESETS:
         return [which]
     if which == "randomized":
         return [dr if dr != "nominal" else "default"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -29,66 +28,71 @@ EARLY_S = 2.0     # crashes this soon after the start: the spawn (or, in swarm, 
 
 
 def load(path: str):
-    """(make_policy(n), meta) of an ONNX file or a checkpoint, the way drone-eval loads them."""
-    from policies.cli import _load_onnx
-    if path.endswith(".onnx"):
-        policy, meta = _load_onnx(path)
-        return (lambda n: policy.clone()), meta
-    from policies.checkpoint import load_policy
-    from policies.evaluate import TorchPolicy
-    model, meta = load_policy(path)
-    return (lambda n: TorchPolicy(model, n)), meta
+    """(make_policy(n), meta) of an ONNX file or a checkpoint, loaded as drone-eval loads them."""
+    from policies.cli import eval_policy_of
+
+    _, meta, make_policy = eval_policy_of(path, onnx=path.endswith(".onnx"))
+    return make_policy, meta
 
 
-def crashes_of(make_policy, meta: dict, task: str, dr: str, episodes: int, seed: int) -> tuple[list[dict], list[dict]]:
-    """(every counted crash, every counted drone-episode) of one task: drone-eval's evaluation loop, watched."""
+class CrashWatcher:
+    """Watches an evaluation (policies.evaluate.evaluate_task's `watch`) and notes every counted crash: what it
+    hit (the simulator's own verdict), when, how fast, on which drone, and (race) how much room its ring left."""
+
+    def __init__(self, task: str, control_hz: float):
+        self.task, self.dt = task, 1.0 / control_hz
+        self.crashes: list[dict] = []
+        self.flights: list[dict] = []      # every counted drone-episode: the drone, and whether it crashed
+
+    def before(self, env, step: int) -> None:
+        n = env.num_agents
+        if step == 0:                      # a new env-episode: new drones, and only their first episodes count
+            self.drones = [env.agent_info(i)["drone"] for i in range(n)]
+            self.counted = np.ones(n, bool)
+            self.first = len(self.flights)
+            self.flights += [{"radius": d["radius"], "twr": binding.thrust_to_weight(d), "crashed": False}
+                             for d in self.drones]
+        self.states = env.states().copy()
+        self.targets = env.targets()[0].copy()
+
+    def after(self, env, step: int, terminals: np.ndarray, truncations: np.ndarray) -> None:
+        per_env = env.agents_per_env
+        for i in np.flatnonzero(terminals & self.counted):
+            cause = env.agent_info(int(i))["crash_cause"]
+            if cause:                      # "" is a drone that left the arena: not a crash
+                self.crashes.append(self._crash(env, int(i), cause, step, per_env))
+                self.flights[self.first + i]["crashed"] = True
+        self.counted &= ~(terminals | truncations)
+
+    def _crash(self, env, i: int, cause: str, step: int, per_env: int) -> dict:
+        x, d = self.states, self.drones[i]
+        e0 = (i // per_env) * per_env
+        others = [j for j in range(e0, e0 + per_env) if j != i]
+        k = others[int(np.argmin(np.linalg.norm(x[others, :3] - x[i, :3], axis=1)))]
+        offset = x[k, :3] - x[i, :3]
+        distance = float(np.linalg.norm(offset))
+        row = {"cause": cause, "t": (step + 1) * self.dt, "speed": float(np.linalg.norm(x[i, 3:6])),
+               "radius": d["radius"], "twr": binding.thrust_to_weight(d), "nearest_drone_m": distance,
+               "closing_speed": float(-np.dot(x[k, 3:6] - x[i, 3:6], offset / max(1e-6, distance)))}
+        if self.task == "race":
+            rings = env.env_info(i // per_env)["course"]["rings"]
+            ring = min(rings, key=lambda g: np.linalg.norm(np.array(g["position"]) - self.targets[i]))
+            row["room_m"] = ring["radius"] - d["radius"]          # how far off centre the drone may pass
+        return row
+
+
+def crashes_of(make_policy, meta: dict, task: str, dr: str, episodes: int,
+               seed: int) -> tuple[list[dict], list[dict], dict]:
+    """(every counted crash, every counted drone-episode, drone-eval's metrics) of one task, from one run of
+    drone-eval's own evaluation."""
+    from policies.evaluate import evaluate_task
+
     tcfg = meta["train_config"]
-    env = drone_sim.make(tasks=task, num_envs=8, agents_per_env=8, action_mode=meta["action_mode"], seed=seed, dr=dr,
-                         drone=tcfg["drone"] or None, course=tcfg["course"] or None, physics_hz=meta["physics_hz"],
-                         control_hz=meta["control_hz"], evaluation=True)
-    n = env.num_agents
-    horizon = int(env.config["horizon_s"][drone_sim.TASKS.index(task)] * meta["control_hz"] + 0.5)
-    dt = 1.0 / meta["control_hz"]
-    policy = make_policy(n)
-    obs, _ = env.reset(seed)
-    crashes, flights = [], []
-    for _ in range(math.ceil(episodes / n)):
-        drones = [env.agent_info(i)["drone"] for i in range(n)]
-        counted = np.ones(n, bool)            # only the episode each drone began the env-episode with counts
-        for i, d in enumerate(drones):
-            flights.append({"radius": d["radius"], "twr": binding.thrust_to_weight(d), "crashed": False})
-        first = len(flights) - n
-        for step in range(horizon):
-            before = env.states().copy()
-            targets = env.targets()[0].copy()
-            obs, _, term, trunc, _ = env.step(policy(obs))
-            if hasattr(policy, "episode_ended"):
-                policy.episode_ended(term | trunc)
-            for i in np.flatnonzero(term & counted):
-                info = env.agent_info(int(i))
-                if not info["crash_cause"]:
-                    counted[i] = False        # left the arena: not a crash
-                    continue
-                e0 = (i // 8) * 8
-                others = [j for j in range(e0, e0 + 8) if j != i]
-                rel = before[others, :3] - before[i, :3]
-                k = others[int(np.argmin(np.linalg.norm(rel, axis=1)))]
-                row = {"cause": info["crash_cause"], "t": (step + 1) * dt, "speed": float(np.linalg.norm(before[i, 3:6])),
-                       "radius": drones[i]["radius"], "twr": binding.thrust_to_weight(drones[i]),
-                       "nearest_drone_m": float(np.linalg.norm(before[k, :3] - before[i, :3])),
-                       "closing_speed": float(-np.dot(before[k, 3:6] - before[i, 3:6],
-                                                      (before[k, :3] - before[i, :3])
-                                                      / max(1e-6, np.linalg.norm(before[k, :3] - before[i, :3]))))}
-                if task == "race":
-                    rings = env.env_info(int(i // 8))["course"]["rings"]
-                    ring = min(rings, key=lambda g: np.linalg.norm(np.array(g["position"]) - targets[i]))
-                    row["room_m"] = ring["radius"] - drones[i]["radius"]      # how far off centre the drone may pass
-                crashes.append(row)
-                flights[first + i]["crashed"] = True
-                counted[i] = False
-            counted &= ~(term | trunc)
-    env.close()
-    return crashes, flights[:episodes]
+    watch = CrashWatcher(task, meta["control_hz"])
+    metrics = evaluate_task(make_policy, task, dr=dr, episodes=episodes, seed=seed, action_mode=meta["action_mode"],
+                            control_hz=meta["control_hz"], physics_hz=meta["physics_hz"],
+                            drone=tcfg["drone"] or None, course=tcfg["course"] or None, watch=watch)
+    return watch.crashes, watch.flights, metrics
 
 
 def share(rows: list[dict], pred) -> str:
@@ -139,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     make_policy, meta = load(args.policy)
     doc = {}
     for task in drone_sim.parse_tasks(args.tasks):
-        crashes, flights = crashes_of(make_policy, meta, task, args.dr, args.episodes, args.seed)
+        crashes, flights, _ = crashes_of(make_policy, meta, task, args.dr, args.episodes, args.seed)
         print("\n".join(report(task, crashes, flights)) + "\n")
         doc[task] = {"episodes": len(flights), "crashes": crashes}
     if args.json:

@@ -1,6 +1,7 @@
 """The benchmark scripts still run against the code they measure (issue: bench_sim.py once failed at HEAD
 because build_config gained a key its C config writer did not know). A quick mode, one small case each:
 the point is that they run and report, not the figures."""
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -77,9 +78,12 @@ def test_crash_report_counts_the_crashes_drone_eval_counts():
 
     make_policy, meta = crash_report.load(str(ROOT / "policies" / "pretrained" / "multitask_ctbr.onnx"))
     for task in ("swarm", "obstacles"):
-        crashes, flights = crash_report.crashes_of(make_policy, meta, task, "default", episodes=64, seed=5)
+        crashes, flights, watched = crash_report.crashes_of(make_policy, meta, task, "default", episodes=64, seed=5)
         m = evaluate_task(make_policy, task, dr="default", episodes=64, seed=5, action_mode=meta["action_mode"],
                           control_hz=meta["control_hz"], physics_hz=meta["physics_hz"])
+        # watching does not change what is evaluated
+        assert watched.keys() == m.keys()
+        assert all(watched[k] == m[k] or (math.isnan(watched[k]) and math.isnan(m[k])) for k in m)
         assert len(flights) == m["episodes"] == 64
         assert len(crashes) == round(m["crash_rate"] * 64) > 0, task
         for cause in {c["cause"] for c in crashes}:
