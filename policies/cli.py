@@ -224,6 +224,10 @@ def eval_main(argv: list[str] | None = None) -> int:
     for col in ("task", "drones", "episodes", "score", "detail", "crash", "crashes hit", "out"):
         table.add_column(col, justify="right")
     sigterm_as_interrupt()
+    # a long evaluation prints nothing until its table: say what it is doing (and, to a caller, that Ctrl-C and
+    # SIGTERM now stop it cleanly)
+    print(f"drone-eval: {len(tasks)} task(s) x {len(sets)} drone set(s), {args.episodes} episodes each ...",
+          file=sys.stderr, flush=True)
     try:
         rows = evaluate_policy(make_policy, meta, tasks, sets, episodes=args.episodes, seed=args.seed)
     except KeyboardInterrupt:

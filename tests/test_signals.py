@@ -89,7 +89,7 @@ def test_drone_sweep_keeps_its_study(tmp_path):
 def test_drone_eval_and_drone_view(tmp_path, tiny_checkpoint, display):
     cmd = [sys.executable, "-c", "from policies.cli import eval_entry; eval_entry()", str(tiny_checkpoint),
            "--episodes", "1000000"]
-    code, out = _interrupt(cmd, signal.SIGTERM, None, tmp_path)
+    code, out = _interrupt(cmd, signal.SIGTERM, "drone-eval: 1 task(s)", tmp_path)
     assert code == 130 and "interrupted" in out and "Traceback" not in out, out
     cmd = _script("drone-view", "policies.view") + ["--tasks", "hover", "--steps", "1000000", "--hidden",
                                                     "--width", "320", "--height", "200"]
