@@ -20,10 +20,9 @@ def sim_hover_speed(params_path: str | Path, seconds: float = 5.0, control_hz: f
     from drone_sim.params import load_drone_params
 
     d = load_drone_params(params_path)
-    twr = drone_sim.thrust_to_weight(d)
     env = drone_sim.make(tasks="hover", num_envs=1, agents_per_env=4, action_mode="ctbr", dr="nominal",
                          drone=params_path, seed=1, control_hz=control_hz, horizon_s={"hover": seconds + 10.0})
-    ctl = HoverController(env.num_agents, max_rate=d["max_rate"], twr=twr)
+    ctl = HoverController(env.num_agents, max_rate=d["max_rate"])
     obs, _ = env.reset()
     steps = int(seconds * control_hz)
     last = max(1, int(control_hz))

@@ -196,13 +196,13 @@ class Flight(Responses):
         def first_action(home_local, frame):
             tg = self._make_targeting(home_local, frame, course)
             est = Estimate.from_vehicle(link.state, np.asarray(home_local, float), time.monotonic())
-            obs = build_observation(est, tg.update(est.vt, est.position, est.quaternion), hover)
+            obs = build_observation(est, tg.update(est.vt, est.position, est.quaternion), hover, drone)
             self.policy.reset()
             return self.policy(obs)
 
         try:
             pre = run_preflight(link, counter, self.policy, cfg, check_targets=check_targets,
-                                first_action=first_action, hover_thrust=(float(hover[0]) + 1.0) / 2.0
+                                first_action=first_action, hover_thrust=drone_sim.hover_thrust_fraction(drone)
                                 if self.policy.action_mode == "ctbr" else None, say=self.say)
         except PreflightRefused as exc:
             log.event("preflight", ok=False, checks=summary_of(exc.checks))
@@ -220,7 +220,7 @@ class Flight(Responses):
         self.runner = TickRunner(link=link, clock=clock, policy=self.policy, mapper=mapper, safety=safety,
                                  targeting=targeting, delay=delay, predictor=OneStepPredictor(model, 1.0 / rate),
                                  log=log, control=self.control, origin_local=pre.home_local, timing=self.timing,
-                                 hover_action=hover, dry_run=cfg.dry_run, expected_mode=lambda: self.flight_mode)
+                                 hover_action=hover, drone=drone, dry_run=cfg.dry_run, expected_mode=lambda: self.flight_mode)
         self.targeting, self.fence, self.rate = targeting, fence, rate
         if cfg.dry_run:
             return self._dry_run()

@@ -56,7 +56,7 @@ class TickRunner:
 
     def __init__(self, *, link, clock, policy, mapper, safety, targeting, delay, predictor, log: FlightLog,
                  control: FlightControl, origin_local: np.ndarray, timing, hover_action: np.ndarray,
-                 dry_run: bool, expected_mode: Callable[[], str | None]):
+                 drone: dict, dry_run: bool, expected_mode: Callable[[], str | None]):
         self.link, self.clock, self.policy, self.mapper = link, clock, policy, mapper
         self.safety, self.targeting, self.delay, self.predictor = safety, targeting, delay, predictor
         self.log, self.control, self.timing = log, control, timing
@@ -66,6 +66,7 @@ class TickRunner:
         self.origin_local = np.asarray(origin_local, dtype=float)
         self.hover_action = np.asarray(hover_action, dtype=np.float32)
         self.last_action = self.hover_action.copy()
+        self.drone = drone                      # what the observation says the drone is (deploy.drone.flown_drone)
         self.dry_run = dry_run
         self.expected_mode = expected_mode
         self.k = 0
@@ -112,7 +113,7 @@ class TickRunner:
             msg = desc = None
             if trig is None and cmd.kind == "policy":
                 comp = self.delay.compensate(est, self.last_action)
-                obs = build_observation(comp, tstate, self.last_action)
+                obs = build_observation(comp, tstate, self.last_action, self.drone)
                 trig = sa.check_observation(obs, est)
                 if trig is None:
                     action = np.asarray(self.policy(obs), dtype=np.float32).reshape(-1)

@@ -8,6 +8,8 @@ drone_sim.OBS_VERSION at load time).
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 
 import drone_sim
@@ -16,9 +18,10 @@ from .estimate import Estimate
 from .targets import TargetState
 
 
-def build_observation(est: Estimate, target: TargetState, last_action: np.ndarray) -> np.ndarray:
-    """(OBS_SIZE,) float32 observation for one tick."""
+def build_observation(est: Estimate, target: TargetState, last_action: np.ndarray, drone: Mapping) -> np.ndarray:
+    """(OBS_SIZE,) float32 observation for one tick. drone: the params of the drone flown (deploy.drone.flown_drone),
+    whose size and hover thrust the observation carries."""
     return drone_sim.observe(
         est.position, est.velocity, est.quaternion, est.rates, last_action, target.position, task=target.task,
         target_velocity=target.velocity, ring=target.ring, next_ring=target.next_ring, drones=(),
-        obstacles=target.obstacles)
+        obstacles=target.obstacles, drone=drone)

@@ -137,7 +137,8 @@ def run_preflight(link, counter: TelemetryCounter, policy, config: DeployConfig,
 
     check_targets(home_local, frame) -> problems with the fence or targets; first_action(home_local,
     frame) -> the policy's action for the vehicle as it stands (both supplied by the runner, which owns
-    the navigation frame); hover_thrust: the fraction of maximum thrust that hovers the policy's drone."""
+    the navigation frame); hover_thrust: the fraction of maximum thrust that hovers the drone flown (deploy.drone.flown_drone: what the
+    observation tells the policy)."""
     checks: list[Check] = []
     rate = float(config.rate_hz or policy.control_hz)
     L = config.limits
@@ -300,7 +301,7 @@ def run_preflight(link, counter: TelemetryCounter, policy, config: DeployConfig,
         else:
             add("command path", FAIL, str(exc) + unreadable)
 
-    # --- hover thrust: the vehicle's learnt or configured hover against the policy's drone ---------------
+    # --- hover thrust: the vehicle's learnt or configured hover against the drone the observation describes ----
     if policy.action_mode == "ctbr" and hover_thrust is not None:
         hv = hover_thrust_check(link, info.firmware, hover_thrust)
         if hv is not None:
@@ -367,24 +368,26 @@ HOVER_MISMATCH = 0.15   # relative difference that gets a warning
 
 
 def hover_thrust_check(link, firmware: Firmware, policy_hover: float) -> tuple[str, str] | None:
-    """Compare the thrust the vehicle hovers at with the one the policy's drone hovers at.
+    """Compare the thrust the vehicle hovers at with the one the drone flown hovers at (the --drone file, else the
+    policy's nominal drone: the figure the observation gives the policy).
 
     Both are normalized collective thrust, the unit SET_ATTITUDE_TARGET.thrust carries: ArduPilot's
     MOT_THST_HOVER lives in the thrust domain that MOT_THST_EXPO linearizes (AP_MotorsMulticopter), PX4's
     MPC_THR_HOVER in the thrust-setpoint domain that THR_MDL_FAC maps to the motors. A policy trained on
     another drone hovers at its own figure and must close the gap itself (it flew 9-16 cm low on PX4 SITL
-    with MPC_THR_HOVER 0.5 against 0.29): calibrate the drone (drone-calibrate) and train on its params,
-    or make the thrust curve parameter match the motors."""
+    with MPC_THR_HOVER 0.5 against 0.29); since layout v2 the observation carries the drone's hover thrust, so a
+    --drone params file measured on the thrust stand (drone-calibrate) tells the policy the right figure."""
     hover_name, curve_name = HOVER_PARAMS[firmware]
     hover, curve = read_param(link, hover_name), read_param(link, curve_name)
     if hover is None:
-        return WARN, f"could not read {hover_name} ({PARAM_ADVICE}); the policy's drone hovers at {policy_hover:.3f}"
+        return WARN, f"could not read {hover_name} ({PARAM_ADVICE}); the drone flown hovers at {policy_hover:.3f}"
     text = (f"vehicle {hover_name}={hover:.3f}" + (f" ({curve_name}={curve:g})" if curve is not None else "")
-            + f", policy's drone {policy_hover:.3f}")
+            + f", drone flown {policy_hover:.3f}")
     if abs(hover - policy_hover) > HOVER_MISMATCH * policy_hover:
-        return WARN, (text + f": {100 * (hover / policy_hover - 1):+.0f} %. The policy must close the gap with its "
-                      "own feedback, at a cost in hold accuracy (it held 9-16 cm low on PX4 SITL); calibrate and "
-                      "train on this drone (hardware.md, Calibration)")
+        return WARN, (text + f": {100 * (hover / policy_hover - 1):+.0f} %. The observation tells the policy the "
+                      "drone flown's figure, so it closes the gap with its own feedback, at a cost in hold accuracy "
+                      "(a v1 policy held 9-16 cm low on PX4 SITL); measure the drone (drone-calibrate) and pass "
+                      "--drone, or train on it (hardware.md, Calibration)")
     return OK, text
 
 

@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+import drone_sim
 from drone_sim.config import TASKS
 
 from .config import SafetyLimits
@@ -124,10 +125,10 @@ class Course:
     def from_dict(cls, d: dict) -> "Course":
         return cls([dict(r) for r in d.get("rings", [])], [dict(o) for o in d.get("obstacles", [])], d.get("name", ""))
 
-    def nearest_obstacles(self, p: np.ndarray, k: int = 3) -> list[dict]:
-        if not self.obstacles:
-            return []
-        return sorted(self.obstacles, key=lambda o: float(np.linalg.norm(np.asarray(o["position"]) - p)))[:k]
+    def nearest_obstacles(self, p: np.ndarray) -> list[dict]:
+        """The obstacles the observation lists, chosen as training chooses them (drone_sim.nearest_obstacles: by
+        surface distance, so a large sphere a little farther off comes before a small one)."""
+        return [self.obstacles[j] for j in drone_sim.nearest_obstacles(p, self.obstacles)]
 
 
 def ring_passed(ring: dict, p0: np.ndarray, p1: np.ndarray) -> bool:

@@ -55,6 +55,7 @@ cdef extern from "csrc/drone_env.h" nogil:
     ctypedef struct SampledDrone:
         DroneParams params
         float obs_noise
+        float hover_thrust_known
     ctypedef struct TaskLog:
         float n, episode_return, episode_length, score, crash, out_of_bounds, timeout, aux_sum, aux_count
         float crash_cause[6]
@@ -77,7 +78,7 @@ cdef extern from "csrc/drone_env.h" nogil:
         DRConfig dr
     ctypedef struct Agent:
         DroneParams drone
-        float obs_noise, t, ep_return
+        float obs_noise, hover_thrust_known, t, ep_return
         int ep_len, ring, rings_passed, slot, reached, ended, crash_cause
     ctypedef struct DroneEnv:
         SimConfig cfg
@@ -112,6 +113,8 @@ cdef extern from "csrc/drone_env.h" nogil:
         float obstacle_pos[3][3]
         float obstacle_radius[3]
         int task
+        float radius
+        float hover_thrust
     ctypedef struct Rng:
         uint32_t s[4]
 
@@ -121,9 +124,9 @@ cdef extern from "csrc/drone_env.h" nogil:
     double QUAD_GRAVITY_MS2
     int OBS_VEL, OBS_RATES, OBS_ROT, OBS_HEIGHT, OBS_LAST_ACTION, OBS_TARGET_POS, OBS_TARGET_DIST
     int OBS_TARGET_VEL, OBS_RING_NORMAL, OBS_RING_RADIUS, OBS_NEXT_RING_POS, OBS_NEXT_RING_NORMAL
-    int OBS_DRONES, OBS_DRONE_STRIDE, OBS_OBSTACLES, OBS_OBSTACLE_STRIDE, OBS_TASK
+    int OBS_DRONES, OBS_DRONE_STRIDE, OBS_OBSTACLES, OBS_OBSTACLE_STRIDE, OBS_TASK, OBS_RADIUS, OBS_HOVER_THRUST
     float OBS_VEL_SCALE, OBS_RATE_SCALE, OBS_HEIGHT_SCALE, OBS_TARGET_CLIP, OBS_DIST_SCALE, OBS_RING_CLIP
-    float OBS_DRONE_CLIP, OBS_OBSTACLE_CLIP, OBS_OBSTACLE_RADIUS_SCALE
+    float OBS_DRONE_CLIP, OBS_OBSTACLE_CLIP, OBS_OBSTACLE_RADIUS_SCALE, OBS_GAP_CLIP, OBS_RADIUS_SCALE
     const char *env_task_name(int t)
     const char *env_formation_name(int f)
     const char *env_crash_cause_name(int k)
@@ -142,6 +145,7 @@ cdef extern from "csrc/drone_env.h" nogil:
     void env_set_state(DroneEnv *e, int i, const float *x)
     void env_set_drone(DroneEnv *e, int i, const DroneParams *d)
     void obs_build(const ObsInput *inp, float *out)
+    int course_nearest_obstacles(const Sphere *obst, int n, const float *p, int k, int *out)
     float quad_hover_omega(const DroneParams *d)
     void quad_hover_action(const DroneParams *d, int mode, float *out)
     void dr_sample(const DRConfig *c, const DroneParams *nominal, Rng *r, SampledDrone *out)
@@ -172,7 +176,8 @@ def _obs_layout():
         "last_action": OBS_LAST_ACTION, "target_position": OBS_TARGET_POS, "target_distance": OBS_TARGET_DIST,
         "target_velocity": OBS_TARGET_VEL, "ring_normal": OBS_RING_NORMAL, "ring_radius": OBS_RING_RADIUS,
         "next_ring_position": OBS_NEXT_RING_POS, "next_ring_normal": OBS_NEXT_RING_NORMAL,
-        "drones": OBS_DRONES, "obstacles": OBS_OBSTACLES, "task": OBS_TASK,
+        "drones": OBS_DRONES, "obstacles": OBS_OBSTACLES, "task": OBS_TASK, "radius": OBS_RADIUS,
+        "hover_thrust": OBS_HOVER_THRUST,
     }
     order = sorted(starts, key=starts.get)
     ends = [starts[k] for k in order[1:]] + [OBS_SIZE]
@@ -186,6 +191,7 @@ OBS_SCALES = {
     "velocity": OBS_VEL_SCALE, "body_rates": OBS_RATE_SCALE, "height": OBS_HEIGHT_SCALE,
     "target_clip": OBS_TARGET_CLIP, "target_distance": OBS_DIST_SCALE, "ring_clip": OBS_RING_CLIP,
     "drone_clip": OBS_DRONE_CLIP, "obstacle_clip": OBS_OBSTACLE_CLIP, "obstacle_radius": OBS_OBSTACLE_RADIUS_SCALE,
+    "obstacle_gap": OBS_GAP_CLIP, "radius": OBS_RADIUS_SCALE,
 }
 
 
@@ -483,7 +489,8 @@ cdef class CVecEnv:
     def agent_info(self, int agent):
         e, j = self._locate(agent)
         cdef Agent *a = &self.envs[<int>e].agents[<int>j]
-        return {"drone": _drone_dict(&a.drone), "obs_noise": a.obs_noise, "t": a.t, "episode_return": a.ep_return,
+        return {"drone": _drone_dict(&a.drone), "obs_noise": a.obs_noise, "hover_thrust_known": a.hover_thrust_known,
+                "t": a.t, "episode_return": a.ep_return,
                 "episode_length": a.ep_len, "ring": a.ring, "rings_passed": a.rings_passed, "slot": a.slot,
                 "reached": a.reached,
                 # what the episode's crash hit when this step ended it (until the next step); "" otherwise
@@ -544,19 +551,43 @@ def observe(dict s):
         _vec3(inp.obstacle_pos[j], ob["position"], "obstacle position")
         inp.obstacle_radius[j] = ob["radius"]
     inp.task = s["task"]
+    inp.radius, inp.hover_thrust = obs_self(s["drone"])
     out = np.zeros(OBS_SIZE, dtype=np.float32)
     cdef float[::1] view = out
     obs_build(&inp, &view[0])
     return out
 
 
+def nearest_obstacles(position, obstacles, int k=OBS_K_OBSTACLES):
+    """Indices of the k obstacles ({'position', 'radius'}) nearest to position by surface distance, nearest first:
+    the simulator's own selection (course_nearest_obstacles), so deploy lists the obstacles training did."""
+    cdef int n = len(obstacles), j
+    cdef float p[3]
+    cdef int out[8]
+    if not 0 <= k <= 8:
+        raise ValueError(f"k must be in 0..8, got {k}")
+    _vec3(p, position, "position")
+    cdef Sphere *s = <Sphere *>calloc(max(n, 1), sizeof(Sphere))
+    if s == NULL:
+        raise MemoryError()
+    try:
+        for j in range(n):
+            _vec3(s[j].pos, obstacles[j]["position"], "obstacle position")
+            s[j].radius = obstacles[j]["radius"]
+        found = course_nearest_obstacles(s, n, p, k, out)
+        return [out[j] for j in range(found)]
+    finally:
+        free(s)
+
+
 def observe_swarm(const float[:, ::1] position, const float[:, ::1] velocity, const float[:, ::1] quaternion,
                   const float[:, ::1] body_rates, const float[:, ::1] last_action, const float[:, ::1] target_position,
                   const float[:, ::1] target_velocity, const int[:, ::1] neighbours,
                   const float[:, ::1] neighbour_position, const float[:, ::1] neighbour_velocity,
-                  float[:, ::1] out, int task):
+                  const float[::1] radius, const float[::1] hover_thrust, float[:, ::1] out, int task):
     """Observations of n drones at once (see drone_sim.observe_swarm): row i of every input is drone i;
-    neighbours[i] lists rows of neighbour_position / neighbour_velocity, nearest first, -1 after the last."""
+    neighbours[i] lists rows of neighbour_position / neighbour_velocity, nearest first, -1 after the last;
+    radius and hover_thrust are each drone's obs_self."""
     cdef Py_ssize_t n = position.shape[0], i, j, k, m
     cdef Py_ssize_t kmax = neighbours.shape[1]
     cdef ObsInput inp
@@ -584,6 +615,8 @@ def observe_swarm(const float[:, ::1] position, const float[:, ::1] velocity, co
                 m += 1
             inp.num_drones = <int>m
             inp.task = task
+            inp.radius = radius[i]
+            inp.hover_thrust = hover_thrust[i]
             obs_build(&inp, &out[i, 0])
 
 
@@ -635,6 +668,18 @@ def thrust_to_weight(params):
     cdef DroneParams d
     _fill_thrust(&d, params)
     return quad_thrust_to_weight(&d)
+
+
+def obs_self(params):
+    """(collision radius m, hover thrust fraction): what the observation says about the drone itself, from
+    its params (a params file, a policy's nominal drone)."""
+    try:
+        radius = float(params["radius"])
+    except KeyError:
+        raise KeyError("drone params need radius (the collision radius the observation carries)") from None
+    if not radius >= 0.0:
+        raise ValueError(f"drone params: radius {radius} must be >= 0")
+    return radius, hover_thrust_fraction(params)
 
 
 def hover_thrust_fraction(params):

@@ -17,7 +17,7 @@ from .env import OBS_SIZE, OBS_VERSION
 
 # The decoding below reads what each block of observation.h means; offsets and scales come from C, the
 # meaning does not, so a new layout version must be looked at here before this controller flies it.
-DECODES_OBS_VERSION = 1
+DECODES_OBS_VERSION = 2
 if OBS_VERSION != DECODES_OBS_VERSION:
     raise ImportError(f"drone_sim.controllers decodes observation layout version {DECODES_OBS_VERSION}, the simulator "
                       f"builds version {OBS_VERSION}: update HoverController to the new observation.h")
@@ -29,16 +29,16 @@ _DRONES, _DRONE_STRIDE = OBS_LAYOUT["drones"][0], OBS_STRIDES["drones"]
 _OBST, _OBST_STRIDE = OBS_LAYOUT["obstacles"][0], OBS_STRIDES["obstacles"]
 _VEL_SCALE, _DIST_SCALE = OBS_SCALES["velocity"], OBS_SCALES["target_distance"]
 _DRONE_CLIP, _OBST_CLIP, _OBST_RADIUS = OBS_SCALES["drone_clip"], OBS_SCALES["obstacle_clip"], OBS_SCALES["obstacle_radius"]
+_HOVER = OBS_LAYOUT["hover_thrust"][0]
 
 
 class HoverController:
     """PID position controller for a batch of drones in ctbr mode."""
 
-    def __init__(self, num_agents: int, max_rate=tuple(NOMINAL_DRONE["max_rate"]), twr: float = 3.5, kp: float = 2.0,
+    def __init__(self, num_agents: int, max_rate=tuple(NOMINAL_DRONE["max_rate"]), kp: float = 2.0,
                  kd: float = 2.2, ki: float = 1.5, k_att: float = 6.0, max_tilt_acc: float = 6.0,
                  ring_speed: float = 3.0):
         self.max_rate = np.asarray(max_rate, dtype=np.float32)
-        self.twr = twr
         self.kp, self.kd, self.ki, self.k_att = kp, kd, ki, k_att
         self.max_tilt_acc = max_tilt_acc
         self.ring_speed = ring_speed
@@ -110,6 +110,7 @@ class HoverController:
         rates[:, 2] = np.where(far, 1.5 * np.arctan2(p_rel_b[:, 1], p_rel_b[:, 0]), 0.0)
 
         actions = np.empty((n, 4), dtype=np.float32)
-        actions[:, 0] = 2.0 * thrust_acc / (self.twr * _G) - 1.0
+        # the observation says what fraction of full thrust holds this drone up (its hover thrust)
+        actions[:, 0] = 2.0 * obs[:, _HOVER] * thrust_acc / _G - 1.0
         actions[:, 1:] = rates / self.max_rate
         return np.clip(actions, -1.0, 1.0)

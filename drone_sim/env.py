@@ -170,12 +170,17 @@ def observe(
     next_ring: Mapping | None = None,
     drones: Sequence[Mapping] = (),
     obstacles: Sequence[Mapping] = (),
+    *,
+    drone: Mapping,
 ) -> np.ndarray:
     """The policy observation for one drone, built by the simulator's own C code.
 
     World frame ENU (z up), body FLU, quaternion (w, x, y, z) body-to-world, SI units. ring and
     next_ring: {'position', 'normal', 'radius'}; drones: nearest first, {'position', 'velocity'};
-    obstacles: nearest first, {'position', 'radius'}. Deploy calls this with its state estimate.
+    obstacles: nearest first, {'position', 'radius'}. drone: the flying drone's params (radius, mass,
+    k_thrust, omega_max are read): the observation carries its size and hover thrust, and there is no
+    default because a wrong drone would be a silent lie to the policy. Deploy calls this with its state
+    estimate and the drone it flies (deploy.drone.flown_drone).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose among {', '.join(TASKS)}")
@@ -183,6 +188,7 @@ def observe(
         "position": position, "velocity": velocity, "quaternion": quaternion, "body_rates": body_rates,
         "last_action": last_action, "target_position": target_position, "target_velocity": target_velocity,
         "ring": ring, "next_ring": next_ring, "drones": drones, "obstacles": obstacles, "task": TASKS.index(task),
+        "drone": drone,
     })
 
 
@@ -198,12 +204,15 @@ def observe_swarm(
     neighbour_position: np.ndarray | None = None,
     neighbour_velocity: np.ndarray | None = None,
     task: str = "swarm",
+    *,
+    drone: Mapping | Sequence[Mapping],
 ) -> np.ndarray:
     """Observations of n drones in one call, each as observe() builds it: (n, OBS_SIZE).
 
     Row i of position, velocity, quaternion (w, x, y, z), body_rates, last_action, target_position and
     target_velocity is drone i (same frames and units as observe). neighbours (n, k) holds, for each drone, rows
     of neighbour_position / neighbour_velocity (default: position / velocity), nearest first, -1 after the last.
+    drone: the params of every drone (one mapping) or of each (a sequence of n), as observe's drone.
     For a ground station flying a swarm: one call instead of one per vehicle, each of which converted its
     arguments from Python objects."""
     if task not in TASKS:
@@ -234,6 +243,11 @@ def observe_swarm(
         raise ValueError(f"neighbours: expected shape ({n}, k), got {nb.shape}")
     if nb.size and (nb.max() >= npos.shape[0] or nb.min() < -1):
         raise ValueError(f"neighbours: indices must be -1 or rows 0..{npos.shape[0] - 1} of neighbour_position")
+    drones = [drone] * n if isinstance(drone, Mapping) else list(drone)
+    if len(drones) != n:
+        raise ValueError(f"drone: {len(drones)} params for {n} drones")
+    selves = np.array([binding.obs_self(d) for d in drones], dtype=np.float32).reshape(n, 2)
     out = np.zeros((n, OBS_SIZE), dtype=np.float32)
-    binding.observe_swarm(*arrays, nb, npos, nvel, out, TASKS.index(task))
+    binding.observe_swarm(*arrays, nb, npos, nvel, np.ascontiguousarray(selves[:, 0]),
+                          np.ascontiguousarray(selves[:, 1]), out, TASKS.index(task))
     return out

@@ -9,7 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from test_deploy_support import (REPLAY, TARGETS, assert_ended_on_ground, assert_log_intact, free_udp_port,
+import drone_sim
+from test_deploy_support import (REPLAY, ROOT, TARGETS, assert_ended_on_ground, assert_log_intact, free_udp_port,
                                  run_deploy, safety_kinds, sim_vehicle_process, steps_of)
 
 
@@ -106,15 +107,23 @@ def test_three_targets_on_udp_relative_frame(tmp_path):
 
 
 def test_dry_run_sends_nothing_and_logs_what_it_would(tmp_path):
+    """Also: the observation says what the --drone file says the drone is (size, hover thrust)."""
     tty = str(tmp_path / "ttySIM")
+    params = ROOT / "calibration" / "examples" / "params_5inch.json"
     with sim_vehicle_process(["--pty", tty]):
-        code, out, log = run_deploy(tty, tmp_path / "logs", "--dry-run", "--duration", "2", "--target", "0.5,0,1.2")
+        code, out, log = run_deploy(tty, tmp_path / "logs", "--dry-run", "--duration", "2", "--target", "0.5,0,1.2",
+                                    "--drone", str(params))
     assert code == 0, out[-3000:]
+    radius, hover = drone_sim.obs_self(drone_sim.load_drone_params(params))
+    r0, h0 = drone_sim.OBS_LAYOUT["radius"][0], drone_sim.OBS_LAYOUT["hover_thrust"][0]
     assert_log_intact(log)
     dry = steps_of(log, "dry_run")
     assert len(dry) > 50
     assert all(s["dry"] and not s["sent"] and s["cmd"]["msg"] == "SET_ATTITUDE_TARGET" for s in dry)
     assert all(np.all(np.isfinite(s["action"])) for s in dry)
+    assert all(s["obs"][r0] == pytest.approx(radius / 0.5, abs=1e-4) and s["obs"][h0] == pytest.approx(hover, abs=1e-4)
+               for s in dry)
+    assert hover != pytest.approx(drone_sim.hover_thrust_fraction(drone_sim.NOMINAL_DRONE), abs=1e-3)
     assert not any(s["armed"] for s in log.steps)
     assert "GUID_OPTIONS bit 3 is clear" in out  # a dry run writes no parameter either
 

@@ -154,10 +154,10 @@ def test_policy_emitting_nan_holds_then_lands(tmp_path):
 
 
 def test_fence_breach_returns_inside_and_lands(tmp_path):
-    """A policy that chases a target always 3 m east of itself (its observation shifted) leaves a 2 m fence: the
+    """A policy that chases a target always 2 m east of itself (its observation shifted) leaves a 2 m fence: the
     safety layer takes over, the firmware's position controller flies back inside, then lands."""
     logs = tmp_path / "logs"
-    pol = edited_policy(tmp_path / "runaway.onnx", target_offset_world=(3.0, 0.0, 0.0))
+    pol = edited_policy(tmp_path / "runaway.onnx", target_offset_world=(2.0, 0.0, 0.0))
     with vehicle_in_process() as (vehicle, faults, endpoint):
         code, out = _finish(_start(endpoint, logs, "--policy", str(pol), "--fence", "2", "--target", "0,0,1.2",
                                    "--safety", "max_speed_mps=20", "--safety", "max_tilt_deg=85"))

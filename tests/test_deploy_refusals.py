@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+import drone_sim
 from deploy.config import ConfigError, DeployConfig, SafetyLimits, default_policy_path, parse_vec3
 from deploy.estimate import Estimate
 from deploy.flightlog import FlightLog, FlightLogError, read_log
@@ -27,8 +28,9 @@ def test_default_policy_is_the_shipped_hover_policy():
 
 
 @pytest.mark.parametrize("metadata, message", [
-    ({"obs_layout_version": "2"}, "trained on observation layout version 2, expected version 1"),
-    ({"obs_size": "80"}, "takes 80 observation values, expected 76"),
+    ({"obs_layout_version": str(drone_sim.OBS_VERSION - 1)},
+     f"trained on observation layout version {drone_sim.OBS_VERSION - 1}, expected version {drone_sim.OBS_VERSION}"),
+    ({"obs_size": "80"}, f"takes 80 observation values, expected {drone_sim.OBS_SIZE}"),
     ({"env": "pong"}, "a policy for env 'pong', expected 'drone'"),
 ])
 def test_metadata_mismatch_refused_before_connecting(tmp_path, metadata, message):

@@ -28,7 +28,7 @@ def test_enum_names_are_the_c_order():
     assert length == len(drone_sim.TASKS) == 6
     for i, task in enumerate(drone_sim.TASKS):
         obs = drone_sim.observe(np.zeros(3), np.zeros(3), [1, 0, 0, 0], np.zeros(3), np.zeros(4), [1, 0, 1],
-                                task=task)
+                                task=task, drone=drone_sim.NOMINAL_DRONE)
         assert np.flatnonzero(obs[start:start + length]).tolist() == [i], task
     for i, task in enumerate(drone_sim.TASKS):
         env = drone_sim.make(tasks=task, num_envs=1, agents_per_env=1, seed=0)
@@ -46,7 +46,8 @@ def test_observation_layout_is_exported_from_c_and_tiles_the_vector():
         assert a + n == b                      # contiguous, no overlap
     assert blocks[-1][0] + blocks[-1][1] == drone_sim.OBS_SIZE
     # the scales mean what observation.h says: a body velocity of 2.5 m/s reads 2.5 / scale
-    obs = drone_sim.observe(np.zeros(3), [2.5, 0, 0], [1, 0, 0, 0], [0, 0, 1.0], np.zeros(4), [0, 0, 1], task="hover")
+    obs = drone_sim.observe(np.zeros(3), [2.5, 0, 0], [1, 0, 0, 0], [0, 0, 1.0], np.zeros(4), [0, 0, 1], task="hover",
+                            drone=drone_sim.NOMINAL_DRONE)
     v0 = drone_sim.OBS_LAYOUT["velocity"][0]
     assert obs[v0] == pytest.approx(2.5 / drone_sim.OBS_SCALES["velocity"])
     r0 = drone_sim.OBS_LAYOUT["body_rates"][0]
@@ -100,9 +101,10 @@ def test_onnx_policy_reads_max_rate_hover_action_and_drone_by_name(tmp_path):
     assert shipped.hover_action.tolist() == pytest.approx(scaling["hover_action"])
     assert shipped.hover_action.tolist() == pytest.approx(drone_sim.hover_action(shipped.drone, "ctbr"), abs=1e-6)
 
-    # an explicit max_rate wins; dims are read by their names, not by their order or a suffix
+    # an explicit max_rate wins; an older file's dims are read by their names, not by their order or a suffix
+    legacy = {k: v for k, v in scaling.items() if k != "max_rate"}
     dims = list(reversed(scaling["dims"])) + [{"name": "tilt_rate", "high": 99.0}]
-    p = edited_policy(tmp_path / "reordered.onnx", metadata={"action_scaling": json.dumps({**scaling, "dims": dims})})
+    p = edited_policy(tmp_path / "reordered.onnx", metadata={"action_scaling": json.dumps({**legacy, "dims": dims})})
     assert OnnxPolicy(p).max_rate.tolist() == pytest.approx(shipped.max_rate.tolist())
     p = edited_policy(tmp_path / "explicit.onnx", metadata={"action_scaling": json.dumps({**scaling, "max_rate": [5, 6, 2]})})
     assert OnnxPolicy(p).max_rate.tolist() == [5, 6, 2]
@@ -111,7 +113,7 @@ def test_onnx_policy_reads_max_rate_hover_action_and_drone_by_name(tmp_path):
     p = edited_policy(tmp_path / "nohover.onnx", metadata={"action_scaling": json.dumps(no_hover)})
     assert OnnxPolicy(p).hover_action.tolist() == pytest.approx(drone_sim.hover_action(shipped.drone, "ctbr"))
     # nothing usable: an error naming the file, not a default
-    p = edited_policy(tmp_path / "norates.onnx", metadata={"action_scaling": json.dumps({**scaling, "dims": []})})
+    p = edited_policy(tmp_path / "norates.onnx", metadata={"action_scaling": json.dumps({**legacy, "dims": []})})
     with pytest.raises(OnnxPolicyError, match="norates.onnx.*max_rate"):
         OnnxPolicy(p).max_rate
 

@@ -107,7 +107,7 @@ def test_single_observation_call_matches_the_batch(policies):
     one = policy(obs[1])
     assert one.shape == (4,)
     np.testing.assert_array_equal(one, policy(obs)[1])
-    with pytest.raises(ValueError, match=r"shape \(76,\) or \(batch, 76\)"):
+    with pytest.raises(ValueError, match=rf"shape \({drone_sim.OBS_SIZE},\) or \(batch, {drone_sim.OBS_SIZE}\)"):
         policy(obs[:, :40])
     # a drone_sim.view actor
     assert policy.name.startswith("onnx ") and policy.state is None
@@ -181,7 +181,7 @@ def test_metadata_is_complete_and_correct(policies):
         ck, model = p["meta"], p["model"]
         assert meta["format"] == "drone-policy-onnx/1" and meta["env"] == "drone"
         assert int(meta["obs_layout_version"]) == drone_sim.OBS_VERSION
-        assert int(meta["obs_size"]) == drone_sim.OBS_SIZE == 76
+        assert int(meta["obs_size"]) == drone_sim.OBS_SIZE == 84
         assert meta["action_mode"] == "ctbr" and meta["action_output"] == "clamped_mean"
         assert float(meta["control_hz"]) == 50.0 and float(meta["physics_hz"]) == 500.0
         assert json.loads(meta["tasks"]) == {"hover": 1.0}
@@ -208,7 +208,7 @@ def test_metadata_is_complete_and_correct(policies):
         names = " ".join(i.name for i in proto.graph.initializer)
         assert "critic" not in names and "log_std" not in names
         obs_in = proto.graph.input[0].type.tensor_type.shape.dim
-        assert obs_in[0].dim_param and obs_in[1].dim_value == 76
+        assert obs_in[0].dim_param and obs_in[1].dim_value == drone_sim.OBS_SIZE
         assert [i.name for i in proto.graph.input] == (["obs", "h", "c"] if kind == "lstm" else ["obs"])
 
 
@@ -260,16 +260,16 @@ def test_bad_files_give_clear_errors(policies, tmp_path):
     other = onnx.load_from_string(_to_onnx_bytes(ActorCritic(30, 4), 17))
     copied = _rewrite(good, tmp_path / "copied.onnx", proto=other)
     with pytest.raises(OnnxPolicyError, match=r"graph input 'obs' has shape \['batch', 30\], its metadata says "
-                                              r"\(batch, 76\)"):
+                                              rf"\(batch, {drone_sim.OBS_SIZE}\)"):
         OnnxPolicy(copied)
     honest = _rewrite(good, tmp_path / "honest.onnx", {"obs_size": "30"}, proto=onnx.load_from_string(
         _to_onnx_bytes(ActorCritic(30, 4), 17)))
-    with pytest.raises(OnnxPolicyError, match="takes 30 observation values, expected 76"):
+    with pytest.raises(OnnxPolicyError, match=f"takes 30 observation values, expected {drone_sim.OBS_SIZE}"):
         OnnxPolicy(honest)
 
     # an ONNX model that is not ours, and one missing a key
     plain = tmp_path / "plain.onnx"
-    plain.write_bytes(_to_onnx_bytes(ActorCritic(76, 4), 17))
+    plain.write_bytes(_to_onnx_bytes(ActorCritic(drone_sim.OBS_SIZE, 4), 17))
     with pytest.raises(OnnxPolicyError, match="without drone-policy metadata"):
         OnnxPolicy(plain)
     with pytest.raises(OnnxPolicyError, match="metadata is missing action_mode"):

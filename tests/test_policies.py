@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import drone_sim
 from policies.checkpoint import CheckpointError, load_checkpoint, load_policy
 from policies.cli import train_main
 from policies.config import ConfigError, load_toml, make_config
@@ -140,7 +141,7 @@ def test_lstm_policy_trains_and_evaluates(tmp_path):
                       action_mode="ctbr", control_hz=50, physics_hz=500, num_envs=1, agents_per_env=4)
     assert m["episodes"] >= 4 and 0.0 <= m["score"] <= 1.0
     pol = TorchPolicy(model, 4)
-    obs = np.zeros((4, 76), np.float32)
+    obs = np.zeros((4, drone_sim.OBS_SIZE), np.float32)
     a1 = pol(obs)
     a2 = pol(obs)  # the state moved on, so the same input may give another action
     assert a1.shape == (4, 4) and np.all(np.abs(a1) <= 1)

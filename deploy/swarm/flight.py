@@ -51,6 +51,7 @@ from firmware_bridge.thrust import ctbr_to_setpoints
 
 from ..config import ConfigError, vec_list
 from ..control import FlightControl, Snapshot, euler_deg
+from ..drone import flown_drone
 from ..estimate import Estimate
 from ..exits import EXIT_ARMED, EXIT_OK, EXIT_REFUSED, EXIT_SAFETY
 from ..flight import Refused, _realtime_priority, handover_ready, load_policy, takeoff_complete
@@ -85,6 +86,7 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
         self.exit_code = EXIT_OK
         self.reason = ""
         self.formation: Formation | None = None
+        self.drone: dict = dict(drone_sim.NOMINAL_DRONE)   # the flown drone (deploy.drone.flown_drone), once loaded
         self.guard = SeparationGuard(config.min_separation_m, config.guard_horizon_s, config.guard_clear_s)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="swarm-cmd")
         # no garbage collection and no telemetry parsing between a tick's wake-up and its last command: every
@@ -104,7 +106,9 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
         try:
             cfg.validate()
             self.policy = load_policy(cfg.deploy.policy, cfg.deploy.onnx_threads)
-        except (ConfigError, Refused) as exc:
+            # every vehicle is this drone: what the observation says about size and hover thrust
+            self.drone = flown_drone(cfg.deploy.drone, self.policy)
+        except (ConfigError, Refused, OSError, ValueError) as exc:
             self.say(f"drone-deploy: {exc}")
             return EXIT_REFUSED
         self.dir = _new_dir(Path(cfg.deploy.log_dir))
@@ -357,7 +361,7 @@ class SwarmFlight(SwarmSetup, SwarmResponses):
                 neigh_counts = (table >= 0).sum(axis=1).tolist()
                 obs = drone_sim.observe_swarm(
                     pos, vel, quat, rates, np.array([m.last_action for m in members]), targets, target_vel, table,
-                    neighbour_position=pos_now, task="swarm")
+                    neighbour_position=pos_now, task="swarm", drone=self.drone)
                 actions = np.asarray(self.policy(obs), dtype=np.float32).reshape(n, -1)
             else:
                 actions = None

@@ -174,13 +174,14 @@ class SwarmSetup:
                 slots = self.formation.slots(0.0)[0]
                 near = slots[int(np.argmin(np.linalg.norm(slots - est.position, axis=1)))]
                 obs = drone_sim.observe(est.position, est.velocity, est.quaternion, est.rates, hover, near,
-                                        task="swarm")
+                                        task="swarm", drone=self.drone)
                 return policy(obs)
 
             lines: list[str] = []
             pre = run_preflight(m.link, m.counter, policy, d, check_targets=lambda _h, _f: list(slot_problems),
                                 first_action=first_action,
-                                hover_thrust=(float(hover[0]) + 1.0) / 2.0 if self.policy.action_mode == "ctbr" else None,
+                                hover_thrust=drone_sim.hover_thrust_fraction(self.drone)
+                                if self.policy.action_mode == "ctbr" else None,
                                 say=lambda s: lines.append(s))
             return pre
 

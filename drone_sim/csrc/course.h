@@ -43,6 +43,27 @@ static inline float v3_dist(const float a[3], const float b[3]) {
     return v3_norm(d);
 }
 
+#define COURSE_NEAREST_MAX 8
+
+/* The k (<= COURSE_NEAREST_MAX) obstacles nearest to p by surface distance, nearest first and the earlier index
+ * on ties, into out; -1 past the last. The order the observation lists obstacles in: training and deploy both
+ * select with this. Returns how many were found. */
+static inline int course_nearest_obstacles(const Sphere *obst, int n, const float p[3], int k, int *out) {
+    float best[COURSE_NEAREST_MAX];
+    if (k > COURSE_NEAREST_MAX) k = COURSE_NEAREST_MAX;
+    for (int m = 0; m < k; m++) { out[m] = -1; best[m] = 1e30f; }
+    int found = 0;
+    for (int j = 0; j < n && k > 0; j++) {
+        float d = v3_dist(p, obst[j].pos) - obst[j].radius;
+        if (d >= best[k - 1]) continue;
+        int m = k - 1;
+        while (m > 0 && best[m - 1] > d) { best[m] = best[m - 1]; out[m] = out[m - 1]; m--; }
+        best[m] = d; out[m] = j;
+        found += found < k;
+    }
+    return found;
+}
+
 /* Distance from point p to the ring's rim circle. */
 static inline float ring_rim_distance(const Ring *g, const float p[3]) {
     float d[3] = {p[0] - g->pos[0], p[1] - g->pos[1], p[2] - g->pos[2]};

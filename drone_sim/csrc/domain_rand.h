@@ -49,10 +49,17 @@ typedef struct {
     float ground_start_prob; /* share of hover/goto episodes that start at rest on the floor */
 } DRConfig;
 
-/* What an episode's drone is, beyond its physics: how noisy its sensing is. */
+/* How far an owner's figure for the hover thrust of a drone drawn whole (no params file) may be from the
+ * truth, relative: a thrust-stand reading or a learned MOT_THST_HOVER is good to a few percent, an
+ * estimate from a spec sheet to about ten. */
+#define DR_HOVER_BELIEF_TOL 0.1f
+
+/* What an episode's drone is, beyond its physics: how noisy its sensing is, and what its owner believes
+ * its hover thrust to be (the observation carries the belief, never the truth). */
 typedef struct {
     DroneParams params;
     float obs_noise;
+    float hover_thrust_known;
 } SampledDrone;
 
 static inline float dr_range(Rng *r, Range g) { return rng_uniform(r, g.lo, g.hi); }
@@ -71,6 +78,8 @@ static inline void dr_sample_extras(const DRConfig *c, Rng *r, SampledDrone *out
 static inline void dr_sample(const DRConfig *c, const DroneParams *nominal, Rng *r, SampledDrone *out) {
     out->params = *nominal;
     out->obs_noise = 0.0f;
+    /* Around a calibrated drone the tolerances are the calibration's error: the owner knows the file. */
+    out->hover_thrust_known = quad_hover_thrust_fraction(nominal);
     if (!c->enabled) return;
     DroneParams *d = &out->params;
     if (c->around_nominal) {
@@ -116,6 +125,7 @@ static inline void dr_sample(const DRConfig *c, const DroneParams *nominal, Rng 
         d->kd[0] = d->kd[1] = dr_range(r, c->kd);
         d->kd[2] = 0.0f;
         d->radius = 1.5f * arm;
+        out->hover_thrust_known = quad_hover_thrust_fraction(d) * dr_tol(r, DR_HOVER_BELIEF_TOL);
     }
     dr_sample_extras(c, r, out);
 }

@@ -123,6 +123,7 @@ typedef struct {
 typedef struct {
     DroneParams drone;
     float obs_noise;
+    float hover_thrust_known; /* what the observation says the hover thrust is (SampledDrone) */
     float t;                  /* time since spawn (s) */
     float ep_return, score_acc, aux_acc, dist_prev, reach_time, lap_start;
     int ep_len, aux_n, ring, rings_passed, slot, reached, ring0_seen, ended;
@@ -189,9 +190,11 @@ static inline void env_set_state(DroneEnv *e, int i, const float x[QS_COUNT]) {
     }
 }
 
-/* Give agent i another drone (the simulated vehicle loads a params file this way). */
+/* Give agent i another drone (the simulated vehicle loads a params file this way); its owner knows this
+ * drone's hover thrust exactly. */
 static inline void env_set_drone(DroneEnv *e, int i, const DroneParams *d) {
     e->agents[i].drone = *d;
+    e->agents[i].hover_thrust_known = quad_hover_thrust_fraction(d);
     quad_params_store(d, e->P, e->n, i, e->cfg.physics_dt);
 }
 
@@ -276,6 +279,7 @@ static inline void env_spawn(DroneEnv *e, int i) {
     dr_sample(dr, &c->nominal, &e->rng, &sd);
     a->drone = sd.params;
     a->obs_noise = sd.obs_noise;
+    a->hover_thrust_known = sd.hover_thrust_known;
     quad_params_store(&a->drone, e->P, e->n, i, c->physics_dt);
 
     float p[3], *tg = e->target + 3 * i, *tv = e->target_vel + 3 * i;
@@ -610,17 +614,8 @@ static inline void env_find_nearest(DroneEnv *e, int drones) {
                 bd[k] = d; nb[k] = j0 + j;
             }
         }
-        int *ob = e->obst + OBS_K_OBSTACLES * i;
-        float bo[OBS_K_OBSTACLES];
-        for (int k = 0; k < OBS_K_OBSTACLES; k++) { ob[k] = -1; bo[k] = 1e30f; }
-        for (int j = 0; j < e->course.num_obstacles; j++) {
-            const Sphere *s = &e->course.obstacles[j];
-            float d = v3_dist(p, s->pos) - s->radius;
-            if (d >= bo[OBS_K_OBSTACLES - 1]) continue;
-            int k = OBS_K_OBSTACLES - 1;
-            while (k > 0 && bo[k - 1] > d) { bo[k] = bo[k - 1]; ob[k] = ob[k - 1]; k--; }
-            bo[k] = d; ob[k] = j;
-        }
+        course_nearest_obstacles(e->course.obstacles, e->course.num_obstacles, p, OBS_K_OBSTACLES,
+                                 e->obst + OBS_K_OBSTACLES * i);
     }
 }
 
@@ -705,6 +700,8 @@ static inline void env_observe(DroneEnv *e, int i) {
         in.num_obstacles++;
     }
     in.task = e->task;
+    in.radius = a->drone.radius;
+    in.hover_thrust = a->hover_thrust_known;
     obs_build(&in, e->observations + OBS_SIZE * i);
 }
 

@@ -9,7 +9,7 @@
  * carries the attitude (and so the direction of gravity). Relative positions are norm-clipped so a
  * far target saturates to a unit direction instead of growing without bound.
  *
- * Layout (version 1, OBS_SIZE = 76):
+ * Layout (version 2, OBS_SIZE = 84):
  *   [0:3]   velocity, body frame, / 5 m/s
  *   [3:6]   body rates / 10 rad/s
  *   [6:15]  rotation matrix body-to-world, row-major
@@ -23,8 +23,18 @@
  *   [31:34] the ring after it, relative to the current ring, body frame, clipped at 10 m, / 10 m
  *   [34:37] the ring after it: normal, body frame
  *   [37:58] K = 3 nearest drones, each: relative position (clipped 5 m, / 5), relative velocity (/ 5), present
- *   [58:70] K = 3 nearest obstacles, each: centre relative position (clipped 10 m, / 10), radius / 2 m
- *   [70:76] task one-hot: hover, goto, follow, race, swarm, obstacles
+ *   [58:76] K = 3 nearest obstacles, each: centre relative position (clipped 10 m, / 10), radius / 2 m,
+ *           gap between the obstacle's surface and the drone's collision sphere (clipped 5 m, / 5; an empty
+ *           slot reads 1, far away), closing speed towards the centre (/ 5 m/s, positive when approaching)
+ *   [76:82] task one-hot: hover, goto, follow, race, swarm, obstacles
+ *   [82]    the drone's own collision radius (m) / 0.5 m
+ *   [83]    the drone's hover thrust as a fraction of its maximum thrust, as its owner knows it
+ *
+ * Version 2 added the last two (what the drone is: a large drone must keep wider of a rim or a neighbour
+ * than a small one, and a weak one must command more thrust) and each obstacle's gap and closing speed
+ * (the surface distance and its rate, which an MLP otherwise has to compute from clipped vectors).
+ * Both self values are what a real drone's owner has: the params file a thrust stand wrote, or
+ * ArduCopter's learned MOT_THST_HOVER.
  */
 #ifndef DRONE_OBSERVATION_H
 #define DRONE_OBSERVATION_H
@@ -34,11 +44,11 @@
 
 #include "quadrotor.h"
 
-#define OBS_VERSION 1
+#define OBS_VERSION 2
 #define OBS_K_DRONES 3
 #define OBS_K_OBSTACLES 3
 #define OBS_NUM_TASKS 6
-#define OBS_SIZE 76
+#define OBS_SIZE 84
 
 #define OBS_VEL 0
 #define OBS_RATES 3
@@ -55,8 +65,10 @@
 #define OBS_DRONES 37
 #define OBS_DRONE_STRIDE 7
 #define OBS_OBSTACLES 58
-#define OBS_OBSTACLE_STRIDE 4
-#define OBS_TASK 70
+#define OBS_OBSTACLE_STRIDE 6
+#define OBS_TASK 76
+#define OBS_RADIUS 82
+#define OBS_HOVER_THRUST 83
 
 #define OBS_VEL_SCALE 5.0f
 #define OBS_RATE_SCALE 10.0f
@@ -67,6 +79,8 @@
 #define OBS_DRONE_CLIP 5.0f
 #define OBS_OBSTACLE_CLIP 10.0f
 #define OBS_OBSTACLE_RADIUS_SCALE 2.0f
+#define OBS_GAP_CLIP 5.0f
+#define OBS_RADIUS_SCALE 0.5f
 
 /* Everything the observation depends on, in world-frame SI units. Neighbour and obstacle lists are
  * already the nearest ones, nearest first (the caller selects; deploy passes what it knows). */
@@ -82,6 +96,8 @@ typedef struct {
     int num_obstacles;
     float obstacle_pos[OBS_K_OBSTACLES][3], obstacle_radius[OBS_K_OBSTACLES];
     int task;
+    float radius;             /* the drone's collision radius (m) */
+    float hover_thrust;       /* its hover thrust / max thrust, as known (quad_hover_thrust_fraction) */
 } ObsInput;
 
 /* world vector v -> body frame b = R^T v */
@@ -159,14 +175,25 @@ static inline void obs_build(const ObsInput *in, float *out) {
         for (int k = 0; k < 3; k++) o[3 + k] = b[k] / OBS_VEL_SCALE;
         o[6] = 1.0f;
     }
-    for (int j = 0; j < in->num_obstacles && j < OBS_K_OBSTACLES; j++) {
+    for (int j = 0; j < OBS_K_OBSTACLES; j++) {
         float *o = out + OBS_OBSTACLES + j * OBS_OBSTACLE_STRIDE;
+        if (j >= in->num_obstacles) {
+            o[4] = 1.0f; /* no obstacle: as far as the gap can say */
+            continue;
+        }
         for (int k = 0; k < 3; k++) d[k] = in->obstacle_pos[j][k] - in->pos[k];
         obs_to_body(r, d, b);
         obs_clip_scale(b, OBS_OBSTACLE_CLIP, o);
         o[3] = in->obstacle_radius[j] / OBS_OBSTACLE_RADIUS_SCALE;
+        float dist = sqrtf(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+        float gap = dist - in->obstacle_radius[j] - in->radius;
+        o[4] = (gap < OBS_GAP_CLIP ? gap : OBS_GAP_CLIP) / OBS_GAP_CLIP;
+        float closing = dist > 1e-6f ? (d[0] * in->vel[0] + d[1] * in->vel[1] + d[2] * in->vel[2]) / dist : 0.0f;
+        o[5] = closing / OBS_VEL_SCALE;
     }
     if (in->task >= 0 && in->task < OBS_NUM_TASKS) out[OBS_TASK + in->task] = 1.0f;
+    out[OBS_RADIUS] = in->radius / OBS_RADIUS_SCALE;
+    out[OBS_HOVER_THRUST] = in->hover_thrust;
 }
 
 #endif
