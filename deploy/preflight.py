@@ -367,7 +367,7 @@ HOVER_PARAMS = {Firmware.ARDUPILOT: ("MOT_THST_HOVER", "MOT_THST_EXPO"), Firmwar
 HOVER_MISMATCH = 0.15   # relative difference that gets a warning
 
 
-def hover_thrust_check(link, firmware: Firmware, policy_hover: float) -> tuple[str, str] | None:
+def hover_thrust_check(link, firmware: Firmware, drone_hover: float) -> tuple[str, str] | None:
     """Compare the thrust the vehicle hovers at with the one the drone flown hovers at (the --drone file, else the
     policy's nominal drone: the figure the observation gives the policy).
 
@@ -380,11 +380,11 @@ def hover_thrust_check(link, firmware: Firmware, policy_hover: float) -> tuple[s
     hover_name, curve_name = HOVER_PARAMS[firmware]
     hover, curve = read_param(link, hover_name), read_param(link, curve_name)
     if hover is None:
-        return WARN, f"could not read {hover_name} ({PARAM_ADVICE}); the drone flown hovers at {policy_hover:.3f}"
+        return WARN, f"could not read {hover_name} ({PARAM_ADVICE}); the drone flown hovers at {drone_hover:.3f}"
     text = (f"vehicle {hover_name}={hover:.3f}" + (f" ({curve_name}={curve:g})" if curve is not None else "")
-            + f", drone flown {policy_hover:.3f}")
-    if abs(hover - policy_hover) > HOVER_MISMATCH * policy_hover:
-        return WARN, (text + f": {100 * (hover / policy_hover - 1):+.0f} %. The observation tells the policy the "
+            + f", drone flown {drone_hover:.3f}")
+    if abs(hover - drone_hover) > HOVER_MISMATCH * drone_hover:
+        return WARN, (text + f": {100 * (hover / drone_hover - 1):+.0f} %. The observation tells the policy the "
                       "drone flown's figure, so it closes the gap with its own feedback, at a cost in hold accuracy "
                       "(a v1 policy held 9-16 cm low on PX4 SITL); measure the drone (drone-calibrate) and pass "
                       "--drone, or train on it (hardware.md, Calibration)")

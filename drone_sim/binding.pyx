@@ -119,6 +119,7 @@ cdef extern from "csrc/drone_env.h" nogil:
         uint32_t s[4]
 
     int QS_COUNT
+    enum: COURSE_NEAREST_MAX
     int OBS_SIZE, OBS_VERSION, OBS_K_DRONES, OBS_K_OBSTACLES, NUM_TASKS, NUM_FORMATIONS, NUM_CRASH_CAUSES
     int NUM_ACTION_MODES, NUM_INTEGRATORS
     double QUAD_GRAVITY_MS2
@@ -563,9 +564,9 @@ def nearest_obstacles(position, obstacles, int k=OBS_K_OBSTACLES):
     the simulator's own selection (course_nearest_obstacles), so deploy lists the obstacles training did."""
     cdef int n = len(obstacles), j
     cdef float p[3]
-    cdef int out[8]
-    if not 0 <= k <= 8:
-        raise ValueError(f"k must be in 0..8, got {k}")
+    cdef int out[COURSE_NEAREST_MAX]
+    if not 0 <= k <= COURSE_NEAREST_MAX:
+        raise ValueError(f"k must be in 0..{COURSE_NEAREST_MAX}, got {k}")
     _vec3(p, position, "position")
     cdef Sphere *s = <Sphere *>calloc(max(n, 1), sizeof(Sphere))
     if s == NULL:

@@ -243,10 +243,13 @@ def observe_swarm(
         raise ValueError(f"neighbours: expected shape ({n}, k), got {nb.shape}")
     if nb.size and (nb.max() >= npos.shape[0] or nb.min() < -1):
         raise ValueError(f"neighbours: indices must be -1 or rows 0..{npos.shape[0] - 1} of neighbour_position")
-    drones = [drone] * n if isinstance(drone, Mapping) else list(drone)
-    if len(drones) != n:
-        raise ValueError(f"drone: {len(drones)} params for {n} drones")
-    selves = np.array([binding.obs_self(d) for d in drones], dtype=np.float32).reshape(n, 2)
+    if isinstance(drone, Mapping):   # one drone for all: its figures once, not once per row
+        selves = np.tile(np.array(binding.obs_self(drone), dtype=np.float32), (n, 1))
+    else:
+        drones = list(drone)
+        if len(drones) != n:
+            raise ValueError(f"drone: {len(drones)} params for {n} drones")
+        selves = np.array([binding.obs_self(d) for d in drones], dtype=np.float32).reshape(n, 2)
     out = np.zeros((n, OBS_SIZE), dtype=np.float32)
     binding.observe_swarm(*arrays, nb, npos, nvel, np.ascontiguousarray(selves[:, 0]),
                           np.ascontiguousarray(selves[:, 1]), out, TASKS.index(task))
