@@ -147,6 +147,8 @@ cdef extern from "csrc/drone_env.h" nogil:
     void env_set_drone(DroneEnv *e, int i, const DroneParams *d)
     void obs_build(const ObsInput *inp, float *out)
     int course_nearest_obstacles(const Sphere *obst, int n, const float *p, int k, int *out)
+    int slot_assign(int n, const float *pos, int m, const float *slots, int *slot_of, int *taken, int max_passes)
+    enum: SLOT_ASSIGN_MAX_PASSES
     float quad_hover_omega(const DroneParams *d)
     void quad_hover_action(const DroneParams *d, int mode, float *out)
     void dr_sample(const DRConfig *c, const DroneParams *nominal, Rng *r, SampledDrone *out)
@@ -579,6 +581,24 @@ def nearest_obstacles(position, obstacles, int k=OBS_K_OBSTACLES):
         return [out[j] for j in range(found)]
     finally:
         free(s)
+
+
+def assign_slots(positions, slots):
+    """Slot index of each drone (row of positions, m) among slots (m >= drones): the simulator's own rule
+    (slot_assign.h, no two straight paths to the slots cross), so deploy fills a formation as training did."""
+    cdef float[:, ::1] p = np.ascontiguousarray(positions, dtype=np.float32).reshape(-1, 3)
+    cdef float[:, ::1] s = np.ascontiguousarray(slots, dtype=np.float32).reshape(-1, 3)
+    cdef int n = p.shape[0], m = s.shape[0]
+    if m < n:
+        raise ValueError(f"{n} drones need at least {n} slots, got {m}")
+    if n == 0:
+        return []
+    if not (np.isfinite(p).all() and np.isfinite(s).all()):
+        raise ValueError("drone and slot positions must be finite")
+    cdef int[::1] slot_of = np.empty(n, dtype=np.intc)
+    cdef int[::1] taken = np.empty(m, dtype=np.intc)
+    slot_assign(n, &p[0, 0], m, &s[0, 0], &slot_of[0], &taken[0], SLOT_ASSIGN_MAX_PASSES)
+    return [int(x) for x in slot_of]
 
 
 def observe_swarm(const float[:, ::1] position, const float[:, ::1] velocity, const float[:, ::1] quaternion,

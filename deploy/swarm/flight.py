@@ -10,10 +10,10 @@ The sequence:
   preflight  every check of a single flight, on every vehicle at once; if any vehicle fails any check the
              swarm does not fly, and the refusal names the vehicle and the check
   takeoff    in sequence: a vehicle arms and takes off once the one before it holds its takeoff point
-  formation  once all hold, each takes the nearest free slot (the training rule) and the policy flies all of
-             them: per tick, each vehicle's observation from its estimate, its slot and its three nearest
-             neighbours (their telemetry moved forward by its age), built by the simulator's C code; one
-             onnxruntime call for the whole swarm
+  formation  once all hold, each gets its slot by the training rule (paths that do not cross), and the
+             policy flies all of them: per tick, each vehicle's observation from its estimate, its slot and its
+             three nearest neighbours (their telemetry moved forward by its age), built by the simulator's C
+             code; one onnxruntime call for the whole swarm
   landing    Ctrl-C, SIGTERM, --duration or the end of the centres list lands everyone (the firmware's LAND)
 
 Safety for many (deploy/swarm/guard.py for the guard):

@@ -2,8 +2,8 @@
 
 The shapes are the simulator's (drone_sim.formation_layout_of: the same C code that lays out every training
 formation), or slots read from a formation file. The swarm frame is ENU metres from the first vehicle's
-home; each vehicle's slot is picked by the simulator's rule (each vehicle in turn takes the nearest free
-slot), once, when the policy takes over.
+home; each vehicle's slot is picked by the simulator's rule (drone_sim.assign_slots: the least total squared
+distance that no trade of slots improves, so no two straight paths cross), once, when the policy takes over.
 
 A formation file (drone-formation/1, JSON):
 
@@ -104,14 +104,10 @@ class Formation:
 
 
 def assign_slots(positions: np.ndarray, slot_positions: np.ndarray) -> list[int]:
-    """Slot index of each vehicle: each vehicle in turn takes the nearest free slot, the rule the swarm task
-    trains with (env_assign_slots in drone_env.h)."""
-    free = list(range(len(slot_positions)))
-    out = []
-    for p in np.asarray(positions, dtype=float):
-        d = [float(np.linalg.norm(slot_positions[s] - p)) for s in free]
-        out.append(free.pop(int(np.argmin(d))))
-    return out
+    """Slot index of each vehicle: the rule the swarm task trains with (drone_sim.assign_slots, slot_assign.h),
+    under which no two vehicles' straight paths to their slots cross."""
+    return drone_sim.assign_slots(np.asarray(positions, dtype=float).reshape(-1, 3),
+                                  np.asarray(slot_positions, dtype=float).reshape(-1, 3))
 
 
 # how many neighbours the observation has room for: its layout's drone block over the size of one drone

@@ -40,6 +40,7 @@
 #include "observation.h"
 #include "quadrotor.h"
 #include "rng.h"
+#include "slot_assign.h"
 
 enum { TASK_HOVER, TASK_GOTO, TASK_FOLLOW, TASK_RACE, TASK_SWARM, TASK_OBSTACLES, NUM_TASKS };
 enum { FORMATION_SPHERE, FORMATION_ORBIT, FORMATION_GRID, FORMATION_LINE, NUM_FORMATIONS };
@@ -152,7 +153,9 @@ typedef struct {
     float t;
     float form_center[3], form_spacing, form_radius, form_omega, form_yaw;
     float *slot_base;         /* 3 per slot */
-    int *slot_taken;          /* scratch for slot assignment */
+    int *slot_taken;          /* scratch for slot assignment: n each */
+    int *slot_of;
+    float *slot_pos, *assign_pos; /* 3 per slot, 3 per drone */
     Course course;
     Rng rng;
     TaskLog logs[NUM_TASKS];
@@ -484,23 +487,18 @@ static inline void env_build_formation(DroneEnv *e) {
     if (e->formation == FORMATION_ORBIT) e->form_center[0] = e->form_center[1] = 0.0f;
 }
 
-/* Greedy slot assignment: each drone in turn takes the nearest free slot. */
+/* Every drone's slot, from where the drones are now (slot_assign.h: no two drones' straight paths to their
+ * slots cross). */
 static inline void env_assign_slots(DroneEnv *e) {
     int n = e->n;
-    for (int s = 0; s < n; s++) e->slot_taken[s] = 0;
     for (int i = 0; i < n; i++) {
-        float p[3], sp[3], sv[3];
-        env_pos(e, i, p);
-        int best = -1;
-        float bd = 1e30f;
-        for (int s = 0; s < n; s++) {
-            if (e->slot_taken[s]) continue;
-            env_slot(e, s, e->t, sp, sv);
-            float d = v3_dist(p, sp);
-            if (d < bd) { bd = d; best = s; }
-        }
-        e->slot_taken[best] = 1;
-        e->agents[i].slot = best;
+        float sv[3];
+        env_pos(e, i, e->assign_pos + 3 * i);
+        env_slot(e, i, e->t, e->slot_pos + 3 * i, sv);
+    }
+    slot_assign(n, e->assign_pos, n, e->slot_pos, e->slot_of, e->slot_taken, SLOT_ASSIGN_MAX_PASSES);
+    for (int i = 0; i < n; i++) {
+        e->agents[i].slot = e->slot_of[i];
         env_update_target(e, i);
         e->agents[i].dist_prev = env_target_dist(e, i);
     }
@@ -731,12 +729,16 @@ static inline int env_init(DroneEnv *e, const SimConfig *cfg, int n, uint64_t se
     e->target_vel = (float *)calloc((size_t)3 * (size_t)n, sizeof(float));
     e->slot_base = (float *)calloc((size_t)3 * (size_t)n, sizeof(float));
     e->slot_taken = (int *)calloc((size_t)n, sizeof(int));
+    e->slot_of = (int *)calloc((size_t)n, sizeof(int));
+    e->slot_pos = (float *)calloc((size_t)3 * (size_t)n, sizeof(float));
+    e->assign_pos = (float *)calloc((size_t)3 * (size_t)n, sizeof(float));
     e->nbr = (int *)calloc((size_t)OBS_K_DRONES * (size_t)n, sizeof(int));
     e->obst = (int *)calloc((size_t)OBS_K_OBSTACLES * (size_t)n, sizeof(int));
     e->agents = (Agent *)calloc((size_t)n, sizeof(Agent));
     rng_seed(&e->rng, seed);
     if (!e->S || !e->P || !e->C || !e->U || !e->impact || !e->act || !e->prev_act || !e->act_change || !e->pos0 || !e->target ||
-        !e->target_vel || !e->slot_base || !e->slot_taken || !e->nbr || !e->obst || !e->agents)
+        !e->target_vel || !e->slot_base || !e->slot_taken || !e->slot_of || !e->slot_pos || !e->assign_pos || !e->nbr ||
+        !e->obst || !e->agents)
         return -1;
     return 0;
 }
@@ -1029,6 +1031,9 @@ static inline void env_close(DroneEnv *e) {
     free(e->target_vel);
     free(e->slot_base);
     free(e->slot_taken);
+    free(e->slot_of);
+    free(e->slot_pos);
+    free(e->assign_pos);
     free(e->nbr);
     free(e->obst);
     free(e->agents);
