@@ -67,7 +67,7 @@ cdef extern from "csrc/drone_env.h" nogil:
         Arena arena
         int collide_all
         float crash_speed, success_radius, follow_radius, formation_radius, goal_radius, formation_spacing
-        float clearance_margin, clearance_weight, smooth_weight
+        float clearance_margin, clearance_weight, clearance_time, smooth_weight
         int race_rings
         Range ring_radius
         int obstacles_lo, obstacles_hi
@@ -337,6 +337,7 @@ cdef void _fill_config(SimConfig *c, dict cfg) except *:
     c.formation_spacing = cfg["formation_spacing"]
     c.clearance_margin = cfg["clearance_margin"]
     c.clearance_weight = cfg["clearance_weight"]
+    c.clearance_time = cfg["clearance_time"]
     c.smooth_weight = cfg["smooth_weight"]
     c.race_rings = cfg["race_rings"]
     _range(&c.ring_radius, cfg["ring_radius"], "ring_radius")

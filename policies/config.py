@@ -61,6 +61,8 @@ class TrainConfig:
     clearance_margin: float = _f(sim_default("clearance_margin"), "m: closer than this to an obstacle, a drone "
                                                                   "or a ring's rim costs reward")
     clearance_weight: float = _f(sim_default("clearance_weight"), "that cost per step at contact (0: off)")
+    clearance_time: float = _f(sim_default("clearance_time"), "s: an obstacle or drone approached at v m/s counts "
+                                                              "this times v nearer (0: plain distance)")
     smooth_weight: float = _f(sim_default("smooth_weight"), "cost per step of a full-scale change of every "
                                                             "action channel (0: off)")
     # model
@@ -104,7 +106,7 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("clearance_margin", "clearance_weight", "smooth_weight"):
+        for name in ("clearance_margin", "clearance_weight", "clearance_time", "smooth_weight"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("gamma", "gae_lambda"):

@@ -44,6 +44,7 @@ def make_env(cfg: TrainConfig, seed: int, num_envs: int | None = None, **overrid
                           action_mode=cfg.action_mode, seed=seed, dr=cfg.dr, drone=cfg.drone or None,
                           course=cfg.course or None, physics_hz=cfg.physics_hz, control_hz=cfg.control_hz,
                           **{"clearance_margin": cfg.clearance_margin, "clearance_weight": cfg.clearance_weight,
+                             "clearance_time": cfg.clearance_time,
                              "smooth_weight": cfg.smooth_weight, **overrides})
 
 

@@ -98,7 +98,7 @@ def _cf(x: float) -> str:
 
 
 _SIM_SCALARS_F = ("crash_speed", "success_radius", "follow_radius", "formation_radius", "goal_radius",
-                  "formation_spacing", "clearance_margin", "clearance_weight", "smooth_weight")
+                  "formation_spacing", "clearance_margin", "clearance_weight", "clearance_time", "smooth_weight")
 _SIM_KEYS = {"physics_dt", "substeps", "integrator", "action_mode", "task_weights", "horizon_s", "nominal", "dr",
              "course", "arena", "collide_all", "race_rings", "ring_radius", "obstacles", "obstacle_radius",
              "auto_reset", "evaluation", *_SIM_SCALARS_F}

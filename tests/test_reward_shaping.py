@@ -130,3 +130,58 @@ def test_crashes_are_logged_by_what_they_hit():
     assert logs["crash_rate"] == 1.0
     assert logs["crash_drone_rate"] == pytest.approx(2 / 3) and logs["crash_floor_rate"] == pytest.approx(1 / 3)
     assert sum(logs[f"crash_{c}_rate"] for c in drone_sim.config.CRASH_CAUSES) == pytest.approx(1.0)
+
+
+def _felt(gap, closing, t):
+    """The clearance the penalty sees: the gap less clearance_time x the closing speed (when closing)."""
+    return gap - t * max(closing, 0.0)
+
+
+@pytest.mark.parametrize("heading,speed", [("towards", 1.0), ("away", 1.0), ("across", 1.0), ("towards", 3.0)])
+def test_an_obstacle_approached_fast_is_felt_further_out(heading, speed):
+    t_ahead, gap0 = 0.5, 0.5                     # 0.5 m from the surface: outside the plain 0.3 m margin
+    rewards, felt = [], []
+    for env in _pair("obstacles", agents=2, clearance_time=t_ahead):
+        sphere = env.env_info(0)["course"]["obstacles"][0]
+        d, wh, a = _hover(env)
+        centre = np.array(sphere["position"], dtype=np.float32)
+        out = np.array([0.6, 0.8, 0.0], dtype=np.float32)           # from the centre to the drone
+        v = {"towards": -out, "away": out, "across": np.array([0.8, -0.6, 0.0], np.float32)}[heading] * speed
+        env.set_state(0, state(pos=centre + out * (sphere["radius"] + d["radius"] + gap0), vel=v, motors=(wh,) * 4))
+        env.set_state(1, state(pos=(-13, 0, 4), motors=(wh,) * 4))
+        _, r, term, _, _ = env.step(a)
+        assert not term[0]
+        s = env.states()[0].astype(np.float64)
+        f = min(_felt(np.linalg.norm(s[:3] - o["position"]) - o["radius"] - d["radius"],
+                      -np.dot(s[:3] - o["position"], s[3:6]) / np.linalg.norm(s[:3] - o["position"]), t_ahead)
+                for o in env.env_info(0)["course"]["obstacles"])
+        rewards.append(float(r[0]))
+        felt.append(f)
+    expected = _near(felt[0])
+    assert rewards[1] - rewards[0] == pytest.approx(expected, abs=1e-4)
+    if heading == "towards":        # 0.5 m - 0.5 s x 1 m/s: at the surface as far as the penalty is concerned
+        assert expected > 0.25
+    else:                           # receding or passing by: only the plain 0.5 m, outside the margin
+        assert expected == 0.0
+
+
+def test_neighbours_converging_are_felt_further_out_and_parting_ones_are_not():
+    t_ahead = 0.5
+    for sign, costs in ((1.0, True), (-1.0, False)):
+        diffs = []
+        for env in _pair("swarm", agents=2, clearance_time=t_ahead):
+            d, wh, a = _hover(env)
+            sep = 2 * d["radius"] + 0.8
+            env.set_state(0, state(pos=(0, 0, 4), vel=(sign, 0, 0), motors=(wh,) * 4))
+            env.set_state(1, state(pos=(sep, 0, 4), vel=(-sign, 0, 0), motors=(wh,) * 4))
+            _, r, term, _, _ = env.step(a)
+            assert not term.any()
+            s = env.states().astype(np.float64)
+            dp = s[1, :3] - s[0, :3]
+            closing = float(np.dot(dp, s[0, 3:6] - s[1, 3:6]) / np.linalg.norm(dp))
+            gap = float(np.linalg.norm(dp) - 2 * d["radius"])
+            diffs.append((float(r[0]), float(r[1]), _felt(gap, closing, t_ahead)))
+        (on0, on1, f), (off0, off1, _) = diffs
+        assert off0 - on0 == pytest.approx(_near(f), abs=1e-4)
+        assert off1 - on1 == pytest.approx(_near(f), abs=1e-4)
+        assert (_near(f) > 0.2) == costs       # 0.8 m apart closing at 2 m/s: felt as 0 - 0.2 m; parting: 0.8 m

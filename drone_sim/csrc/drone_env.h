@@ -21,7 +21,10 @@
  * on leaving the arena (both terminal). A timeout is a truncation, never a terminal. Two penalties shape
  * how a drone flies rather than where: closing within clearance_margin of what it can crash into (an
  * obstacle's surface, the nearest drone where contact is a crash, a ring's rim) costs up to
- * clearance_weight per step, so that a near miss is felt before the crash it could have been; and the
+ * clearance_weight per step, so that a near miss is felt before the crash it could have been. An obstacle or
+ * a drone approached at closing speed v counts clearance_time * v nearer than it is: at speed the margin
+ * reaches out as far as the drone travels in clearance_time, so that a fast approach is felt while there is
+ * still room to turn or brake, not in the last centimetres. And the
  * change of the action since the last step costs smooth_weight * |a - a_prev|^2 / 4, so that holding a
  * target by switching thrust hard (bang-bang, which real motors and ESCs do not follow) does not pay.
  */
@@ -110,6 +113,8 @@ typedef struct {
     float formation_spacing;  /* swarm slot spacing (m) */
     float clearance_margin;   /* closer than this to what the drone can crash into is penalized (m) */
     float clearance_weight;   /* the penalty at contact (per step), falling linearly to 0 at the margin */
+    float clearance_time;     /* the margin looks this far ahead along the closing speed (s): an obstacle or a
+                                 drone approached at v counts clearance_time * v nearer than it is */
     float smooth_weight;      /* penalty per step for a full-scale change of every action channel */
     int race_rings;
     Range ring_radius;
@@ -806,7 +811,9 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
     env_get_state(e, i, x);
     float r = 0.0f;
     int end = END_NONE, cause = CRASH_NONE;
-    float gap = INFINITY; /* the smallest clearance between the drone and what it can crash into (m) */
+    /* the smallest clearance between the drone and what it can crash into (m), each clearance less
+     * clearance_time * its closing speed: what the clearance penalty sees */
+    float felt = INFINITY;
 
     /* crash: floor impact, obstacles, other drones; out of bounds */
     if (e->impact[i] > c->crash_speed) cause = CRASH_FLOOR;
@@ -814,18 +821,28 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
         int j = e->obst[OBS_K_OBSTACLES * i + k];
         if (j < 0) break;
         const Sphere *s = &e->course.obstacles[j];
-        float g = v3_dist(p, s->pos) - s->radius - a->drone.radius;
+        float dc = v3_dist(p, s->pos);
+        float g = dc - s->radius - a->drone.radius;
         if (g < 0.0f) cause = CRASH_OBSTACLE;
-        gap = g < gap ? g : gap;
+        float closing = dc > 0.0f ? -((p[0] - s->pos[0]) * x[QS_VX] + (p[1] - s->pos[1]) * x[QS_VY] +
+                                      (p[2] - s->pos[2]) * x[QS_VZ]) / dc : 0.0f;
+        float f = g - c->clearance_time * (closing > 0.0f ? closing : 0.0f);
+        felt = f < felt ? f : felt;
     }
     if (env_drones_collide(e)) {
         int j = e->nbr[OBS_K_DRONES * i];
         if (j >= 0) {
             float q[3];
             env_pos(e, j, q);
-            float g = v3_dist(p, q) - a->drone.radius - e->agents[j].drone.radius;
+            float dc = v3_dist(p, q);
+            float g = dc - a->drone.radius - e->agents[j].drone.radius;
             if (g < 0.0f) cause = CRASH_DRONE;
-            gap = g < gap ? g : gap;
+            float rv[3] = {x[QS_VX] - e->S[QS_VX * n + j], x[QS_VY] - e->S[QS_VY * n + j],
+                           x[QS_VZ] - e->S[QS_VZ * n + j]}; /* i's velocity relative to j */
+            float closing = dc > 0.0f ? ((q[0] - p[0]) * rv[0] + (q[1] - p[1]) * rv[1] + (q[2] - p[2]) * rv[2]) / dc
+                                      : 0.0f;
+            float f = g - c->clearance_time * (closing > 0.0f ? closing : 0.0f);
+            felt = f < felt ? f : felt;
         }
     }
     if (cause != CRASH_NONE) end = END_CRASH;
@@ -853,7 +870,7 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
                 end = END_CRASH;
                 cause = CRASH_RIM;
             }
-            gap = rim_gap < gap ? rim_gap : gap;
+            felt = rim_gap < felt ? rim_gap : felt; /* a rim has no one closing speed: its plain clearance */
             if (k == a->ring && res == RING_PASSED && end == END_NONE) {
                 r += 1.0f;
                 a->rings_passed++;
@@ -908,15 +925,14 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
             break;
         }
     }
-    if (c->clearance_margin > 0.0f && gap < c->clearance_margin) {
-        float near = 1.0f - (gap > 0.0f ? gap : 0.0f) / c->clearance_margin;
+    if (c->clearance_margin > 0.0f && felt < c->clearance_margin) {
+        float near = 1.0f - (felt > 0.0f ? felt : 0.0f) / c->clearance_margin;
         r -= c->clearance_weight * near;
     }
     r -= c->smooth_weight * 0.25f * e->act_change[i];
     if (end == END_CRASH || end == END_OUT_OF_BOUNDS) r = -1.0f;
     *reward = clampf(r, -1.0f, 1.0f);
     a->crash_cause = end == END_CRASH ? cause : CRASH_NONE;
-    (void)n;
     return end;
 }
 
