@@ -134,7 +134,7 @@ _SIM_DEFAULTS: dict = {
     # switch hard from step to step cost what real motors would not follow
     "clearance_margin": 0.3,
     "clearance_weight": 0.3,
-    "clearance_time": 0.5,
+    "clearance_time": 0.0,   # off: one --tasks all seed at 0.5 s was not better (BENCHMARKS "Slot assignment")
     "smooth_weight": 0.1,
     "race_rings": 7,
     "ring_radius": (0.6, 1.0),

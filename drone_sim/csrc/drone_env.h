@@ -113,7 +113,7 @@ typedef struct {
     float formation_spacing;  /* swarm slot spacing (m) */
     float clearance_margin;   /* closer than this to what the drone can crash into is penalized (m) */
     float clearance_weight;   /* the penalty at contact (per step), falling linearly to 0 at the margin */
-    float clearance_time;     /* the margin looks this far ahead along the closing speed (s): an obstacle or a
+    float clearance_time;     /* the margin looks this far ahead along the closing speed (s, 0: off): an obstacle or a
                                  drone approached at v counts clearance_time * v nearer than it is */
     float smooth_weight;      /* penalty per step for a full-scale change of every action channel */
     int race_rings;
