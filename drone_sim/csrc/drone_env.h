@@ -801,6 +801,15 @@ static inline void env_log_episode(DroneEnv *e, int i, int end) {
     l->aux_count += (float)a->aux_n;
 }
 
+/* What the clearance penalty sees of a gap g (m) to something at q, dist (m) from the drone at p: g less
+ * clearance_time * the speed at which the drone closes on it (rel_vel: the drone's velocity relative to it). */
+static inline float env_felt_clearance(const SimConfig *c, float g, const float p[3], const float q[3], float dist,
+                                       const float rel_vel[3]) {
+    float d[3] = {q[0] - p[0], q[1] - p[1], q[2] - p[2]};
+    float closing = dist > 0.0f ? v3_dot(d, rel_vel) / dist : 0.0f;
+    return g - c->clearance_time * (closing > 0.0f ? closing : 0.0f);
+}
+
 /* Reward, progress and end of episode for agent i after the physics of this step. */
 static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
     const SimConfig *c = &e->cfg;
@@ -824,9 +833,7 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
         float dc = v3_dist(p, s->pos);
         float g = dc - s->radius - a->drone.radius;
         if (g < 0.0f) cause = CRASH_OBSTACLE;
-        float closing = dc > 0.0f ? -((p[0] - s->pos[0]) * x[QS_VX] + (p[1] - s->pos[1]) * x[QS_VY] +
-                                      (p[2] - s->pos[2]) * x[QS_VZ]) / dc : 0.0f;
-        float f = g - c->clearance_time * (closing > 0.0f ? closing : 0.0f);
+        float f = env_felt_clearance(c, g, p, s->pos, dc, &x[QS_VX]);
         felt = f < felt ? f : felt;
     }
     if (env_drones_collide(e)) {
@@ -839,9 +846,7 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
             if (g < 0.0f) cause = CRASH_DRONE;
             float rv[3] = {x[QS_VX] - e->S[QS_VX * n + j], x[QS_VY] - e->S[QS_VY * n + j],
                            x[QS_VZ] - e->S[QS_VZ * n + j]}; /* i's velocity relative to j */
-            float closing = dc > 0.0f ? ((q[0] - p[0]) * rv[0] + (q[1] - p[1]) * rv[1] + (q[2] - p[2]) * rv[2]) / dc
-                                      : 0.0f;
-            float f = g - c->clearance_time * (closing > 0.0f ? closing : 0.0f);
+            float f = env_felt_clearance(c, g, p, q, dc, rv);
             felt = f < felt ? f : felt;
         }
     }

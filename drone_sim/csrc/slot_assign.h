@@ -27,8 +27,8 @@ static inline float slot_sq_dist(const float *a, const float *b) {
 }
 
 /* n drones at pos (3 floats each) onto m >= n slots (3 floats each): slot_of[i] is drone i's slot.
- * taken: scratch, m ints. Returns the number of improvement passes run (0 when greedy was already optimal
- * pairwise), or -1 when m < n. */
+ * taken: scratch, m ints. Returns the number of improvement passes run (1 when greedy was already optimal
+ * pairwise: the pass that found nothing), or -1 when m < n. */
 static inline int slot_assign(int n, const float *pos, int m, const float *slots, int *slot_of, int *taken,
                               int max_passes) {
     if (m < n) return -1;
