@@ -23,6 +23,7 @@ import pytest
 
 from policies.config import load_toml, make_config
 from policies.sweep.space import SpaceError, load_space
+from policies.sweep.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = [sys.executable, "-m", "policies.sweep"]
@@ -36,7 +37,8 @@ def _sweep(tmp: Path, *args: str, timeout: float = 300) -> subprocess.CompletedP
 
 
 def _study(tmp: Path, name: str, storage: str | None = None) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=storage or f"sqlite:///{tmp / 'sweeps' / name / 'study.db'}")
+    # through the sweep's own opening, which survives racing a worker that is creating the tables
+    return optuna.load_study(study_name=name, storage=open_storage(storage, tmp / "sweeps" / name))
 
 
 def _states(study: optuna.Study) -> dict[str, int]:
@@ -125,10 +127,36 @@ def _wait_running(tmp: Path, name: str, storage: str | None = None, timeout: flo
                     return
             except KeyError:   # the study is not created yet
                 pass
-            except sqlalchemy.exc.OperationalError:   # this read raced the worker creating the tables (SQLite)
+            except (sqlalchemy.exc.OperationalError, ValueError):   # raced the worker creating the tables (SQLite)
                 pass
         time.sleep(0.2)
     raise AssertionError("no trial started")
+
+
+_OPEN_AT = """
+import sys, time
+from pathlib import Path
+from policies.sweep.storage import open_storage
+start, dirs = float(sys.argv[1]), sys.argv[2:]
+for k, d in enumerate(dirs):            # every process opens database k at the same moment, start + k/2 s
+    time.sleep(max(0.0, start + 0.5 * k - time.time()))
+    open_storage(None, Path(d))
+"""
+
+
+def test_workers_started_together_on_a_new_sqlite_study_all_open_it(tmp_path):
+    """Four workers launched at once (a shell loop, a job array) race to create the tables and stamp the schema
+    version of one new SQLite file; before the fix the losers died on a unique violation of alembic_version
+    (six rounds in ten of four workers)."""
+    dirs = [str(tmp_path / f"study{k}") for k in range(6)]
+    start = time.time() + 8.0                          # after every process has imported optuna, even when busy
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, str(start), *dirs], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    failed = [o for p, o in zip(procs, outs) if p.returncode != 0]
+    assert not failed, failed[0][-1500:]
+    for d in dirs:
+        assert optuna.get_all_study_summaries(open_storage(None, Path(d))) == []
 
 
 def test_a_killed_worker_leaves_the_study_consistent_and_the_next_start_resumes(tmp_path):

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
@@ -36,8 +37,9 @@ def open_storage(url: str | None, sweep_dir: Path, heartbeat_s: int = 10) -> opt
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         # the psycopg (3) driver, installed with the train extra, whatever SQLAlchemy's default for the scheme
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    # Workers started together on an empty database race to create Optuna's tables; the loser's CREATE fails
-    # (a unique violation in the server's catalog) although the tables are then there: try again.
+    # Workers started together on an empty database race to create Optuna's tables and stamp their schema
+    # version; the loser's CREATE or INSERT fails (a unique violation: in the server's catalog, or on SQLite's
+    # alembic_version row; or SQLite's lock held by the winner) although the tables are then there: try again.
     for attempt in range(4):
         try:
             return RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
@@ -45,11 +47,17 @@ def open_storage(url: str | None, sweep_dir: Path, heartbeat_s: int = 10) -> opt
                               engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
         except Exception as exc:  # SQLAlchemy raises its own error types for every kind of bad URL or server
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if attempt < 3 and ("UniqueViolation" in first or "already exists" in first):
+            if attempt < 3 and _lost_creation_race(exc, first):
                 time.sleep(0.5 + attempt)
                 continue
             raise ValueError(f"--storage {_redact(url)}: cannot open the study database: {first[:300]}") from None
     raise AssertionError("unreachable")
+
+
+def _lost_creation_race(exc: Exception, first_line: str) -> bool:
+    """Did opening fail only because another worker was creating the same tables at the same moment?"""
+    return (isinstance(exc, sqlalchemy.exc.IntegrityError) or "UniqueViolation" in first_line
+            or "already exists" in first_line or "database is locked" in first_line)
 
 
 def _redact(url: str) -> str:
