@@ -143,12 +143,18 @@ class FrameParser:
         out = []
         while buf:
             n = _frame_length(buf)
-            if n > 0 and len(buf) == n and buf[0] == STX_V2 and _ids(buf)[0] not in mavlink.mavlink_map:
+            if (n > 0 and len(buf) == n and buf[0] == STX_V2 and _ids(buf)[0] not in mavlink.mavlink_map
+                    and buf[3] == 0 and not self._valid_frame_inside(buf, n)):
                 self._unknown(buf, n)   # the last frame before the pause: nothing follows to vouch for it
                 continue
             if n > 0 and len(buf) >= n:
-                out.extend(self.feed(b""))
-                continue
+                before = len(buf)
+                got = self.feed(b"")
+                out.extend(got)
+                if got or len(buf) != before:
+                    continue
+                # An unknown frame whose voucher (the frame after it) has not fully come: feed can decide
+                # nothing until more bytes arrive, so look past it for a valid frame that proves it false
             k = 1
             found = False
             while True:
@@ -176,12 +182,8 @@ class FrameParser:
             return False
         if len(buf) < n + 10:
             return None
-        k = _find_stx_from(buf, 1)
-        while 0 < k < n:   # a valid frame starting inside it proves it false (a truncated frame's header)
-            m = _frame_length(buf[k:])
-            if m > 0 and len(buf) - k >= m and _decodes(self.mav, buf[k:k + m]):
-                return False
-            k = _find_stx_from(buf, k + 1)
+        if self._valid_frame_inside(buf, n):
+            return False
         nxt = buf[n:]
         m = _frame_length(nxt)
         if m <= 0 or nxt[0] != STX_V2:
@@ -191,6 +193,17 @@ class FrameParser:
                 return None
             return _decodes(self.mav, nxt[:m])
         return nxt[3] == 0 and (nxt[5], nxt[6]) == (buf[5], buf[6])
+
+    def _valid_frame_inside(self, buf: bytearray, n: int) -> bool:
+        """Does a complete valid frame start inside the first n bytes? Then the frame they announce is false
+        (a truncated frame's header, or noise, run together with the frames after it)."""
+        k = _find_stx_from(buf, 1)
+        while 0 < k < n:
+            m = _frame_length(buf[k:])
+            if m > 0 and len(buf) - k >= m and _decodes(self.mav, buf[k:k + m]):
+                return True
+            k = _find_stx_from(buf, k + 1)
+        return False
 
     def _unknown(self, buf: bytearray, n: int) -> None:
         """A whole frame of an unknown message: counted apart, its sequence number kept, skipped."""
