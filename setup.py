@@ -33,7 +33,9 @@ extensions = [
 
 _DEPLOY = ["pymavlink>=2.4.40", "pyserial>=3.5", "onnxruntime>=1.17", "rich>=13", "matplotlib>=3.7"]
 _TRAIN = ["torch>=2.1", "onnx>=1.15", "onnxruntime>=1.17", "rich>=13", "matplotlib>=3.7", "opencv-python-headless>=4.8",
-          "optuna>=4.9", "psycopg[binary]>=3.1"]   # drone-sweep (psycopg: studies on a PostgreSQL server)
+          # drone-sweep; psycopg: studies on a PostgreSQL server; sqlalchemy, which optuna stores through:
+          # open_storage tells its errors apart
+          "optuna>=4.9", "sqlalchemy>=2.0", "psycopg[binary]>=3.1"]
 _UI = ["raylib>=5.0"]
 EXTRAS = {
     "train": _TRAIN,                            # drone-train, drone-eval, drone-export, drone-sweep (torch; opencv for videos)
