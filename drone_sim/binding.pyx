@@ -68,6 +68,8 @@ cdef extern from "csrc/drone_env.h" nogil:
         int collide_all
         float crash_speed, success_radius, follow_radius, formation_radius, goal_radius, formation_spacing
         float clearance_margin, clearance_weight, clearance_time, smooth_weight
+        float speed_limit[6]
+        float speed_weight
         int race_rings
         Range ring_radius
         int obstacles_lo, obstacles_hi
@@ -339,6 +341,10 @@ cdef void _fill_config(SimConfig *c, dict cfg) except *:
     c.clearance_weight = cfg["clearance_weight"]
     c.clearance_time = cfg["clearance_time"]
     c.smooth_weight = cfg["smooth_weight"]
+    limits = cfg["speed_limit"]
+    for k in range(6):
+        c.speed_limit[k] = limits[k]
+    c.speed_weight = cfg["speed_weight"]
     c.race_rings = cfg["race_rings"]
     _range(&c.ring_radius, cfg["ring_radius"], "ring_radius")
     c.obstacles_lo, c.obstacles_hi = cfg["obstacles"]

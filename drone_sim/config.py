@@ -136,6 +136,10 @@ _SIM_DEFAULTS: dict = {
     "clearance_weight": 0.3,
     "clearance_time": 0.0,   # off: one --tasks all seed at 0.5 s was not better (BENCHMARKS "Slot assignment")
     "smooth_weight": 0.1,
+    # m/s: drone-deploy's default max speed (deploy/config.py max_speed_mps) where the task is flown with it;
+    # race courses are built to be flown fast, and a racer raises drone-deploy's limit
+    "speed_limit": {"hover": 3.0, "goto": 3.0, "follow": 3.0, "race": 0.0, "swarm": 3.0, "obstacles": 3.0},
+    "speed_weight": 0.0,
     "race_rings": 7,
     "ring_radius": (0.6, 1.0),
     "obstacles": (8, 16),
@@ -143,6 +147,9 @@ _SIM_DEFAULTS: dict = {
     "auto_reset": True,
     "evaluation": False,
 }
+
+
+_PER_TASK = ("horizon_s", "speed_limit")   # settings given per task by name, passed to C in TASKS order
 
 
 def sim_default(key: str):
@@ -211,7 +218,10 @@ def build_config(
     for key, value in overrides.items():
         if key not in sim:
             raise ValueError(f"unknown simulator setting {key!r}; known: {', '.join(sorted(sim))}")
-        if key == "horizon_s":
+        if key in _PER_TASK:
+            unknown = set(value) - set(TASKS)
+            if unknown:
+                raise ValueError(f"{key}: unknown task {', '.join(sorted(unknown))}; choose among {', '.join(TASKS)}")
             sim[key].update(value)
         else:
             sim[key] = value
@@ -233,9 +243,9 @@ def build_config(
         "integrator": INTEGRATORS.index(integrator),
         "action_mode": ACTION_MODES.index(action_mode),
         "task_weights": [weights.get(t, 0.0) for t in TASKS],
-        "horizon_s": [float(sim["horizon_s"][t]) for t in TASKS],
+        **{key: [float(sim[key][t]) for t in TASKS] for key in _PER_TASK},
         "nominal": nominal,
         "dr": dr_cfg,
         "course": dict(course) if course is not None else None,
-        **{k: v for k, v in sim.items() if k != "horizon_s"},
+        **{k: v for k, v in sim.items() if k not in _PER_TASK},
     }

@@ -65,6 +65,10 @@ class TrainConfig:
                                                               "this times v nearer (0: plain distance)")
     smooth_weight: float = _f(sim_default("smooth_weight"), "cost per step of a full-scale change of every "
                                                             "action channel (0: off)")
+    speed_limit: float = _f(max(sim_default("speed_limit").values()),
+                            "m/s: flying faster costs reward, in every task the simulator limits by default "
+                            "(all but race); drone-deploy holds a drone faster than --safety max_speed_mps=3")
+    speed_weight: float = _f(sim_default("speed_weight"), "that cost per step at twice the limit, in proportion beyond (0: off)")
     # model
     hidden: int = _f(64, "hidden units per layer")
     layers: int = _f(2, "hidden layers of the MLP actor and critic")
@@ -106,7 +110,8 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("clearance_margin", "clearance_weight", "clearance_time", "smooth_weight"):
+        for name in ("clearance_margin", "clearance_weight", "clearance_time", "smooth_weight", "speed_limit",
+                     "speed_weight"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("gamma", "gae_lambda"):

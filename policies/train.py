@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 import drone_sim
+from drone_sim.config import sim_default
 
 from .adam import Adam
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -44,8 +45,14 @@ def make_env(cfg: TrainConfig, seed: int, num_envs: int | None = None, **overrid
                           action_mode=cfg.action_mode, seed=seed, dr=cfg.dr, drone=cfg.drone or None,
                           course=cfg.course or None, physics_hz=cfg.physics_hz, control_hz=cfg.control_hz,
                           **{"clearance_margin": cfg.clearance_margin, "clearance_weight": cfg.clearance_weight,
-                             "clearance_time": cfg.clearance_time,
-                             "smooth_weight": cfg.smooth_weight, **overrides})
+                             "clearance_time": cfg.clearance_time, "smooth_weight": cfg.smooth_weight,
+                             "speed_limit": speed_limits(cfg.speed_limit), "speed_weight": cfg.speed_weight,
+                             **overrides})
+
+
+def speed_limits(limit: float) -> dict[str, float]:
+    """One speed limit for the tasks the simulator limits by default (race stays unlimited)."""
+    return {t: limit for t, v in sim_default("speed_limit").items() if v > 0.0}
 
 
 class Distributed:

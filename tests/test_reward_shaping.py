@@ -185,3 +185,33 @@ def test_neighbours_converging_are_felt_further_out_and_parting_ones_are_not():
         assert off0 - on0 == pytest.approx(_near(f), abs=1e-4)
         assert off1 - on1 == pytest.approx(_near(f), abs=1e-4)
         assert (_near(f) > 0.2) == costs       # 0.8 m apart closing at 2 m/s: felt as 0 - 0.2 m; parting: 0.8 m
+
+
+@pytest.mark.parametrize("task, speed, expected", [
+    ("goto", 2.0, 0.0),                # under the 3 m/s limit: free
+    ("goto", 4.5, 0.5 * 0.5),          # half the limit over it: half the weight
+    ("obstacles", 7.0, 0.5 * 4 / 3),   # beyond twice the limit it keeps growing: slowing down always pays
+    ("race", 7.0, 0.0),                # race has no limit by default
+])
+def test_flying_faster_than_the_task_speed_limit_costs(task, speed, expected):
+    weight = 0.5
+    rewards, speeds = [], []
+    for w in (weight, 0.0):
+        env = single(task=task, clearance_weight=0.0, smooth_weight=0.0, speed_weight=w)
+        d, wh, a = _hover(env)
+        # high above the course, flying sideways: nothing near, nothing to pass
+        env.set_state(0, state(pos=(0, -10, 7), vel=(0, speed, 0), motors=(wh,) * 4))
+        _, r, term, _, _ = env.step(a)
+        assert not term[0]
+        rewards.append(float(r[0]))
+        speeds.append(float(np.linalg.norm(env.states()[0, 3:6])))
+    v = speeds[0]
+    limit = drone_sim.config.sim_default("speed_limit")[task]
+    by_hand = weight * max((v - limit) / limit, 0.0) if limit > 0 else 0.0
+    assert rewards[1] - rewards[0] == pytest.approx(by_hand, abs=1e-5)
+    assert by_hand == pytest.approx(expected, abs=0.02)   # the step barely changed the speed
+
+
+def test_a_speed_limit_for_an_unknown_task_is_refused():
+    with pytest.raises(ValueError, match="speed_limit: unknown task rcae"):
+        drone_sim.make(tasks="race", num_envs=1, speed_limit={"rcae": 5.0})

@@ -27,6 +27,9 @@
  * still room to turn or brake, not in the last centimetres. And the
  * change of the action since the last step costs smooth_weight * |a - a_prev|^2 / 4, so that holding a
  * target by switching thrust hard (bang-bang, which real motors and ESCs do not follow) does not pay.
+ * Flying faster than the task's speed_limit costs speed_weight * (v - limit) / limit per step (the reward
+ * is still clamped to [-1, 1]): drone-deploy holds a drone that flies faster than its max speed (3 m/s by default), so a
+ * policy trained to cross the obstacle field at 7 m/s could not be flown; race has no limit by default.
  */
 #ifndef DRONE_ENV_H
 #define DRONE_ENV_H
@@ -116,6 +119,8 @@ typedef struct {
     float clearance_time;     /* the margin looks this far ahead along the closing speed (s, 0: off): an obstacle or a
                                  drone approached at v counts clearance_time * v nearer than it is */
     float smooth_weight;      /* penalty per step for a full-scale change of every action channel */
+    float speed_limit[NUM_TASKS]; /* m/s; flying faster costs reward (0: no limit) */
+    float speed_weight;       /* the cost per step at twice the limit, linear in the speed from 0 at the limit */
     int race_rings;
     Range ring_radius;
     int obstacles_lo, obstacles_hi;
@@ -935,6 +940,12 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
         r -= c->clearance_weight * near;
     }
     r -= c->smooth_weight * 0.25f * e->act_change[i];
+    float limit = c->speed_limit[e->task];
+    if (c->speed_weight > 0.0f && limit > 0.0f) {
+        float v = sqrtf(x[QS_VX] * x[QS_VX] + x[QS_VY] * x[QS_VY] + x[QS_VZ] * x[QS_VZ]);
+        float over = (v - limit) / limit;
+        if (over > 0.0f) r -= c->speed_weight * over;
+    }
     if (end == END_CRASH || end == END_OUT_OF_BOUNDS) r = -1.0f;
     *reward = clampf(r, -1.0f, 1.0f);
     a->crash_cause = end == END_CRASH ? cause : CRASH_NONE;
