@@ -98,8 +98,10 @@ def _cf(x: float) -> str:
 
 
 _SIM_SCALARS_F = ("crash_speed", "success_radius", "follow_radius", "formation_radius", "goal_radius",
-                  "formation_spacing", "clearance_margin", "clearance_weight", "clearance_time", "smooth_weight")
-_SIM_KEYS = {"physics_dt", "substeps", "integrator", "action_mode", "task_weights", "horizon_s", "nominal", "dr",
+                  "formation_spacing", "clearance_margin", "clearance_weight", "clearance_time", "smooth_weight",
+                  "speed_weight")
+_SIM_KEYS = {"physics_dt", "substeps", "integrator", "action_mode", "task_weights", "horizon_s", "speed_limit",
+             "nominal", "dr",
              "course", "arena", "collide_all", "race_rings", "ring_radius", "obstacles", "obstacle_radius",
              "auto_reset", "evaluation", *_SIM_SCALARS_F}
 
@@ -131,6 +133,7 @@ def config_to_c(cfg: dict) -> list[str]:
     for k in range(len(TASKS)):
         f(f"task_weights[{k}]", cfg["task_weights"][k])
         f(f"horizon_s[{k}]", cfg["horizon_s"][k])
+        f(f"speed_limit[{k}]", cfg["speed_limit"][k])
     for name, v in zip(("half_x", "half_y", "height"), cfg["arena"]):
         f(f"arena.{name}", v)
     i("collide_all", cfg["collide_all"])
