@@ -13,6 +13,8 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
 cdef extern from "csrc/drone_env.h" nogil:
+    # sizes of the arrays below, from the headers (an enum: declaration lets Cython size an array by them)
+    enum: NUM_TASKS, NUM_CRASH_CAUSES, COURSE_MAX_RINGS, COURSE_MAX_OBSTACLES, COURSE_NEAREST_MAX
     ctypedef struct Range:
         float lo, hi
     ctypedef struct Arena:
@@ -26,9 +28,9 @@ cdef extern from "csrc/drone_env.h" nogil:
         float radius
     ctypedef struct Course:
         int num_rings
-        Ring rings[32]
+        Ring rings[COURSE_MAX_RINGS]
         int num_obstacles
-        Sphere obstacles[64]
+        Sphere obstacles[COURSE_MAX_OBSTACLES]
     ctypedef struct DroneParams:
         float mass, arm
         float inertia[3]
@@ -58,17 +60,17 @@ cdef extern from "csrc/drone_env.h" nogil:
         float hover_thrust_known
     ctypedef struct TaskLog:
         float n, episode_return, episode_length, score, crash, out_of_bounds, timeout, aux_sum, aux_count
-        float crash_cause[6]
+        float crash_cause[NUM_CRASH_CAUSES]
     ctypedef struct SimConfig:
         float physics_dt
         int substeps, integrator, action_mode, auto_reset, evaluation
-        float task_weights[6]
-        float horizon_s[6]
+        float task_weights[NUM_TASKS]
+        float horizon_s[NUM_TASKS]
         Arena arena
         int collide_all
         float crash_speed, success_radius, follow_radius, formation_radius, goal_radius, formation_spacing
         float clearance_margin, clearance_weight, clearance_time, smooth_weight
-        float speed_limit[6]
+        float speed_limit[NUM_TASKS]
         float speed_weight
         int race_rings
         Range ring_radius
@@ -92,7 +94,7 @@ cdef extern from "csrc/drone_env.h" nogil:
         int task, step, horizon, formation
         float t
         Course course
-        TaskLog logs[6]
+        TaskLog logs[NUM_TASKS]
         int nonfinite_actions
     ctypedef struct ObsInput:
         float pos[3]
@@ -121,8 +123,7 @@ cdef extern from "csrc/drone_env.h" nogil:
         uint32_t s[4]
 
     int QS_COUNT
-    enum: COURSE_NEAREST_MAX
-    int OBS_SIZE, OBS_VERSION, OBS_K_DRONES, OBS_K_OBSTACLES, NUM_TASKS, NUM_FORMATIONS, NUM_CRASH_CAUSES
+    int OBS_SIZE, OBS_VERSION, OBS_K_DRONES, OBS_K_OBSTACLES, NUM_FORMATIONS
     int NUM_ACTION_MODES, NUM_INTEGRATORS
     double QUAD_GRAVITY_MS2
     int OBS_VEL, OBS_RATES, OBS_ROT, OBS_HEIGHT, OBS_LAST_ACTION, OBS_TARGET_POS, OBS_TARGET_DIST
@@ -291,8 +292,8 @@ cdef void _fill_dr(DRConfig *c, dict p) except *:
 cdef void _fill_course(Course *c, dict course) except *:
     rings = course.get("rings", [])
     obstacles = course.get("obstacles", [])
-    if len(rings) > 32 or len(obstacles) > 64:
-        raise ValueError("course: at most 32 rings and 64 obstacles")
+    if len(rings) > COURSE_MAX_RINGS or len(obstacles) > COURSE_MAX_OBSTACLES:
+        raise ValueError(f"course: at most {COURSE_MAX_RINGS} rings and {COURSE_MAX_OBSTACLES} obstacles")
     c.num_rings = len(rings)
     for i, g in enumerate(rings):
         _vec3(c.rings[i].pos, g["position"], "ring position")
@@ -323,7 +324,7 @@ cdef void _fill_config(SimConfig *c, dict cfg) except *:
     c.evaluation = int(cfg["evaluation"])
     weights = cfg["task_weights"]
     horizons = cfg["horizon_s"]
-    for k in range(6):
+    for k in range(NUM_TASKS):
         c.task_weights[k] = weights[k]
         c.horizon_s[k] = horizons[k]
     hx, hy, h = cfg["arena"]
@@ -342,7 +343,7 @@ cdef void _fill_config(SimConfig *c, dict cfg) except *:
     c.clearance_time = cfg["clearance_time"]
     c.smooth_weight = cfg["smooth_weight"]
     limits = cfg["speed_limit"]
-    for k in range(6):
+    for k in range(NUM_TASKS):
         c.speed_limit[k] = limits[k]
     c.speed_weight = cfg["speed_weight"]
     c.race_rings = cfg["race_rings"]

@@ -110,7 +110,6 @@ def test_parser_recovers_every_intact_frame():
     assert s.unknown_messages < 0.01 * len(frames)
 
 
-
 @contextlib.contextmanager
 def _deadline(seconds: int):
     """SIGALRM turns a parser that loops forever into a failing test instead of a hung suite."""

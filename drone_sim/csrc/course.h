@@ -42,6 +42,12 @@ static inline float v3_dist(const float a[3], const float b[3]) {
     float d[3] = {a[0] - b[0], a[1] - b[1], a[2] - b[2]};
     return v3_norm(d);
 }
+/* How fast a point moving at vel approaches something offset from it by d at distance |d| = dist (m/s,
+ * negative when moving away; 0 when on top of it, where no direction is defined). The observation's closing
+ * speed of an obstacle and the clearance penalty's look-ahead are both this. */
+static inline float v3_closing_speed(const float d[3], float dist, const float vel[3]) {
+    return dist > 0.0f ? v3_dot(d, vel) / dist : 0.0f;
+}
 
 #define COURSE_NEAREST_MAX 8
 

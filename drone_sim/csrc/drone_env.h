@@ -811,7 +811,7 @@ static inline void env_log_episode(DroneEnv *e, int i, int end) {
 static inline float env_felt_clearance(const SimConfig *c, float g, const float p[3], const float q[3], float dist,
                                        const float rel_vel[3]) {
     float d[3] = {q[0] - p[0], q[1] - p[1], q[2] - p[2]};
-    float closing = dist > 0.0f ? v3_dot(d, rel_vel) / dist : 0.0f;
+    float closing = v3_closing_speed(d, dist, rel_vel);
     return g - c->clearance_time * (closing > 0.0f ? closing : 0.0f);
 }
 
@@ -865,7 +865,7 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
         cause = CRASH_STATE;
     }
 
-    float rate = sqrtf(x[QS_WX] * x[QS_WX] + x[QS_WY] * x[QS_WY] + x[QS_WZ] * x[QS_WZ]);
+    float rate = v3_norm(&x[QS_WX]);
     float rate_frac = rate / 10.0f;
     float effort = 0.05f * (rate_frac < 1.0f ? rate_frac : 1.0f); /* fminf(rate_frac, 1), inlined */
     const float v_ref = 5.0f;
@@ -942,7 +942,7 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
     r -= c->smooth_weight * 0.25f * e->act_change[i];
     float limit = c->speed_limit[e->task];
     if (c->speed_weight > 0.0f && limit > 0.0f) {
-        float v = sqrtf(x[QS_VX] * x[QS_VX] + x[QS_VY] * x[QS_VY] + x[QS_VZ] * x[QS_VZ]);
+        float v = v3_norm(&x[QS_VX]);
         float over = (v - limit) / limit;
         if (over > 0.0f) r -= c->speed_weight * over;
     }

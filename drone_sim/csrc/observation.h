@@ -42,6 +42,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "course.h"
 #include "quadrotor.h"
 
 #define OBS_VERSION 2
@@ -109,7 +110,7 @@ static inline void obs_to_body(const float r[9], const float v[3], float b[3]) {
 
 /* Norm-clip a body-frame vector at `clip` and divide by it. */
 static inline void obs_clip_scale(const float v[3], float clip, float *out) {
-    float n = sqrtf(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+    float n = v3_norm(v);
     float s = 1.0f / (n > clip ? n : clip); /* fmaxf(n, clip), inlined (a NaN norm gives clip, as fmaxf) */
     out[0] = v[0] * s;
     out[1] = v[1] * s;
@@ -151,7 +152,7 @@ static inline void obs_build(const ObsInput *in, float *out) {
     for (int k = 0; k < 3; k++) d[k] = in->target_pos[k] - in->pos[k];
     obs_to_body(r, d, b);
     obs_clip_scale(b, OBS_TARGET_CLIP, out + OBS_TARGET_POS);
-    out[OBS_TARGET_DIST] = obs_tanh(sqrtf(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]) / OBS_DIST_SCALE);
+    out[OBS_TARGET_DIST] = obs_tanh(v3_norm(d) / OBS_DIST_SCALE);
     obs_to_body(r, in->target_vel, b);
     for (int k = 0; k < 3; k++) out[OBS_TARGET_VEL + k] = b[k] / OBS_VEL_SCALE;
 
@@ -185,11 +186,10 @@ static inline void obs_build(const ObsInput *in, float *out) {
         obs_to_body(r, d, b);
         obs_clip_scale(b, OBS_OBSTACLE_CLIP, o);
         o[3] = in->obstacle_radius[j] / OBS_OBSTACLE_RADIUS_SCALE;
-        float dist = sqrtf(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+        float dist = v3_norm(d);
         float gap = dist - in->obstacle_radius[j] - in->radius;
         o[4] = (gap < OBS_GAP_CLIP ? gap : OBS_GAP_CLIP) / OBS_GAP_CLIP;
-        float closing = dist > 1e-6f ? (d[0] * in->vel[0] + d[1] * in->vel[1] + d[2] * in->vel[2]) / dist : 0.0f;
-        o[5] = closing / OBS_VEL_SCALE;
+        o[5] = v3_closing_speed(d, dist, in->vel) / OBS_VEL_SCALE;
     }
     if (in->task >= 0 && in->task < OBS_NUM_TASKS) out[OBS_TASK + in->task] = 1.0f;
     out[OBS_RADIUS] = in->radius / OBS_RADIUS_SCALE;
