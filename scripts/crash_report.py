@@ -1,5 +1,7 @@
 """What a policy's crashes are: for each task, every crash of a drone-eval run with what it hit, when, how fast,
-and on which drone, and the crash rate by drone size, thrust-to-weight and (race) the room a ring leaves.
+and on which drone, and the crash rate by drone size, thrust-to-weight and (race) the room a ring leaves. For
+obstacles, also whether the obstacle hit lay on the straight line to the goal and whether the observation listed
+it a second before the crash: the difference between a policy that ignores obstacles and one that cannot see them.
 
     python scripts/crash_report.py --policy policies/pretrained/multitask_ctbr.onnx [--tasks race,swarm,obstacles]
     python scripts/crash_report.py --policy runs/X/model.pt --episodes 512 --json crashes.json
@@ -25,6 +27,20 @@ import drone_sim  # noqa: E402
 from drone_sim import binding  # noqa: E402
 
 EARLY_S = 2.0     # crashes this soon after the start: the spawn (or, in swarm, the assembly) rather than the flight
+LOOKBACK_S = 1.0  # obstacles: what the drone saw this long before a crash (at 7 m/s, about the room to swerve)
+
+
+def _spheres(field: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(centres (n, 3), radii (n,)) of a course's obstacle list."""
+    return (np.array([o["position"] for o in field], float).reshape(-1, 3),
+            np.array([o["radius"] for o in field], float))
+
+
+def _segment_clearance(a: np.ndarray, b: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Distance from each point to the segment a-b."""
+    ab = b - a
+    t = np.clip((points - a) @ ab / max(1e-12, float(ab @ ab)), 0.0, 1.0)
+    return np.linalg.norm(points - (a + t[:, None] * ab), axis=1)
 
 
 def load(path: str):
@@ -43,6 +59,7 @@ class CrashWatcher:
         self.task, self.dt = task, 1.0 / control_hz
         self.crashes: list[dict] = []
         self.flights: list[dict] = []      # every counted drone-episode: the drone, and whether it crashed
+        self.lookback = max(1, round(LOOKBACK_S * control_hz))
 
     def before(self, env, step: int) -> None:
         n = env.num_agents
@@ -52,8 +69,24 @@ class CrashWatcher:
             self.first = len(self.flights)
             self.flights += [{"radius": d["radius"], "twr": binding.thrust_to_weight(d), "crashed": False}
                              for d in self.drones]
+            if self.task == "obstacles":
+                self._obstacle_episode_begins(env)
         self.states = env.states().copy()
         self.targets = env.targets()[0].copy()
+        if self.task == "obstacles":
+            self.past[step % len(self.past)] = self.states[:, :6]
+
+    def _obstacle_episode_begins(self, env) -> None:
+        """Note each env's obstacle field, and whether the straight line from each drone's spawn to its goal runs
+        through an obstacle: a policy that ignored obstacles would crash about as often as that happens."""
+        per_env, x, goals = env.agents_per_env, env.states(), env.targets()[0]
+        self.fields = [env.env_info(e)["course"]["obstacles"] for e in range(env.num_agents // per_env)]
+        self.past = np.zeros((self.lookback + 1, env.num_agents, 6))   # the last states, by step modulo its length
+        self.start_goal = [(x[i, :3].copy(), goals[i].copy()) for i in range(env.num_agents)]
+        for i, d in enumerate(self.drones):
+            centres, radii = _spheres(self.fields[i // per_env])
+            clear = _segment_clearance(x[i, :3], goals[i], centres) - radii - d["radius"]
+            self.flights[self.first + i]["line_blocked"] = bool((clear < 0.0).any())
 
     def after(self, env, step: int, terminals: np.ndarray, truncations: np.ndarray) -> None:
         per_env = env.agents_per_env
@@ -78,7 +111,28 @@ class CrashWatcher:
             rings = env.env_info(i // per_env)["course"]["rings"]
             ring = min(rings, key=lambda g: np.linalg.norm(np.array(g["position"]) - self.targets[i]))
             row["room_m"] = ring["radius"] - d["radius"]          # how far off centre the drone may pass
+        if self.task == "obstacles" and cause == "obstacle":
+            row.update(self._obstacle_crash(i, step, per_env))
         return row
+
+    def _obstacle_crash(self, i: int, step: int, per_env: int) -> dict:
+        """Which obstacle the drone hit, whether it lay on the straight line to the goal, and what the drone knew
+        of it LOOKBACK_S earlier: listed among the observation's nearest obstacles or not, how far, and how
+        straight at it the drone was flying."""
+        field = self.fields[i // per_env]
+        centres, radii = _spheres(field)
+        x, d = self.states[i], self.drones[i]
+        hit = int(np.argmin(np.linalg.norm(centres - x[:3], axis=1) - radii))
+        back = max(0, step - self.lookback)
+        before = self.past[back % len(self.past), i]
+        offset = centres[hit] - before[:3]
+        speed = np.linalg.norm(before[3:6])
+        cos = float(np.dot(offset, before[3:6]) / max(1e-9, np.linalg.norm(offset) * speed))
+        start, goal = self.start_goal[i]
+        on_line = _segment_clearance(start, goal, centres[hit:hit + 1])[0] < radii[hit] + d["radius"]
+        return {"on_line": bool(on_line), "listed_before": hit in binding.nearest_obstacles(before[:3], field),
+                "gap_before_m": float(np.linalg.norm(offset) - radii[hit] - d["radius"]),
+                "heading_off_deg": float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))}
 
 
 def crashes_of(make_policy, meta: dict, task: str, dr: str, episodes: int,
@@ -123,11 +177,30 @@ def report(task: str, crashes: list[dict], flights: list[dict]) -> list[str]:
         room = np.array([r["room_m"] for r in crashes])
         out.append(f"room the target ring left (ring radius - drone radius) at the crashes: median {np.median(room):.2f} m, "
                    f"under 0.4 m in {np.mean(room < 0.4):.2f}")
+    if task == "obstacles":
+        out += _obstacle_lines(crashes, flights)
     if task == "swarm":
         near = [r for r in crashes if r["cause"] == "drone"]
         if near:
             out.append(f"drone contacts: median closing speed {np.median([r['closing_speed'] for r in near]):.1f} m/s, "
                        f"during the first {EARLY_S:g} s {share(near, lambda r: r['t'] < EARLY_S)}")
+    return out
+
+
+def _obstacle_lines(crashes: list[dict], flights: list[dict]) -> list[str]:
+    """Would flying straight at the goal explain the crashes, and could the drone see what it hit?"""
+    blocked = np.array([f["line_blocked"] for f in flights])
+    crashed = np.array([f["crashed"] for f in flights])
+    out = [f"straight line spawn-goal through an obstacle: {blocked.mean():.2f} of the episodes; crash rate "
+           f"{crashed[blocked].mean() if blocked.any() else float('nan'):.3f} where it is, "
+           f"{crashed[~blocked].mean() if (~blocked).any() else float('nan'):.3f} where it is clear"]
+    hits = [r for r in crashes if "on_line" in r]
+    if hits:
+        out.append(f"the obstacle hit lay on that line in {share(hits, lambda r: r['on_line'])} of the crashes; "
+                   f"{LOOKBACK_S:g} s before, it was listed in the observation in "
+                   f"{share(hits, lambda r: r['listed_before'])}, median gap "
+                   f"{np.median([r['gap_before_m'] for r in hits]):.1f} m, the drone heading a median "
+                   f"{np.median([r['heading_off_deg'] for r in hits]):.0f} deg off it")
     return out
 
 

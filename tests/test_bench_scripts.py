@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -90,3 +92,19 @@ def test_crash_report_counts_the_crashes_drone_eval_counts():
             assert sum(c["cause"] == cause for c in crashes) == round(m[f"crash_{cause}_rate"] * 64)
         assert sum(f["crashed"] for f in flights) == len(crashes)
         assert "\n".join(crash_report.report(task, crashes, flights)).startswith(f"## {task}: {len(crashes)} crashes")
+    # obstacles: each crash names the obstacle's geometry, and each flight whether its straight line was blocked
+    hits = [c for c in crashes if c["cause"] == "obstacle"]
+    assert hits and all(0.0 <= c["heading_off_deg"] <= 180.0 and c["gap_before_m"] > 0.0 for c in hits)
+    assert {type(c["listed_before"]) for c in hits} == {bool}
+    assert all(isinstance(f["line_blocked"], bool) for f in flights)
+    assert "through an obstacle" in "\n".join(crash_report.report("obstacles", crashes, flights))
+
+
+def test_crash_report_segment_clearance_by_hand():
+    """The straight-line test of the obstacle report: distance from points to a segment, against a hand
+    computation (beside the segment, past either end)."""
+    import crash_report
+
+    a, b = np.array([0.0, 0.0, 1.0]), np.array([10.0, 0.0, 1.0])
+    points = np.array([[5.0, 3.0, 1.0], [-4.0, 0.0, 4.0], [13.0, 4.0, 1.0], [2.0, 0.0, 1.0]])
+    assert np.allclose(crash_report._segment_clearance(a, b, points), [3.0, 5.0, 5.0, 0.0])
