@@ -164,6 +164,8 @@ cdef extern from "csrc/drone_env.h" nogil:
                         float *p, float *v)
 
 STATE_SIZE = QS_COUNT
+MAX_RINGS = COURSE_MAX_RINGS          # what a course may hold
+MAX_OBSTACLES = COURSE_MAX_OBSTACLES
 OBS_DIM = OBS_SIZE
 OBS_LAYOUT_VERSION = OBS_VERSION
 GRAVITY = QUAD_GRAVITY_MS2

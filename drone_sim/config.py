@@ -225,6 +225,10 @@ def build_config(
             sim[key].update(value)
         else:
             sim[key] = value
+    lo, hi = sim["obstacles"]
+    if not (int(lo) == lo and int(hi) == hi and 0 <= lo <= hi <= binding.MAX_OBSTACLES):
+        raise ValueError(f"obstacles: a count range lo <= hi within 0..{binding.MAX_OBSTACLES}, got {lo}, {hi}")
+    sim["obstacles"] = (int(lo), int(hi))
     if isinstance(dr, str):
         dr_cfg = dr_preset(dr)
     else:

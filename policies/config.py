@@ -69,6 +69,10 @@ class TrainConfig:
                             "m/s: flying faster costs reward, in every task the simulator limits by default "
                             "(all but race); drone-deploy holds a drone faster than --safety max_speed_mps=3")
     speed_weight: float = _f(sim_default("speed_weight"), "that cost per step at twice the limit, in proportion beyond (0: off)")
+    # curriculum
+    min_obstacles: int = _f(sim_default("obstacles")[0], "fewest obstacles in a training field (drone-eval flies "
+                                                        "the simulator's default)")
+    max_obstacles: int = _f(sim_default("obstacles")[1], "most obstacles in a training field")
     # model
     hidden: int = _f(64, "hidden units per layer")
     layers: int = _f(2, "hidden layers of the MLP actor and critic")
@@ -114,6 +118,9 @@ class TrainConfig:
                      "speed_weight"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.min_obstacles <= self.max_obstacles:
+            raise ConfigError(f"min_obstacles..max_obstacles must be 0 <= min <= max, got {self.min_obstacles}.."
+                              f"{self.max_obstacles}")
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")

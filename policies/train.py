@@ -47,7 +47,7 @@ def make_env(cfg: TrainConfig, seed: int, num_envs: int | None = None, **overrid
                           **{"clearance_margin": cfg.clearance_margin, "clearance_weight": cfg.clearance_weight,
                              "clearance_time": cfg.clearance_time, "smooth_weight": cfg.smooth_weight,
                              "speed_limit": speed_limits(cfg.speed_limit), "speed_weight": cfg.speed_weight,
-                             **overrides})
+                             "obstacles": (cfg.min_obstacles, cfg.max_obstacles), **overrides})
 
 
 def speed_limits(limit: float) -> dict[str, float]:

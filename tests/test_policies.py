@@ -203,3 +203,23 @@ def test_drone_eval_compares_policies_of_different_presets_on_the_same_drones():
     assert drone_sets(meta, "both") == ["nominal", "wide"]
     assert drone_sets(meta, "default") == ["default"]
     assert drone_sets({"train_config": {"dr": "nominal"}}, "randomized") == ["default"]
+
+
+def test_training_fields_take_the_obstacle_count_asked_for():
+    """--min-obstacles/--max-obstacles reach the simulator (a denser training field is a curriculum lever; drone-eval
+    keeps flying the default density), and a range the simulator cannot build is refused by name."""
+    from policies.config import ConfigError
+    from policies.train import make_env
+
+    cfg = make_config({}, {"tasks": "obstacles", "num_envs": 6, "agents_per_env": 1, "min_obstacles": 30,
+                           "max_obstacles": 32})
+    env = make_env(cfg, 0)
+    try:
+        counts = {len(env.env_info(e)["course"]["obstacles"]) for e in range(6)}
+        assert counts and counts <= {30, 31, 32}
+    finally:
+        env.close()
+    with pytest.raises(ConfigError, match="min_obstacles"):
+        make_config({}, {"tasks": "obstacles", "min_obstacles": 9, "max_obstacles": 4})
+    with pytest.raises(ValueError, match="obstacles: a count range"):
+        make_env(make_config({}, {"tasks": "obstacles", "max_obstacles": 65}), 0)
