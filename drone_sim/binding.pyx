@@ -164,8 +164,7 @@ cdef extern from "csrc/drone_env.h" nogil:
                         float *p, float *v)
 
 STATE_SIZE = QS_COUNT
-MAX_RINGS = COURSE_MAX_RINGS          # what a course may hold
-MAX_OBSTACLES = COURSE_MAX_OBSTACLES
+MAX_OBSTACLES = COURSE_MAX_OBSTACLES   # what an obstacle field may hold
 OBS_DIM = OBS_SIZE
 OBS_LAYOUT_VERSION = OBS_VERSION
 GRAVITY = QUAD_GRAVITY_MS2

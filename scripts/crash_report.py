@@ -82,11 +82,11 @@ class CrashWatcher:
         per_env, x, goals = env.agents_per_env, env.states(), env.targets()[0]
         self.fields = [env.env_info(e)["course"]["obstacles"] for e in range(env.num_agents // per_env)]
         self.past = np.zeros((self.lookback + 1, env.num_agents, 6))   # the last states, by step modulo its length
-        self.start_goal = [(x[i, :3].copy(), goals[i].copy()) for i in range(env.num_agents)]
+        self.line_clearance = []           # per drone: each obstacle's clearance from its straight line (m)
         for i, d in enumerate(self.drones):
             centres, radii = _spheres(self.fields[i // per_env])
-            clear = _segment_clearance(x[i, :3], goals[i], centres) - radii - d["radius"]
-            self.flights[self.first + i]["line_blocked"] = bool((clear < 0.0).any())
+            self.line_clearance.append(_segment_clearance(x[i, :3], goals[i], centres) - radii - d["radius"])
+            self.flights[self.first + i]["line_blocked"] = bool((self.line_clearance[i] < 0.0).any())
 
     def after(self, env, step: int, terminals: np.ndarray, truncations: np.ndarray) -> None:
         per_env = env.agents_per_env
@@ -121,16 +121,14 @@ class CrashWatcher:
         straight at it the drone was flying."""
         field = self.fields[i // per_env]
         centres, radii = _spheres(field)
-        x, d = self.states[i], self.drones[i]
-        hit = int(np.argmin(np.linalg.norm(centres - x[:3], axis=1) - radii))
+        d = self.drones[i]
+        hit = binding.nearest_obstacles(self.states[i, :3], field, 1)[0]
         back = max(0, step - self.lookback)
         before = self.past[back % len(self.past), i]
         offset = centres[hit] - before[:3]
         speed = np.linalg.norm(before[3:6])
         cos = float(np.dot(offset, before[3:6]) / max(1e-9, np.linalg.norm(offset) * speed))
-        start, goal = self.start_goal[i]
-        on_line = _segment_clearance(start, goal, centres[hit:hit + 1])[0] < radii[hit] + d["radius"]
-        return {"on_line": bool(on_line), "listed_before": hit in binding.nearest_obstacles(before[:3], field),
+        return {"on_line": bool(self.line_clearance[i][hit] < 0.0), "listed_before": hit in binding.nearest_obstacles(before[:3], field),
                 "gap_before_m": float(np.linalg.norm(offset) - radii[hit] - d["radius"]),
                 "heading_off_deg": float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))}
 
