@@ -11,7 +11,8 @@ thrust_to_weight): every other package reads them from here instead of re-derivi
 """
 from .binding import (GRAVITY, OBS_LAYOUT, OBS_SCALES, OBS_STRIDES, assign_slots, hover_action, hover_omega, hover_thrust_fraction,
                       max_thrust, nearest_obstacles, obs_self, thrust_to_weight)
-from .config import ACTION_MODES, DR_PRESETS, FORMATIONS, NOMINAL_DRONE, TASKS, build_config, parse_tasks
+from .config import (ACTION_MODES, DR_PRESETS, FORMATIONS, NOMINAL_DRONE, TASKS, build_config, obstacle_counts,
+                     parse_tasks, ring_count)
 from .env import OBS_SIZE, OBS_VERSION, STATE_SIZE, DroneVecEnv, make, observe, observe_swarm
 from .ocean import make_ocean
 from .params import FileFormatError, load_course, load_drone_params
@@ -23,5 +24,5 @@ __all__ = [
     "max_thrust", "nearest_obstacles", "obs_self", "thrust_to_weight",
     "ACTION_MODES", "DR_PRESETS", "FORMATIONS", "NOMINAL_DRONE", "TASKS", "OBS_SIZE", "OBS_VERSION", "STATE_SIZE",
     "DroneVecEnv", "FileFormatError", "build_config", "load_course", "load_drone_params", "make", "make_ocean", "observe", "observe_swarm",
-    "parse_tasks", "__version__",
+    "obstacle_counts", "parse_tasks", "ring_count", "__version__",
 ]

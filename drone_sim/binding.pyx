@@ -165,6 +165,7 @@ cdef extern from "csrc/drone_env.h" nogil:
 
 STATE_SIZE = QS_COUNT
 MAX_OBSTACLES = COURSE_MAX_OBSTACLES   # what an obstacle field may hold
+MAX_RINGS = COURSE_MAX_RINGS           # what a race course may hold
 OBS_DIM = OBS_SIZE
 OBS_LAYOUT_VERSION = OBS_VERSION
 GRAVITY = QUAD_GRAVITY_MS2

@@ -152,6 +152,22 @@ _SIM_DEFAULTS: dict = {
 _PER_TASK = ("horizon_s", "speed_limit")   # settings given per task by name, passed to C in TASKS order
 
 
+def obstacle_counts(lo: float, hi: float) -> tuple[int, int]:
+    """The fewest and most obstacles of a generated field, refused by name when the simulator cannot build
+    them (a field holds at most MAX_OBSTACLES spheres): the C side would otherwise clamp them silently."""
+    if not (int(lo) == lo and int(hi) == hi and 0 <= lo <= hi <= binding.MAX_OBSTACLES):
+        raise ValueError(f"obstacles: a count range lo <= hi within 0..{binding.MAX_OBSTACLES}, got {lo}, {hi}")
+    return int(lo), int(hi)
+
+
+def ring_count(n: float) -> int:
+    """The rings of a generated race course, refused by name outside what course_generate builds (a lap of
+    fewer than 3 rings is no course; a course holds at most MAX_RINGS)."""
+    if not (int(n) == n and 3 <= n <= binding.MAX_RINGS):
+        raise ValueError(f"race_rings: a whole number of rings within 3..{binding.MAX_RINGS}, got {n}")
+    return int(n)
+
+
 def sim_default(key: str):
     """A simulator setting's default (the trainer exposes the reward weights as its own settings)."""
     return copy.deepcopy(_SIM_DEFAULTS[key])
@@ -225,10 +241,8 @@ def build_config(
             sim[key].update(value)
         else:
             sim[key] = value
-    lo, hi = sim["obstacles"]
-    if not (int(lo) == lo and int(hi) == hi and 0 <= lo <= hi <= binding.MAX_OBSTACLES):
-        raise ValueError(f"obstacles: a count range lo <= hi within 0..{binding.MAX_OBSTACLES}, got {lo}, {hi}")
-    sim["obstacles"] = (int(lo), int(hi))
+    sim["obstacles"] = obstacle_counts(*sim["obstacles"])
+    sim["race_rings"] = ring_count(sim["race_rings"])
     if isinstance(dr, str):
         dr_cfg = dr_preset(dr)
     else:

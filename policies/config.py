@@ -118,13 +118,15 @@ class TrainConfig:
                      "speed_weight"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if not 0 <= self.min_obstacles <= self.max_obstacles:
-            raise ConfigError(f"min_obstacles..max_obstacles must be 0 <= min <= max, got {self.min_obstacles}.."
-                              f"{self.max_obstacles}")
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         import drone_sim
+
+        try:
+            drone_sim.obstacle_counts(self.min_obstacles, self.max_obstacles)
+        except ValueError as exc:
+            raise ConfigError(f"min_obstacles..max_obstacles: {exc}") from None
 
         choices = {"action_mode": drone_sim.ACTION_MODES, "dr": tuple(drone_sim.DR_PRESETS),
                    "lr_schedule": ("constant", "linear"), "device": ("auto", "cpu", "cuda"),

@@ -182,6 +182,22 @@ def test_generated_courses_are_sized_like_the_champion_track():
     assert 55.0 < np.mean(lengths) < 95.0
 
 
+def test_generated_course_and_field_sizes_are_built_as_asked_or_refused_by_name():
+    """A ring or obstacle count the simulator cannot build is refused, not clamped to something else silently."""
+    env = drone_sim.make(tasks="race", num_envs=2, race_rings=binding.MAX_RINGS, seed=1)
+    assert {len(env.env_info(i)["course"]["rings"]) for i in range(2)} == {binding.MAX_RINGS}
+    env.close()
+    env = drone_sim.make(tasks="obstacles", num_envs=2, obstacles=(binding.MAX_OBSTACLES,) * 2, seed=1)
+    assert {len(env.env_info(i)["course"]["obstacles"]) for i in range(2)} == {binding.MAX_OBSTACLES}
+    env.close()
+    for rings in (2, binding.MAX_RINGS + 1, 7.5):
+        with pytest.raises(ValueError, match=rf"race_rings: a whole number of rings within 3\.\.{binding.MAX_RINGS}"):
+            drone_sim.make(tasks="race", race_rings=rings)
+    for lo, hi in ((5, 4), (-1, 3), (0, binding.MAX_OBSTACLES + 1)):
+        with pytest.raises(ValueError, match="obstacles: a count range"):
+            drone_sim.make(tasks="obstacles", obstacles=(lo, hi))
+
+
 def test_each_env_episode_picks_among_enabled_tasks():
     env = drone_sim.make(tasks="race:1,swarm:1", num_envs=16, agents_per_env=2, seed=1)
     seen = {env.env_info(i)["task_name"] for i in range(16)}
