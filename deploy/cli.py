@@ -122,13 +122,10 @@ def swarm_config_from_args(args: argparse.Namespace):
 
     base = config_from_args(args, swarm=True)
     if base.policy is None:
-        base.policy = str(default_policy_path().with_name(SWARM_POLICY))
+        base.policy = str(default_policy_path(swarm=True))
     return SwarmConfig(deploy=base, ports=list(args.port), sysids=parse_sysids(args.sysids),
                        formation=args.formation, formation_file=args.formation_file, spacing_m=args.spacing,
                        yaw_deg=args.formation_yaw, min_separation_m=args.min_separation).validate()
-
-
-SWARM_POLICY = "swarm_ctbr.onnx"   # the shipped policy trained on small formations (policies/pretrained/swarm_ctbr.md)
 
 
 def config_from_args(args: argparse.Namespace, swarm: bool = False) -> DeployConfig:

@@ -198,14 +198,16 @@ def parse_vec3(text: str, what: str = "--target") -> tuple[float, float, float]:
 
 
 DEFAULT_POLICY = "hover_ctbr.onnx"      # the shipped hover/goto/follow ctbr policy (policies/pretrained/hover_ctbr.md)
+SWARM_POLICY = "swarm_ctbr.onnx"        # the shipped policy trained on small formations (policies/pretrained/swarm_ctbr.md)
 
 
-def default_policy_path() -> Path:
+def default_policy_path(swarm: bool = False) -> Path:
     """The shipped pretrained policy drone-deploy flies without --policy (a ctbr policy at 50 Hz trained on
-    hover, goto and follow; multitask_ctbr.onnx beside it flies every task, --policy to choose it)."""
+    hover, goto and follow; multitask_ctbr.onnx beside it flies every task, --policy to choose it), or with
+    `swarm` the one drone-deploy --swarm flies (a hover policy was never trained to keep off its neighbours)."""
     import policies
 
-    return Path(policies.__file__).resolve().parent / "pretrained" / DEFAULT_POLICY
+    return Path(policies.__file__).resolve().parent / "pretrained" / (SWARM_POLICY if swarm else DEFAULT_POLICY)
 
 
 def vec_list(v: Sequence[float], digits: int = 5) -> list[float]:

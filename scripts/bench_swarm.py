@@ -162,7 +162,7 @@ def synthetic_swarm(count: int, policy: str | None, logs: Path):
     from firmware_bridge import MavLink
     from firmware_bridge.modes import Firmware
 
-    path = policy or str(default_policy_path().with_name("swarm_ctbr.onnx"))
+    path = policy or str(default_policy_path(swarm=True))
     cfg = SwarmConfig(DeployConfig(task="swarm", policy=path), ports=["synthetic"])
     f = SwarmFlight(cfg, say=lambda s: None)
     f.policy = load_policy(path)
