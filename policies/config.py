@@ -77,6 +77,8 @@ class TrainConfig:
     hidden: int = _f(64, "hidden units per layer")
     layers: int = _f(2, "hidden layers of the MLP actor and critic")
     lstm: bool = _f(False, "use an LSTM policy instead of the MLP")
+    entities: bool = _f(False, "the MLP reads the nearest drones and obstacles through one small network shared by "
+                               "their slots, pooled (drone env only; not with the LSTM)")
     activation: str = _f("tanh", "tanh, relu or elu")
     init_log_std: float = _f(-0.5, "initial log standard deviation of the Gaussian actions")
     # PPO
@@ -134,6 +136,9 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.entities and (self.env != "drone" or self.lstm):
+            raise ConfigError("entities: only for the drone env's MLP policy (the LSTM and the ocean envs have no "
+                              "entity slots to pool)")
         for name in ("drone", "course"):
             path = getattr(self, name)
             if path and not Path(path).is_file():

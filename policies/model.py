@@ -14,19 +14,38 @@ from torch import nn
 
 
 class RunningNorm(nn.Module):
-    """Running mean and variance of observations (parallel-merge formula), applied as (x - mean) / std."""
+    """Running mean and variance of observations (parallel-merge formula), applied as (x - mean) / std.
 
-    def __init__(self, size: int, clip: float = 10.0, eps: float = 1e-8):
+    tied: blocks (offset, count, stride) of like slots that share one mean and variance per field, so that an
+    entity reads the same after normalization whichever slot it is listed in (what an EntityPool relies on)."""
+
+    def __init__(self, size: int, clip: float = 10.0, eps: float = 1e-8,
+                 tied: list[tuple[int, int, int]] | None = None):
         super().__init__()
         self.register_buffer("mean", torch.zeros(size))
         self.register_buffer("var", torch.ones(size))
         self.register_buffer("count", torch.tensor(eps, dtype=torch.float64))
         self.clip = clip
         self.eps = eps
+        self.tied = [tuple(int(v) for v in b) for b in tied or []]
+
+    def _tie(self, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each tied block's per-slot statistics replaced by those of all its slots together."""
+        mean, var = mean.clone(), var.clone()
+        for off, count, stride in self.tied:
+            m = mean[off:off + count * stride].view(count, stride)
+            v = var[off:off + count * stride].view(count, stride)
+            pooled_m = m.mean(0)
+            pooled_v = (v + m.pow(2)).mean(0) - pooled_m.pow(2)
+            mean[off:off + count * stride] = pooled_m.repeat(count)
+            var[off:off + count * stride] = pooled_v.clamp_min(0.0).repeat(count)
+        return mean, var
 
     @torch.no_grad()
     def update(self, batch_mean: torch.Tensor, batch_var: torch.Tensor, batch_count: float) -> None:
         """Merge a batch's statistics (already all-reduced across ranks when distributed)."""
+        if self.tied:
+            batch_mean, batch_var = self._tie(batch_mean, batch_var)
         count = self.count.item()
         total = count + batch_count
         delta = batch_mean - self.mean
@@ -53,18 +72,58 @@ def _mlp(sizes: list[int], activation: type[nn.Module], out_gain: float) -> nn.S
     return nn.Sequential(*layers)
 
 
+class EntityPool(nn.Module):
+    """Reads each block of like entities in the observation (the nearest drones, the nearest obstacles) through
+    one small network shared by the block's slots and keeps the element-wise maximum over the slots; the rest of
+    the observation passes through unchanged.
+
+    Why: a plain MLP must learn to avoid an obstacle once for each slot it can be listed in, and the slots
+    reorder as the drone moves (nearest first); a shared network learns the response once and applies it to
+    whichever slot the obstacle is in, and the maximum does not care about the order (a deep set).
+    blocks: (offset, count, stride) of each block in the observation.
+    """
+
+    def __init__(self, obs_size: int, blocks: list[tuple[int, int, int]], width: int, activation: type[nn.Module]):
+        super().__init__()
+        self.blocks = [tuple(int(v) for v in b) for b in blocks]
+        inside = set()
+        for off, count, stride in self.blocks:
+            span = range(off, off + count * stride)
+            if span.stop > obs_size or inside & set(span):
+                raise ValueError(f"entity block {(off, count, stride)} overlaps another or leaves the observation")
+            inside |= set(span)
+        self.register_buffer("rest", torch.tensor([i for i in range(obs_size) if i not in inside], dtype=torch.long),
+                             persistent=False)
+        self.encoders = nn.ModuleList(_mlp([stride, width, width], activation, math.sqrt(2)).append(activation())
+                                      for _, _, stride in self.blocks)
+        self.out_size = len(self.rest) + width * len(self.blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = [x.index_select(-1, self.rest)]
+        for (off, count, stride), enc in zip(self.blocks, self.encoders):
+            slots = x[..., off:off + count * stride].reshape(*x.shape[:-1], count, stride)
+            parts.append(enc(slots).amax(dim=-2))
+        return torch.cat(parts, -1)
+
+
 class ActorCritic(nn.Module):
-    """MLP (default) or LSTM actor-critic for continuous (Gaussian) or discrete (categorical) actions."""
+    """MLP (default) or LSTM actor-critic for continuous (Gaussian) or discrete (categorical) actions; the MLP
+    can read blocks of like entities through an EntityPool first (entities: (offset, count, stride) each)."""
 
     def __init__(self, obs_size: int, action_size: int, hidden: int = 64, layers: int = 2, lstm: bool = False,
-                 discrete: bool = False, init_log_std: float = -0.5, activation: str = "tanh"):
+                 discrete: bool = False, init_log_std: float = -0.5, activation: str = "tanh",
+                 entities: list[tuple[int, int, int]] | None = None, entity_width: int = 32):
         super().__init__()
         act = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}[activation]
         self.obs_size, self.action_size, self.hidden = obs_size, action_size, hidden
         self.is_lstm, self.discrete = lstm, discrete
         self.config = {"obs_size": obs_size, "action_size": action_size, "hidden": hidden, "layers": layers,
                        "lstm": lstm, "discrete": discrete, "init_log_std": init_log_std, "activation": activation}
-        self.norm = RunningNorm(obs_size)
+        if entities:
+            if lstm:
+                raise ValueError("the entity encoder feeds the MLP policy, not the LSTM")
+            self.config.update(entities=[list(b) for b in entities], entity_width=entity_width)
+        self.norm = RunningNorm(obs_size, tied=entities)
         body = [hidden] * layers
         if lstm:
             self.encoder = _mlp([obs_size, hidden], act, math.sqrt(2))
@@ -72,6 +131,10 @@ class ActorCritic(nn.Module):
             self.lstm = nn.LSTM(hidden, hidden)
             self.actor = _mlp([hidden, hidden, action_size], act, 0.01)
             self.critic = _mlp([hidden, hidden, 1], act, 1.0)
+        elif entities:   # actor and critic each read the entities their own way, as their MLPs are separate too
+            pools = [EntityPool(obs_size, entities, entity_width, act) for _ in range(2)]
+            self.actor = nn.Sequential(pools[0], *_mlp([pools[0].out_size, *body, action_size], act, 0.01))
+            self.critic = nn.Sequential(pools[1], *_mlp([pools[1].out_size, *body, 1], act, 1.0))
         else:
             self.actor = _mlp([obs_size, *body, action_size], act, 0.01)
             self.critic = _mlp([obs_size, *body, 1], act, 1.0)

@@ -111,6 +111,12 @@ class Distributed:
             self.dist.destroy_process_group()
 
 
+def drone_entity_blocks() -> list[tuple[int, int, int]]:
+    """(offset, slots, values per slot) of the observation's drone and obstacle blocks, from its layout."""
+    return [(drone_sim.OBS_LAYOUT[name][0], drone_sim.OBS_LAYOUT[name][1] // stride, stride)
+            for name, stride in sorted(drone_sim.OBS_STRIDES.items())]
+
+
 def env_spaces(env) -> tuple[int, int, bool]:
     """(observation size, action size or number of discrete actions, discrete?) of a drone or ocean env."""
     if hasattr(env, "num_actions"):
@@ -184,7 +190,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     env_config = env.config if cfg.env == "drone" else {"env": cfg.env, "agents_per_env": env.agents_per_env,
                                                         "obs_size": obs_size, "num_actions": action_size}
     model = ActorCritic(obs_size, action_size, hidden=cfg.hidden, layers=cfg.layers, lstm=cfg.lstm,
-                        discrete=discrete, init_log_std=cfg.init_log_std, activation=cfg.activation).to(device)
+                        discrete=discrete, init_log_std=cfg.init_log_std, activation=cfg.activation,
+                        entities=drone_entity_blocks() if cfg.entities else None).to(device)
     optimizer = Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     global_step, iteration, elapsed_before = 0, 0, 0.0
     if resume:

@@ -41,11 +41,11 @@ def _sharpen(path) -> None:
 
 @pytest.fixture(scope="module")
 def policies(tmp_path_factory):
-    """Tiny trained MLP and LSTM policies (sharpened) and their ONNX exports."""
+    """Tiny trained MLP, LSTM and entity-pooling MLP policies (sharpened) and their ONNX exports."""
     root = tmp_path_factory.mktemp("onnx")
     out = {}
-    for kind in ("mlp", "lstm"):
-        train(make_config(cli_values=dict(TINY, lstm=kind == "lstm")), root / kind)
+    for kind in ("mlp", "lstm", "entities"):
+        train(make_config(cli_values=dict(TINY, lstm=kind == "lstm", entities=kind == "entities")), root / kind)
         ckpt = root / kind / "model.pt"
         _sharpen(ckpt)
         onnx_path = root / f"{kind}.onnx"
@@ -71,8 +71,9 @@ def _torch_actions(model, obs, state=None, done=None):
     return model.deterministic(out).numpy(), state
 
 
-def test_mlp_parity_on_random_and_simulator_observations(policies):
-    p = policies["mlp"]
+@pytest.mark.parametrize("kind", ["mlp", "entities"])
+def test_mlp_parity_on_random_and_simulator_observations(policies, kind):
+    p = policies[kind]
     model, policy = p["model"], OnnxPolicy(p["onnx"])
     obs = _random_obs(model, 10_000, seed=1)
     ref, _ = _torch_actions(model, obs)

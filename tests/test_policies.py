@@ -75,6 +75,52 @@ def test_running_norm_merges_batches_like_one_big_batch_and_survives_save_load()
     torch.testing.assert_close(clone.norm.mean, norm.mean)
 
 
+def test_entity_slots_share_their_normalization_and_are_read_in_any_order(tmp_path):
+    """--entities: the nearest drones and obstacles go through one network per block, pooled; a drone or an
+    obstacle must read the same whichever slot it is listed in, so the slots share their normalizer statistics
+    too (pooled over the slots, checked by hand), and swapping two slots leaves action and value unchanged."""
+    from policies.train import drone_entity_blocks
+
+    blocks = drone_entity_blocks()
+    assert blocks == [(drone_sim.OBS_LAYOUT["drones"][0], 3, 7), (drone_sim.OBS_LAYOUT["obstacles"][0], 3, 6)]
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (400, drone_sim.OBS_SIZE)) * rng.uniform(0.2, 3, drone_sim.OBS_SIZE) + rng.normal(0, 2, drone_sim.OBS_SIZE)
+    model = ActorCritic(drone_sim.OBS_SIZE, 4, entities=blocks)
+    t = torch.tensor(x, dtype=torch.float32)
+    model.norm.update(t.mean(0), t.var(0, unbiased=False), len(x))
+    off, n, stride = blocks[1]
+    slots = x[:, off:off + n * stride].reshape(-1, n, stride).reshape(-1, stride)   # every slot's values together
+    for k in range(n):
+        got_m = model.norm.mean[off + k * stride:off + (k + 1) * stride].numpy()
+        got_v = model.norm.var[off + k * stride:off + (k + 1) * stride].numpy()
+        np.testing.assert_allclose(got_m, slots.mean(0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got_v, slots.var(0), rtol=1e-4)
+    rest = [i for i in range(drone_sim.OBS_SIZE) if not any(o <= i < o + c * s for o, c, s in blocks)]
+    np.testing.assert_allclose(model.norm.mean.numpy()[rest], x.mean(0)[rest], rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        for p in model.parameters():   # weights away from the tiny output init, so that differences show
+            p.add_(torch.randn_like(p) * 0.3)
+    obs = torch.tensor(x[:8], dtype=torch.float32)
+    a, v, _ = model(obs)
+    swapped = obs.clone()
+    swapped[:, off:off + stride], swapped[:, off + 2 * stride:off + 3 * stride] = \
+        obs[:, off + 2 * stride:off + 3 * stride], obs[:, off:off + stride]
+    a2, v2, _ = model(swapped)
+    torch.testing.assert_close(a2, a)
+    torch.testing.assert_close(v2, v)
+    moved = obs.clone()
+    moved[:, off:off + stride] += 2.0     # but what an obstacle slot holds does reach the action
+    assert (model(moved)[0] - a).abs().max() > 1e-3
+    # it trains, is saved with its blocks and comes back the same from the checkpoint
+    out = tmp_path / "ent"
+    train(make_config(cli_values={**TINY, "entities": True}), out)
+    loaded, _ = load_policy(out / "model.pt")
+    assert loaded.config["entities"] == [list(b) for b in blocks]
+    torch.testing.assert_close(loaded(obs)[0], loaded(swapped)[0])
+    with pytest.raises(ConfigError, match="entities: only for the drone env's MLP"):
+        make_config(cli_values={"entities": True, "lstm": True})
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--tasks", "dance"], "unknown task 'dance'"),
     (["--action-mode", "pwm"], "action_mode must be one of rpm, ctbr"),
