@@ -130,7 +130,16 @@ class CrashWatcher:
         cos = float(np.dot(offset, before[3:6]) / max(1e-9, np.linalg.norm(offset) * speed))
         return {"on_line": bool(self.line_clearance[i][hit] < 0.0), "listed_before": hit in binding.nearest_obstacles(before[:3], field),
                 "gap_before_m": float(np.linalg.norm(offset) - radii[hit] - d["radius"]),
-                "heading_off_deg": float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))}
+                "heading_off_deg": float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))),
+                "straight_miss_m": straight_miss(offset, before[3:6]) - radii[hit] - d["radius"]}
+
+
+def straight_miss(offset: np.ndarray, velocity: np.ndarray) -> float:
+    """How near (m) a drone flying on straight at `velocity` would come to a point `offset` from it: a drone
+    that hit an obstacle it would have missed by flying straight turned into it; one that would have hit it
+    anyway did not swerve."""
+    ahead = max(0.0, float(np.dot(offset, velocity)) / max(1e-9, float(np.dot(velocity, velocity))))
+    return float(np.linalg.norm(offset - velocity * ahead))
 
 
 def crashes_of(make_policy, meta: dict, task: str, dr: str, episodes: int,
@@ -199,6 +208,10 @@ def _obstacle_lines(crashes: list[dict], flights: list[dict]) -> list[str]:
                    f"{share(hits, lambda r: r['listed_before'])}, median gap "
                    f"{np.median([r['gap_before_m'] for r in hits]):.1f} m, the drone heading a median "
                    f"{np.median([r['heading_off_deg'] for r in hits]):.0f} deg off it")
+        out.append(f"flying straight on from there, the drone would have hit it in "
+                   f"{share(hits, lambda r: r['straight_miss_m'] < 0.0)} of the crashes (did not swerve) and missed it "
+                   f"in the rest (turned into it; median miss "
+                   f"{np.median([r['straight_miss_m'] for r in hits if r['straight_miss_m'] >= 0.0] or [np.nan]):.2f} m)")
     return out
 
 

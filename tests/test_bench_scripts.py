@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -95,6 +96,7 @@ def test_crash_report_counts_the_crashes_drone_eval_counts():
     # obstacles: each crash names the obstacle's geometry, and each flight whether its straight line was blocked
     hits = [c for c in crashes if c["cause"] == "obstacle"]
     assert hits and all(0.0 <= c["heading_off_deg"] <= 180.0 and c["gap_before_m"] > 0.0 for c in hits)
+    assert all(c["straight_miss_m"] <= c["gap_before_m"] + 1e-6 for c in hits)   # flying on never gets farther
     assert {type(c["listed_before"]) for c in hits} == {bool}
     assert all(isinstance(f["line_blocked"], bool) for f in flights)
     assert "through an obstacle" in "\n".join(crash_report.report("obstacles", crashes, flights))
@@ -108,3 +110,8 @@ def test_crash_report_segment_clearance_by_hand():
     a, b = np.array([0.0, 0.0, 1.0]), np.array([10.0, 0.0, 1.0])
     points = np.array([[5.0, 3.0, 1.0], [-4.0, 0.0, 4.0], [13.0, 4.0, 1.0], [2.0, 0.0, 1.0]])
     assert np.allclose(crash_report._segment_clearance(a, b, points), [3.0, 5.0, 5.0, 0.0])
+    # flying on straight: a point 4 m ahead and 1 m aside is passed at 1 m; one behind stays where it is (5 m)
+    v = np.array([2.0, 0.0, 0.0])
+    assert crash_report.straight_miss(np.array([4.0, 1.0, 0.0]), v) == pytest.approx(1.0)
+    assert crash_report.straight_miss(np.array([-3.0, 4.0, 0.0]), v) == pytest.approx(5.0)
+    assert crash_report.straight_miss(np.array([3.0, 0.0, 4.0]), np.zeros(3)) == pytest.approx(5.0)
