@@ -28,6 +28,7 @@ from drone_sim import binding  # noqa: E402
 
 EARLY_S = 2.0     # crashes this soon after the start: the spawn (or, in swarm, the assembly) rather than the flight
 LOOKBACK_S = 1.0  # obstacles: what the drone saw this long before a crash (at 7 m/s, about the room to swerve)
+HISTORY_S = 3.0   # obstacles: how far back to look for when the obstacle hit entered the observation's list
 
 
 def _spheres(field: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -60,6 +61,7 @@ class CrashWatcher:
         self.crashes: list[dict] = []
         self.flights: list[dict] = []      # every counted drone-episode: the drone, and whether it crashed
         self.lookback = max(1, round(LOOKBACK_S * control_hz))
+        self.history = max(self.lookback, round(HISTORY_S * control_hz))
 
     def before(self, env, step: int) -> None:
         n = env.num_agents
@@ -81,7 +83,7 @@ class CrashWatcher:
         through an obstacle: a policy that ignored obstacles would crash about as often as that happens."""
         per_env, x, goals = env.agents_per_env, env.states(), env.targets()[0]
         self.fields = [env.env_info(e)["course"]["obstacles"] for e in range(env.num_agents // per_env)]
-        self.past = np.zeros((self.lookback + 1, env.num_agents, 6))   # the last states, by step modulo its length
+        self.past = np.zeros((self.history + 1, env.num_agents, 6))    # the last states, by step modulo its length
         self.line_clearance = []           # per drone: each obstacle's clearance from its straight line (m)
         for i, d in enumerate(self.drones):
             centres, radii = _spheres(self.fields[i // per_env])
@@ -128,7 +130,12 @@ class CrashWatcher:
         offset = centres[hit] - before[:3]
         speed = np.linalg.norm(before[3:6])
         cos = float(np.dot(offset, before[3:6]) / max(1e-9, np.linalg.norm(offset) * speed))
+        listed = 0                          # steps before the crash the hit obstacle has been listed without a break
+        while listed < min(step, self.history) and \
+                hit in binding.nearest_obstacles(self.past[(step - listed) % len(self.past), i, :3], field):
+            listed += 1
         return {"on_line": bool(self.line_clearance[i][hit] < 0.0), "listed_before": hit in binding.nearest_obstacles(before[:3], field),
+                "listed_for_s": listed * self.dt,
                 "gap_before_m": float(np.linalg.norm(offset) - radii[hit] - d["radius"]),
                 "heading_off_deg": float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))),
                 "straight_miss_m": straight_miss(offset, before[3:6]) - radii[hit] - d["radius"]}
@@ -208,6 +215,9 @@ def _obstacle_lines(crashes: list[dict], flights: list[dict]) -> list[str]:
                    f"{share(hits, lambda r: r['listed_before'])}, median gap "
                    f"{np.median([r['gap_before_m'] for r in hits]):.1f} m, the drone heading a median "
                    f"{np.median([r['heading_off_deg'] for r in hits]):.0f} deg off it")
+        listed = np.array([r["listed_for_s"] for r in hits])
+        out.append(f"listed without a break for a median {np.median(listed):.2f} s before the crash (up to "
+                   f"{HISTORY_S:g} s looked at); for under 1 s in {np.mean(listed < 1.0):.2f} of the crashes")
         out.append(f"flying straight on from there, the drone would have hit it in "
                    f"{share(hits, lambda r: r['straight_miss_m'] < 0.0)} of the crashes (did not swerve) and missed it "
                    f"in the rest (turned into it; median miss "

@@ -97,6 +97,9 @@ def test_crash_report_counts_the_crashes_drone_eval_counts():
     hits = [c for c in crashes if c["cause"] == "obstacle"]
     assert hits and all(0.0 <= c["heading_off_deg"] <= 180.0 and c["gap_before_m"] > 0.0 for c in hits)
     assert all(c["straight_miss_m"] <= c["gap_before_m"] + 1e-6 for c in hits)   # flying on never gets farther
+    # listed without a break up to the crash, never longer than looked at; listed longer than 1 s is listed 1 s before
+    assert all(0.0 < c["listed_for_s"] <= crash_report.HISTORY_S + 1e-9 for c in hits)
+    assert all(c["listed_before"] for c in hits if c["listed_for_s"] > crash_report.LOOKBACK_S)
     assert {type(c["listed_before"]) for c in hits} == {bool}
     assert all(isinstance(f["line_blocked"], bool) for f in flights)
     assert "through an obstacle" in "\n".join(crash_report.report("obstacles", crashes, flights))
