@@ -79,6 +79,7 @@ class TrainConfig:
     lstm: bool = _f(False, "use an LSTM policy instead of the MLP")
     entities: bool = _f(False, "the MLP reads the nearest drones and obstacles through one small network shared by "
                                "their slots, pooled (drone env only; not with the LSTM)")
+    entity_width: int = _f(16, "with --entities: features per block of entities")
     activation: str = _f("tanh", "tanh, relu or elu")
     init_log_std: float = _f(-0.5, "initial log standard deviation of the Gaussian actions")
     # PPO
@@ -112,7 +113,7 @@ class TrainConfig:
         if self.total_steps == 0:
             self.total_steps = default_budget(self.tasks) if self.env == "drone" else 5_000_000
         positive = ["num_envs", "agents_per_env", "total_steps", "hidden", "layers", "horizon", "epochs",
-                    "minibatch_size", "learning_rate", "physics_hz", "control_hz", "checkpoint_every"]
+                    "minibatch_size", "learning_rate", "physics_hz", "control_hz", "checkpoint_every", "entity_width"]
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")

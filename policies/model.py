@@ -74,12 +74,15 @@ def _mlp(sizes: list[int], activation: type[nn.Module], out_gain: float) -> nn.S
 
 class EntityPool(nn.Module):
     """Reads each block of like entities in the observation (the nearest drones, the nearest obstacles) through
-    one small network shared by the block's slots and keeps the element-wise maximum over the slots; the rest of
-    the observation passes through unchanged.
+    one linear map shared by the block's slots, keeps the element-wise maximum over the slots and then applies
+    the activation; the rest of the observation passes through unchanged.
 
     Why: a plain MLP must learn to avoid an obstacle once for each slot it can be listed in, and the slots
-    reorder as the drone moves (nearest first); a shared network learns the response once and applies it to
-    whichever slot the obstacle is in, and the maximum does not care about the order (a deep set).
+    reorder as the drone moves (nearest first); a shared map learns the response once and applies it to
+    whichever slot the obstacle is in, and the maximum does not care about the order (a deep set). The
+    activation comes after the maximum, which is the same as before it for a monotone activation (tanh, ReLU,
+    ELU) but costs one activation per feature instead of one per slot: on a CPU the activation is the dearest
+    op of these small networks, and per slot it made training four times slower.
     blocks: (offset, count, stride) of each block in the observation.
     """
 
@@ -92,18 +95,29 @@ class EntityPool(nn.Module):
             if span.stop > obs_size or inside & set(span):
                 raise ValueError(f"entity block {(off, count, stride)} overlaps another or leaves the observation")
             inside |= set(span)
-        self.register_buffer("rest", torch.tensor([i for i in range(obs_size) if i not in inside], dtype=torch.long),
-                             persistent=False)
-        self.encoders = nn.ModuleList(_mlp([stride, width, width], activation, math.sqrt(2)).append(activation())
-                                      for _, _, stride in self.blocks)
-        self.out_size = len(self.rest) + width * len(self.blocks)
+        # the rest as contiguous ranges: slicing them is cheaper than a gather, forward and backward
+        self.rest = [(i, j) for i, j in _runs([i for i in range(obs_size) if i not in inside])]
+        self.encoders = nn.ModuleList(_mlp([stride, width], activation, math.sqrt(2)) for _, _, stride in self.blocks)
+        self.activation = activation()
+        self.out_size = sum(j - i for i, j in self.rest) + width * len(self.blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = [x.index_select(-1, self.rest)]
+        parts = [x[..., i:j] for i, j in self.rest]
         for (off, count, stride), enc in zip(self.blocks, self.encoders):
             slots = x[..., off:off + count * stride].reshape(*x.shape[:-1], count, stride)
-            parts.append(enc(slots).amax(dim=-2))
+            parts.append(self.activation(enc(slots).amax(dim=-2)))
         return torch.cat(parts, -1)
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Sorted indices as half-open contiguous ranges: [0, 1, 2, 5, 6] -> [(0, 3), (5, 7)]."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
 
 
 class ActorCritic(nn.Module):
@@ -112,7 +126,7 @@ class ActorCritic(nn.Module):
 
     def __init__(self, obs_size: int, action_size: int, hidden: int = 64, layers: int = 2, lstm: bool = False,
                  discrete: bool = False, init_log_std: float = -0.5, activation: str = "tanh",
-                 entities: list[tuple[int, int, int]] | None = None, entity_width: int = 32):
+                 entities: list[tuple[int, int, int]] | None = None, entity_width: int = 16):
         super().__init__()
         act = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}[activation]
         self.obs_size, self.action_size, self.hidden = obs_size, action_size, hidden

@@ -191,7 +191,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                                                         "obs_size": obs_size, "num_actions": action_size}
     model = ActorCritic(obs_size, action_size, hidden=cfg.hidden, layers=cfg.layers, lstm=cfg.lstm,
                         discrete=discrete, init_log_std=cfg.init_log_std, activation=cfg.activation,
-                        entities=drone_entity_blocks() if cfg.entities else None).to(device)
+                        entities=drone_entity_blocks() if cfg.entities else None,
+                        entity_width=cfg.entity_width).to(device)
     optimizer = Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     global_step, iteration, elapsed_before = 0, 0, 0.0
     if resume:
