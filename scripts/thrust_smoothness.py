@@ -21,8 +21,6 @@ lockstep), so its figures are taken on whatever else the machine is doing; run i
 from __future__ import annotations
 
 import argparse
-import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +37,8 @@ from deploy.flightlog import read_log  # noqa: E402
 from firmware_bridge.sim.vehicle import SensorNoise, SimVehicle, VehicleConfig  # noqa: E402
 from firmware_bridge.transport import PtyTransport  # noqa: E402
 from policies.onnx_policy import OnnxPolicy  # noqa: E402
+
+from bench_swarm import free_udp_port  # noqa: E402  (scripts/, beside this one)
 
 NOISE = SensorNoise(position=0.01, velocity=0.02, attitude=np.radians(0.3), gyro=0.01)  # the deploy tests' noise
 
@@ -86,12 +86,6 @@ def deployed(policy: Path, noise: SensorNoise, latency_s: float) -> tuple[float,
         vehicle.close()
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def deployed_swarm(policy: Path, noise: SensorNoise, latency_s: float, seconds: float = 15.0) -> tuple[float, float]:
     """drone-deploy --swarm flying 4 drone-sim-vehicle drones (one shared UDP link) in a line for `seconds` once
     the formation is started, then landing them; the figures over all four vehicles' policy ticks."""
@@ -110,11 +104,8 @@ def deployed_swarm(policy: Path, noise: SensorNoise, latency_s: float, seconds: 
             logs = sorted(Path(tmp).glob("swarm-*/vehicle-*.jsonl"))
             if res.returncode != 0 or len(logs) != 4:
                 raise SystemExit(f"drone-deploy --swarm exit {res.returncode}:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
-            per_vehicle = []
-            for log in logs:
-                records = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-                per_vehicle.append([r["action"][0] for r in records
-                                    if r.get("type") == "step" and r.get("phase") == "policy" and r.get("action")])
+            per_vehicle = [[s["action"][0] for s in read_log(log).steps if s["phase"] == "policy" and s.get("action")]
+                           for log in logs]
             n = min(len(t) for t in per_vehicle)   # vehicles' tick counts differ by a tick or two
             return figures(np.array([t[:n] for t in per_vehicle]).T)
     finally:
