@@ -69,6 +69,15 @@ def test_a_bad_space_file_is_refused_naming_the_line(tmp_path, text, message):
     assert res.returncode == 2 and "space.toml" in res.stderr, res.stderr
 
 
+@pytest.mark.parametrize("path", sorted(glob.glob(str(ROOT / "docs" / "sweep_*_space.toml"))),
+                         ids=lambda p: Path(p).name)
+def test_the_space_files_benchmarks_cite_still_load(path):
+    # BENCHMARKS.md gives drone-sweep commands with these files; a renamed or retyped training setting
+    # would break those commands without anything else noticing.
+    names = {p.name for p in load_space(path)}
+    assert {"learning_rate", "gamma"} <= names, names
+
+
 def test_a_small_sweep_with_sqlite_exports_its_best_as_a_drone_train_config(tmp_path):
     space = tmp_path / "space.toml"
     # "tanh-ish" is not an activation: the trials that draw it fail, with the reason, and the study goes on
