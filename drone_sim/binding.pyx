@@ -68,7 +68,7 @@ cdef extern from "csrc/drone_env.h" nogil:
         float horizon_s[NUM_TASKS]
         Arena arena
         int collide_all
-        float crash_speed, success_radius, follow_radius, formation_radius, goal_radius, formation_spacing
+        float crash_speed, crash_penalty, success_radius, follow_radius, formation_radius, goal_radius, formation_spacing
         float clearance_margin, clearance_weight, clearance_time, smooth_weight
         float speed_limit[NUM_TASKS]
         float speed_weight
@@ -335,6 +335,7 @@ cdef void _fill_config(SimConfig *c, dict cfg) except *:
     c.arena.height = h
     c.collide_all = int(cfg["collide_all"])
     c.crash_speed = cfg["crash_speed"]
+    c.crash_penalty = cfg["crash_penalty"]
     c.success_radius = cfg["success_radius"]
     c.follow_radius = cfg["follow_radius"]
     c.formation_radius = cfg["formation_radius"]

@@ -125,6 +125,8 @@ _SIM_DEFAULTS: dict = {
     "arena": (15.0, 15.0, 8.0),
     "collide_all": False,
     "crash_speed": 2.0,
+    # the reward of a crash or of leaving the arena, negated; above 1 it is the one reward outside [-1, 1]
+    "crash_penalty": 1.0,
     "success_radius": 0.3,
     "follow_radius": 0.5,
     "formation_radius": 0.3,

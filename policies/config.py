@@ -58,6 +58,8 @@ class TrainConfig:
     control_hz: float = _f(50.0, "policy rate")
     seed: int = _f(0, "seed of envs, weights and sampling")
     # reward shaping (the simulator's defaults; drone_sim/csrc/drone_env.h says what each term does)
+    crash_penalty: float = _f(sim_default("crash_penalty"), "a crash or leaving the arena ends the episode with "
+                                                            "this reward, negated")
     clearance_margin: float = _f(sim_default("clearance_margin"), "m: closer than this to an obstacle, a drone "
                                                                   "or a ring's rim costs reward")
     clearance_weight: float = _f(sim_default("clearance_weight"), "that cost per step at contact (0: off)")
@@ -117,7 +119,7 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("clearance_margin", "clearance_weight", "clearance_time", "smooth_weight", "speed_limit",
+        for name in ("crash_penalty", "clearance_margin", "clearance_weight", "clearance_time", "smooth_weight", "speed_limit",
                      "speed_weight"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")

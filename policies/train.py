@@ -44,8 +44,9 @@ def make_env(cfg: TrainConfig, seed: int, num_envs: int | None = None, **overrid
     return drone_sim.make(tasks=cfg.tasks, num_envs=num_envs or cfg.num_envs, agents_per_env=cfg.agents_per_env,
                           action_mode=cfg.action_mode, seed=seed, dr=cfg.dr, drone=cfg.drone or None,
                           course=cfg.course or None, physics_hz=cfg.physics_hz, control_hz=cfg.control_hz,
-                          **{"clearance_margin": cfg.clearance_margin, "clearance_weight": cfg.clearance_weight,
-                             "clearance_time": cfg.clearance_time, "smooth_weight": cfg.smooth_weight,
+                          **{"crash_penalty": cfg.crash_penalty, "clearance_margin": cfg.clearance_margin,
+                             "clearance_weight": cfg.clearance_weight, "clearance_time": cfg.clearance_time,
+                             "smooth_weight": cfg.smooth_weight,
                              "speed_limit": speed_limits(cfg.speed_limit), "speed_weight": cfg.speed_weight,
                              "obstacles": (cfg.min_obstacles, cfg.max_obstacles), **overrides})
 

@@ -215,3 +215,25 @@ def test_flying_faster_than_the_task_speed_limit_costs(task, speed, expected):
 def test_a_speed_limit_for_an_unknown_task_is_refused():
     with pytest.raises(ValueError, match="speed_limit: unknown task rcae"):
         drone_sim.make(tasks="race", num_envs=1, speed_limit={"rcae": 5.0})
+
+
+@pytest.mark.parametrize("penalty", [1.0, 5.0])
+def test_a_crash_and_leaving_the_arena_end_with_minus_the_crash_penalty(penalty):
+    """The one reward allowed outside [-1, 1]: a crash must be able to cost more than a step of progress earns."""
+    env = single(task="obstacles", agents=2, crash_penalty=penalty)
+    sphere = env.env_info(0)["course"]["obstacles"][0]
+    d, wh, a = _hover(env)
+    inside = np.array(sphere["position"], dtype=np.float32) + np.array([0.0, 0.0, 0.5 * sphere["radius"]], np.float32)
+    env.set_state(0, state(pos=inside, motors=(wh,) * 4))
+    half_x, _, height = drone_sim.config.sim_default("arena")
+    env.set_state(1, state(pos=(half_x + 1.0, 0, 0.5 * height), motors=(wh,) * 4))    # a metre past the wall
+    _, r, term, _, _ = env.step(a)
+    assert term[0] and term[1]
+    assert float(r[0]) == pytest.approx(-penalty)
+    assert float(r[1]) == pytest.approx(-penalty)
+
+
+def test_a_negative_crash_penalty_is_refused():
+    from policies.config import ConfigError, TrainConfig
+    with pytest.raises(ConfigError, match="crash_penalty must be >= 0"):
+        TrainConfig(crash_penalty=-1.0).validate()

@@ -17,9 +17,10 @@
  *   swarm      hold a slot of a formation (sphere shell, orbit, grid, line); contact between drones is a crash.
  *                                               score: share of steps within formation_radius; aux: mean slot error (m)
  *   obstacles  reach a goal across a field of spheres. score: goal reached (0/1);          aux: time to goal (s)
- * Rewards stay in [-1, 1]: shaped progress and proximity terms, a ring bonus of 1, and -1 on a crash or
- * on leaving the arena (both terminal). A timeout is a truncation, never a terminal. Two penalties shape
- * how a drone flies rather than where: closing within clearance_margin of what it can crash into (an
+ * Rewards stay in [-1, 1]: shaped progress and proximity terms, a ring bonus of 1, and -crash_penalty (1 by
+ * default, the one reward that may leave [-1, 1]) on a crash or on leaving the arena (both terminal): a crash
+ * can be made to cost more than the progress a risky pass saves. A timeout is a truncation, never a terminal.
+ * Two penalties shape how a drone flies rather than where: closing within clearance_margin of what it can crash into (an
  * obstacle's surface, the nearest drone where contact is a crash, a ring's rim) costs up to
  * clearance_weight per step, so that a near miss is felt before the crash it could have been. An obstacle or
  * a drone approached at closing speed v counts clearance_time * v nearer than it is: at speed the margin
@@ -109,6 +110,7 @@ typedef struct {
     Arena arena;
     int collide_all;          /* drone contact is a crash in every task (always in swarm) */
     float crash_speed;        /* touching the floor faster than this is a crash (m/s) */
+    float crash_penalty;      /* the reward of a crash or of leaving the arena is -crash_penalty (terminal) */
     float success_radius;     /* hover/goto (m) */
     float follow_radius;      /* follow (m) */
     float formation_radius;   /* swarm (m) */
@@ -946,8 +948,7 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
         float over = (v - limit) / limit;
         if (over > 0.0f) r -= c->speed_weight * over;
     }
-    if (end == END_CRASH || end == END_OUT_OF_BOUNDS) r = -1.0f;
-    *reward = clampf(r, -1.0f, 1.0f);
+    *reward = end == END_CRASH || end == END_OUT_OF_BOUNDS ? -c->crash_penalty : clampf(r, -1.0f, 1.0f);
     a->crash_cause = end == END_CRASH ? cause : CRASH_NONE;
     return end;
 }
