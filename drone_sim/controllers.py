@@ -37,8 +37,11 @@ class HoverController:
 
     def __init__(self, num_agents: int, max_rate=tuple(NOMINAL_DRONE["max_rate"]), kp: float = 2.0,
                  kd: float = 2.2, ki: float = 1.5, k_att: float = 6.0, max_tilt_acc: float = 6.0,
-                 ring_speed: float = 3.0):
+                 ring_speed: float = 3.0, max_speed: float | None = None):
+        """max_speed (m/s): the velocity the position loop asks for is capped there (None: no cap, the drone
+        closes a far target as fast as its tilt limit allows)."""
         self.max_rate = np.asarray(max_rate, dtype=np.float32)
+        self.max_speed = max_speed
         self.kp, self.kd, self.ki, self.k_att = kp, kd, ki, k_att
         self.max_tilt_acc = max_tilt_acc
         self.ring_speed = ring_speed
@@ -77,7 +80,12 @@ class HoverController:
         along = np.sum(p_rel * ring_n, axis=1, keepdims=True)
         lateral = p_rel - along * ring_n
         p_cmd = np.where(has_ring[:, None], 1.5 * lateral, p_rel)
-        acc = self.kp * p_cmd + self.kd * (tv - v) + self.ki * self.integral
+        # a PD loop on position, written as a velocity loop so that the velocity asked for can be capped
+        v_want = self.kp / self.kd * p_cmd + tv
+        if self.max_speed is not None:
+            speed = np.linalg.norm(v_want, axis=1, keepdims=True)
+            v_want *= np.minimum(1.0, self.max_speed / np.maximum(speed, 1e-9))
+        acc = self.kd * (v_want - v) + self.ki * self.integral
 
         # keep clear of obstacles and other drones (repulsion from the nearest ones)
         for k in range(3):

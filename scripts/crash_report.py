@@ -5,6 +5,7 @@ it a second before the crash: the difference between a policy that ignores obsta
 
     python scripts/crash_report.py --policy policies/pretrained/multitask_ctbr.onnx [--tasks race,swarm,obstacles]
     python scripts/crash_report.py --policy runs/X/model.pt --episodes 512 --json crashes.json
+    python scripts/crash_report.py --policy scripted --tasks obstacles   # the hand-written controller, for reference
 
 Why: drone-eval says how often a policy crashes; deciding what to change (the observation, the reward, the
 curriculum, the randomization) needs to know which crashes they are. The episodes are drone-eval's own
@@ -44,8 +45,36 @@ def _segment_clearance(a: np.ndarray, b: np.ndarray, points: np.ndarray) -> np.n
     return np.linalg.norm(points - (a + t[:, None] * ab), axis=1)
 
 
-def load(path: str):
-    """(make_policy(n), meta) of an ONNX file or a checkpoint, loaded as drone-eval loads them."""
+SCRIPTED = "scripted"
+
+
+class ScriptedPolicy:
+    """drone_sim.controllers.HoverController (a PD loop on position with a push away from the listed obstacles
+    and drones) as a policy: a reference that reads the same observation, so that a trained policy's crash
+    rate can be set against what a plain rule makes of what the drone sees."""
+
+    def __init__(self, num_agents: int, control_hz: float, max_speed: float | None):
+        from drone_sim.controllers import HoverController
+
+        self.ctl, self.dt = HoverController(num_agents, max_speed=max_speed), 1.0 / control_hz
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.ctl(obs, self.dt)
+
+    def episode_ended(self, mask: np.ndarray) -> None:
+        self.ctl.reset(mask)
+
+
+def load(path: str, scripted_speed: float | None = None):
+    """(make_policy(n), meta) of an ONNX file or a checkpoint, loaded as drone-eval loads them; `scripted`: the
+    hand-written controller at drone-train's default rates, asking for at most scripted_speed m/s."""
+    if path == SCRIPTED:
+        from policies.config import TrainConfig
+
+        cfg = TrainConfig()
+        meta = {"action_mode": "ctbr", "control_hz": cfg.control_hz, "physics_hz": cfg.physics_hz,
+                "train_config": {"drone": "", "course": ""}}
+        return (lambda n: ScriptedPolicy(n, cfg.control_hz, scripted_speed)), meta
     from policies.cli import eval_policy_of
 
     _, meta, make_policy = eval_policy_of(path, onnx=path.endswith(".onnx"))
@@ -226,19 +255,25 @@ def _obstacle_lines(crashes: list[dict], flights: list[dict]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from policies.evaluate import TABLE_COLUMNS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--policy", required=True, help="an ONNX file or a drone-train checkpoint")
+    p.add_argument("--policy", required=True, help=f"an ONNX file, a drone-train checkpoint, or {SCRIPTED!r} for "
+                                                   "the hand-written controller (drone_sim.controllers)")
     p.add_argument("--tasks", default="race,swarm,obstacles")
     p.add_argument("--episodes", type=int, default=512, help="drone-episodes per task (drone-eval's --episodes)")
     p.add_argument("--seed", type=int, default=12345, help="drone-eval's default seed")
     p.add_argument("--dr", default="default", choices=drone_sim.DR_PRESETS, help="the drones flown")
     p.add_argument("--json", help="also write every crash here")
+    p.add_argument("--scripted-speed", type=float, help="with --policy scripted: the speed it asks for at most "
+                                                        "(m/s; default: no cap)")
     args = p.parse_args(argv)
-    make_policy, meta = load(args.policy)
+    make_policy, meta = load(args.policy, args.scripted_speed)
     doc = {}
     for task in drone_sim.parse_tasks(args.tasks):
-        crashes, flights, _ = crashes_of(make_policy, meta, task, args.dr, args.episodes, args.seed)
-        print("\n".join(report(task, crashes, flights)) + "\n")
+        crashes, flights, metrics = crashes_of(make_policy, meta, task, args.dr, args.episodes, args.seed)
+        print("\n".join(report(task, crashes, flights)))
+        print(", ".join(f"{name} {metrics[key]:.3f}" for name, key in TABLE_COLUMNS[task]) + " (drone-eval's columns)\n")
         doc[task] = {"episodes": len(flights), "crashes": crashes}
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")

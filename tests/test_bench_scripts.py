@@ -105,6 +105,28 @@ def test_crash_report_counts_the_crashes_drone_eval_counts():
     assert "through an obstacle" in "\n".join(crash_report.report("obstacles", crashes, flights))
 
 
+def test_crash_report_flies_the_hand_written_controller_as_a_reference(capsys):
+    """`--policy scripted` evaluates drone_sim.controllers.HoverController on drone-eval's episodes; its speed cap
+    is what makes it a reference for the obstacle field (BENCHMARKS: 3 m/s crashes far less than no cap)."""
+    import crash_report
+
+    assert crash_report.main(["--policy", "scripted", "--tasks", "obstacles", "--episodes", "64",
+                              "--scripted-speed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## obstacles: ") and "success " in out and "time to goal s " in out
+    crashes = {}
+    for cap in (3.0, None):
+        make_policy, meta = crash_report.load("scripted", cap)
+        assert meta["action_mode"] == "ctbr"
+        found, flights, metrics = crash_report.crashes_of(make_policy, meta, "obstacles", "default", 64, seed=12345)
+        assert len(flights) == 64
+        crashes[cap] = len(found)
+        if cap:
+            assert metrics["score"] > 0.8                                  # it does reach the goal
+            assert all(c["speed"] < cap + 0.5 for c in found)
+    assert crashes[3.0] < crashes[None]
+
+
 def test_crash_report_segment_clearance_by_hand():
     """The straight-line test of the obstacle report: distance from points to a segment, against a hand
     computation (beside the segment, past either end)."""

@@ -204,6 +204,24 @@ def test_each_env_episode_picks_among_enabled_tasks():
     assert seen == {"race", "swarm"}
 
 
+def test_hand_written_controller_keeps_under_its_speed_cap():
+    """HoverController(max_speed=v) asks for at most v m/s: on goto's far targets the drones cruise near v instead
+    of closing as fast as the tilt limit allows (crash_report's scripted reference relies on it)."""
+    peak = {}
+    for cap in (2.0, None):
+        env = drone_sim.make(tasks="goto", num_envs=2, agents_per_env=8, seed=4, dr="nominal")
+        ctl = HoverController(env.num_agents, max_speed=cap)
+        obs, _ = env.reset()
+        speeds = []
+        for _ in range(300):
+            obs, _, term, trunc, _ = env.step(ctl(obs, env.control_dt))
+            ctl.reset(term | trunc)
+            speeds.append(np.linalg.norm(env.states()[:, 3:6], axis=1))
+        peak[cap] = float(np.max(speeds))
+    assert 1.8 < peak[2.0] < 2.5
+    assert peak[None] > 4.0
+
+
 @pytest.mark.parametrize("task,metric,minimum", [
     ("hover", "success", 0.95), ("goto", "success", 0.9), ("follow", "share_within_radius", 0.7),
     ("race", "rings_passed", 4.0), ("swarm", "share_in_slot", 0.4), ("obstacles", "success", 0.6),
