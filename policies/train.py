@@ -51,6 +51,12 @@ def make_env(cfg: TrainConfig, seed: int, num_envs: int | None = None, **overrid
                              "obstacles": (cfg.min_obstacles, cfg.max_obstacles), **overrides})
 
 
+def lowest_reward(cfg: TrainConfig) -> float:
+    """The floor the trainer clamps rewards to: -1 (a guard against an env that strays), except that a crash
+    penalty above 1 must reach the update whole, or --crash-penalty would change nothing."""
+    return -max(1.0, cfg.crash_penalty)
+
+
 def speed_limits(limit: float) -> dict[str, float]:
     """One speed limit for the tasks the simulator limits by default (race stays unlimited)."""
     return {t: limit for t, v in sim_default("speed_limit").items() if v > 0.0}
@@ -225,6 +231,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     starts = torch.ones(N, device=device)
     gen = torch.Generator().manual_seed(seed)
 
+    r_low = lowest_reward(cfg)
     steps_per_iter = T * N * dist.world
     total_iters = max(1, math.ceil(cfg.total_steps / steps_per_iter))
     stats_window = TaskStats()
@@ -258,7 +265,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                 buf.values[t].copy_(value)
                 np.copyto(act_np, a.cpu().numpy())
                 env.step()
-                r = rew_t.to(device).clamp_(-1.0, 1.0)
+                r = rew_t.to(device).clamp_(r_low, 1.0)
                 term = term_t.to(device).float()
                 trunc = trunc_t.to(device).float()
                 buf.rewards[t].copy_(r + cfg.gamma * value * trunc)  # bootstrap timeouts
@@ -335,4 +342,4 @@ def config_toml(cfg: TrainConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["train", "make_env", "pick_device", "default_toml", "config_toml"]
+__all__ = ["train", "make_env", "lowest_reward", "pick_device", "default_toml", "config_toml"]

@@ -15,7 +15,7 @@ from policies.cli import train_main
 from policies.config import ConfigError, load_toml, make_config
 from policies.model import ActorCritic, RunningNorm
 from policies.ppo import clipped_surrogate, compute_gae
-from policies.train import train
+from policies.train import lowest_reward, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(tasks="hover", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64, epochs=2, total_steps=512,
@@ -270,3 +270,18 @@ def test_training_fields_take_the_obstacle_count_asked_for():
         make_config({}, {"tasks": "obstacles", "min_obstacles": 9, "max_obstacles": 4})
     with pytest.raises(ConfigError, match=r"within 0\.\.64, got 8, 65"):
         make_config({}, {"tasks": "obstacles", "max_obstacles": 65})
+
+
+def test_a_crash_penalty_above_one_reaches_the_update(tmp_path):
+    """The trainer clamps rewards, and that clamp once made --crash-penalty a no-op: with a penalty of 1000 the
+    first update's value loss must show the crashes of an untrained policy at full weight."""
+    assert lowest_reward(make_config(cli_values={"crash_penalty": 5.0})) == -5.0
+    assert lowest_reward(make_config(cli_values={})) == -1.0
+    value_loss = {}
+    for penalty in (1.0, 1000.0):
+        seen = []
+        cfg = make_config(cli_values={**TINY, "tasks": "obstacles", "horizon": 128, "minibatch_size": 512,
+                                      "epochs": 1, "total_steps": 4096, "crash_penalty": penalty})
+        train(cfg, tmp_path / str(penalty), stop=lambda info: seen.append(info["losses"]["value_loss"]) or True)
+        value_loss[penalty] = seen[0]
+    assert value_loss[1000.0] > 1000.0 * value_loss[1.0]
