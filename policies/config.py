@@ -75,6 +75,13 @@ class TrainConfig:
     min_obstacles: int = _f(sim_default("obstacles")[0], "fewest obstacles in a training field (drone-eval flies "
                                                         "the simulator's default)")
     max_obstacles: int = _f(sim_default("obstacles")[1], "most obstacles in a training field")
+    # a teacher in the first part of the run (kickstarting)
+    teacher: str = _f("", "'scripted': pull the actions towards the hand-written controller's "
+                          "(drone_sim.controllers, ctbr, MLP only) on --teacher-tasks early in the run (off: '')")
+    teacher_tasks: str = _f("obstacles", "the tasks whose drones the teacher is imitated on")
+    teacher_weight: float = _f(1.0, "the imitation loss's weight at the start; it falls linearly to 0")
+    teacher_fraction: float = _f(0.3, "the share of the run after which the teacher's weight is 0")
+    teacher_speed: float = _f(3.0, "m/s: the speed the scripted teacher asks for at most")
     # model
     hidden: int = _f(64, "hidden units per layer")
     layers: int = _f(2, "hidden layers of the MLP actor and critic")
@@ -119,8 +126,8 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("crash_penalty", "clearance_margin", "clearance_weight", "clearance_time", "smooth_weight", "speed_limit",
-                     "speed_weight"):
+        for name in ("crash_penalty", "clearance_margin", "clearance_weight", "clearance_time", "smooth_weight",
+                     "speed_limit", "speed_weight", "teacher_weight", "teacher_speed"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("gamma", "gae_lambda"):
@@ -142,6 +149,18 @@ class TrainConfig:
         if self.entities and (self.env != "drone" or self.lstm):
             raise ConfigError("entities: only for the drone env's MLP policy (the LSTM and the ocean envs have no "
                               "entity slots to pool)")
+        if self.teacher:
+            if self.teacher != "scripted":
+                raise ConfigError(f"teacher must be 'scripted' or empty, got {self.teacher!r}")
+            if self.env != "drone" or self.action_mode != "ctbr" or self.lstm:
+                raise ConfigError("teacher: the scripted controller flies the drone env in ctbr mode, and only the MLP "
+                                  "policy is pulled towards it")
+            try:
+                drone_sim.parse_tasks(self.teacher_tasks)
+            except ValueError as exc:
+                raise ConfigError(f"teacher_tasks: {exc}") from None
+            if not 0.0 < self.teacher_fraction <= 1.0:
+                raise ConfigError(f"teacher_fraction must be in (0, 1], got {self.teacher_fraction!r}")
         for name in ("drone", "course"):
             path = getattr(self, name)
             if path and not Path(path).is_file():

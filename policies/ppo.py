@@ -20,7 +20,7 @@ class Rollout:
     """Preallocated time-major rollout storage for T steps of N agents."""
 
     def __init__(self, steps: int, agents: int, obs_size: int, action_shape: tuple[int, ...], device,
-                 action_dtype=torch.float32, hidden: int = 0):
+                 action_dtype=torch.float32, hidden: int = 0, teacher: bool = False):
         T, N = steps, agents
         self.steps, self.agents = T, N
         self.obs = torch.zeros(T, N, obs_size, device=device)
@@ -34,6 +34,9 @@ class Rollout:
         self.returns = torch.zeros(T, N, device=device)
         self.h0 = torch.zeros(1, N, hidden, device=device)     # LSTM state at the rollout's start
         self.c0 = torch.zeros(1, N, hidden, device=device)
+        # with a teacher (policies/teacher.py): its action for each step, and where it is imitated
+        self.teacher_actions = torch.zeros(T, N, *action_shape, device=device) if teacher else None
+        self.teacher_mask = torch.zeros(T, N, device=device) if teacher else None
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, gamma: float, lam: float,
@@ -64,6 +67,7 @@ class UpdateStats:
     approx_kl: float = 0.0
     clip_fraction: float = 0.0
     grad_norm: float = 0.0
+    teacher_loss: float = 0.0
 
 
 def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, clip: float) -> torch.Tensor:
@@ -74,9 +78,11 @@ def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, clip: float) -> to
 def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int,
                minibatch_size: int, clip: float, vf_coef: float, ent_coef: float, max_grad_norm: float,
                norm_adv: bool = True, generator: torch.Generator | None = None,
-               grad_hook=None) -> UpdateStats:
+               grad_hook=None, teacher_weight: float = 0.0) -> UpdateStats:
     """Several epochs of minibatch PPO on one rollout. grad_hook(model) runs between backward and the
-    optimizer step (the distributed trainer all-reduces gradients there)."""
+    optimizer step (the distributed trainer all-reduces gradients there). With teacher_weight > 0 (MLP only)
+    the loss adds teacher_weight x the mean squared distance of the action mean from the teacher's action, over
+    the samples the teacher is imitated on."""
     T, N = buf.steps, buf.agents
     stats = UpdateStats()
     updates = 0
@@ -89,6 +95,10 @@ def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int
         flat_obs = buf.obs.view(T * N, -1)
         flat_act = buf.actions.view(T * N, *buf.actions.shape[2:])
         flat = [buf.logp.view(-1), buf.advantages.view(-1), buf.returns.view(-1)]
+        teach = teacher_weight > 0.0 and buf.teacher_actions is not None
+        if teach:
+            flat_teacher = buf.teacher_actions.view(T * N, -1)
+            flat_mask = buf.teacher_mask.view(-1)
     for _ in range(epochs):
         perm = torch.randperm(index_count, generator=generator, device="cpu").to(buf.obs.device)
         for start in range(0, index_count, unit):
@@ -114,6 +124,11 @@ def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int
             pg_loss = clipped_surrogate(ratio, adv, clip)
             v_loss = 0.5 * (value - ret).pow(2).mean()
             loss = pg_loss + vf_coef * v_loss - ent_coef * ent
+            if not model.is_lstm and teach:
+                m = flat_mask[idx]
+                t_loss = (m * (mean - flat_teacher[idx]).pow(2).sum(-1)).sum() / m.sum().clamp_min(1.0)
+                loss = loss + teacher_weight * t_loss
+                stats.teacher_loss += t_loss.item()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_hook is not None:

@@ -26,6 +26,7 @@ from .config import TrainConfig, default_toml
 from .metrics import MetricsWriter
 from .model import ActorCritic, log_prob
 from .ppo import Rollout, compute_gae, ppo_update
+from .teacher import ScriptedTeacher, teacher_weight
 
 
 def pick_device(name: str) -> torch.device:
@@ -220,7 +221,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
 
     T = cfg.horizon
     buf = Rollout(T, N, obs_size, () if discrete else (action_size,), device,
-                  action_dtype=torch.long if discrete else torch.float32, hidden=cfg.hidden if cfg.lstm else 0)
+                  action_dtype=torch.long if discrete else torch.float32, hidden=cfg.hidden if cfg.lstm else 0,
+                  teacher=bool(cfg.teacher))
+    teacher = (ScriptedTeacher(N, cfg.teacher_tasks, cfg.teacher_speed, cfg.control_hz) if cfg.teacher else None)
     obs_np = env.observations
     obs_cpu = torch.from_numpy(obs_np)  # views the env's buffer: refreshed in place by every step
     act_np = env.actions
@@ -263,8 +266,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                 buf.actions[t].copy_(a)
                 buf.logp[t].copy_(log_prob(dist_t, a, model.discrete))
                 buf.values[t].copy_(value)
+                if teacher is not None:
+                    t_act, t_mask = teacher(obs_np)
+                    buf.teacher_actions[t].copy_(torch.from_numpy(t_act))
+                    buf.teacher_mask[t].copy_(torch.from_numpy(t_mask))
                 np.copyto(act_np, a.cpu().numpy())
                 env.step()
+                if teacher is not None:
+                    teacher.episode_ended(env.terminals | env.truncations)
                 r = rew_t.to(device).clamp_(r_low, 1.0)
                 term = term_t.to(device).float()
                 trunc = trunc_t.to(device).float()
@@ -284,7 +293,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
         update_stats = ppo_update(model, optimizer, buf, epochs=cfg.epochs, minibatch_size=cfg.minibatch_size,
                                   clip=cfg.clip, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
                                   max_grad_norm=cfg.max_grad_norm, norm_adv=cfg.norm_adv, generator=gen,
-                                  grad_hook=dist.average_gradients)
+                                  grad_hook=dist.average_gradients, teacher_weight=teacher_weight(cfg, frac))
         # ---- observation statistics for the next rollout (identical on every rank)
         flat = buf.obs.view(-1, buf.obs.shape[-1]).double()
         moments = torch.cat([flat.sum(0), flat.pow(2).sum(0), torch.tensor([flat.shape[0]], dtype=torch.float64,
