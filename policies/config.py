@@ -70,7 +70,10 @@ class TrainConfig:
     speed_limit: float = _f(max(sim_default("speed_limit").values()),
                             "m/s: flying faster costs reward, in every task the simulator limits by default "
                             "(all but race); drone-deploy holds a drone faster than --safety max_speed_mps=3")
-    speed_weight: float = _f(sim_default("speed_weight"), "that cost per step at twice the limit, in proportion beyond (0: off)")
+    speed_weight: float = _f(sim_default("speed_weight"), "that cost per step at twice the limit, in proportion "
+                                                          "beyond (0: off)")
+    speed_limit_tasks: str = _f("", "the tasks the limit applies to, e.g. 'obstacles' (default '': every task the "
+                                    "simulator limits); the others fly unlimited")
     # curriculum
     min_obstacles: int = _f(sim_default("obstacles")[0], "fewest obstacles in a training field (drone-eval flies "
                                                         "the simulator's default)")
@@ -161,6 +164,11 @@ class TrainConfig:
                 raise ConfigError(f"teacher_tasks: {exc}") from None
             if not 0.0 < self.teacher_fraction <= 1.0:
                 raise ConfigError(f"teacher_fraction must be in (0, 1], got {self.teacher_fraction!r}")
+        if self.speed_limit_tasks:
+            try:
+                drone_sim.parse_tasks(self.speed_limit_tasks)
+            except ValueError as exc:
+                raise ConfigError(f"speed_limit_tasks: {exc}") from None
         for name in ("drone", "course"):
             path = getattr(self, name)
             if path and not Path(path).is_file():

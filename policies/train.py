@@ -48,7 +48,7 @@ def make_env(cfg: TrainConfig, seed: int, num_envs: int | None = None, **overrid
                           **{"crash_penalty": cfg.crash_penalty, "clearance_margin": cfg.clearance_margin,
                              "clearance_weight": cfg.clearance_weight, "clearance_time": cfg.clearance_time,
                              "smooth_weight": cfg.smooth_weight,
-                             "speed_limit": speed_limits(cfg.speed_limit), "speed_weight": cfg.speed_weight,
+                             "speed_limit": speed_limits(cfg.speed_limit, cfg.speed_limit_tasks), "speed_weight": cfg.speed_weight,
                              "obstacles": (cfg.min_obstacles, cfg.max_obstacles), **overrides})
 
 
@@ -58,9 +58,12 @@ def lowest_reward(cfg: TrainConfig) -> float:
     return -max(1.0, cfg.crash_penalty)
 
 
-def speed_limits(limit: float) -> dict[str, float]:
-    """One speed limit for the tasks the simulator limits by default (race stays unlimited)."""
-    return {t: limit for t, v in sim_default("speed_limit").items() if v > 0.0}
+def speed_limits(limit: float, tasks: str = "") -> dict[str, float]:
+    """One speed limit for `tasks` ('' : the tasks the simulator limits by default; race stays unlimited), and
+    none for the rest: a limit that keeps the obstacle crossing slow need not slow a shared network's other
+    tasks."""
+    chosen = drone_sim.parse_tasks(tasks) if tasks else {t for t, v in sim_default("speed_limit").items() if v > 0.0}
+    return {t: (limit if t in chosen else 0.0) for t in drone_sim.TASKS}
 
 
 class Distributed:

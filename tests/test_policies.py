@@ -285,3 +285,19 @@ def test_a_crash_penalty_above_one_reaches_the_update(tmp_path):
         train(cfg, tmp_path / str(penalty), stop=lambda info: seen.append(info["losses"]["value_loss"]) or True)
         value_loss[penalty] = seen[0]
     assert value_loss[1000.0] > 1000.0 * value_loss[1.0]
+
+
+def test_the_speed_limit_can_be_kept_to_some_tasks():
+    """--speed-limit-tasks obstacles limits the obstacle crossing alone; by default every task the simulator
+    limits is limited (race never)."""
+    from policies.train import make_env
+
+    def limits(**values):
+        env = make_env(make_config(cli_values={"tasks": "all", "num_envs": 1, "agents_per_env": 1, "speed_limit": 2.5,
+                                               **values}), seed=0)
+        return dict(zip(drone_sim.TASKS, env.config["speed_limit"]))
+
+    assert limits() == {"hover": 2.5, "goto": 2.5, "follow": 2.5, "race": 0.0, "swarm": 2.5, "obstacles": 2.5}
+    assert limits(speed_limit_tasks="obstacles") == {t: 2.5 if t == "obstacles" else 0.0 for t in drone_sim.TASKS}
+    with pytest.raises(ConfigError, match="speed_limit_tasks"):
+        make_config(cli_values={"speed_limit_tasks": "obstacle"})
