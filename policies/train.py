@@ -47,8 +47,8 @@ def make_env(cfg: TrainConfig, seed: int, num_envs: int | None = None, **overrid
                           course=cfg.course or None, physics_hz=cfg.physics_hz, control_hz=cfg.control_hz,
                           **{"crash_penalty": cfg.crash_penalty, "clearance_margin": cfg.clearance_margin,
                              "clearance_weight": cfg.clearance_weight, "clearance_time": cfg.clearance_time,
-                             "smooth_weight": cfg.smooth_weight,
-                             "speed_limit": speed_limits(cfg.speed_limit, cfg.speed_limit_tasks), "speed_weight": cfg.speed_weight,
+                             "smooth_weight": cfg.smooth_weight, "speed_weight": cfg.speed_weight,
+                             "speed_limit": speed_limits(cfg.speed_limit, cfg.speed_limit_tasks),
                              "obstacles": (cfg.min_obstacles, cfg.max_obstacles), **overrides})
 
 
@@ -226,7 +226,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     buf = Rollout(T, N, obs_size, () if discrete else (action_size,), device,
                   action_dtype=torch.long if discrete else torch.float32, hidden=cfg.hidden if cfg.lstm else 0,
                   teacher=bool(cfg.teacher))
-    teacher = (ScriptedTeacher(N, cfg.teacher_tasks, cfg.teacher_speed, cfg.control_hz) if cfg.teacher else None)
+    teacher = ScriptedTeacher(N, cfg.teacher_tasks, cfg.teacher_speed, cfg.control_hz) if cfg.teacher else None
     obs_np = env.observations
     obs_cpu = torch.from_numpy(obs_np)  # views the env's buffer: refreshed in place by every step
     act_np = env.actions
