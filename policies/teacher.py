@@ -13,7 +13,6 @@ import numpy as np
 
 import drone_sim
 from drone_sim.binding import OBS_LAYOUT
-from drone_sim.controllers import HoverController
 
 from .config import TrainConfig
 
@@ -23,6 +22,10 @@ class ScriptedTeacher:
     (read from the observation's task one-hot, so that it follows the env's task switches)."""
 
     def __init__(self, num_agents: int, tasks: str, max_speed: float, control_hz: float):
+        # imported here: the controller refuses an observation layout it was not written for, and that must stop
+        # a run that asks for the teacher, not every drone-train run
+        from drone_sim.controllers import HoverController
+
         self.ctl = HoverController(num_agents, max_speed=max_speed)
         self.dt = 1.0 / control_hz
         first = OBS_LAYOUT["task"][0]
