@@ -68,7 +68,8 @@ cdef extern from "csrc/drone_env.h" nogil:
         float horizon_s[NUM_TASKS]
         Arena arena
         int collide_all
-        float crash_speed, crash_penalty, success_radius, follow_radius, formation_radius, goal_radius, formation_spacing
+        float crash_speed, crash_penalty
+        float success_radius, follow_radius, formation_radius, goal_radius, formation_spacing
         float clearance_margin, clearance_weight, clearance_time, smooth_weight
         float speed_limit[NUM_TASKS]
         float speed_weight

@@ -158,17 +158,13 @@ class TrainConfig:
             if self.env != "drone" or self.action_mode != "ctbr" or self.lstm:
                 raise ConfigError("teacher: the scripted controller flies the drone env in ctbr mode, and only the MLP "
                                   "policy is pulled towards it")
-            try:
-                drone_sim.parse_tasks(self.teacher_tasks)
-            except ValueError as exc:
-                raise ConfigError(f"teacher_tasks: {exc}") from None
             if not 0.0 < self.teacher_fraction <= 1.0:
                 raise ConfigError(f"teacher_fraction must be in (0, 1], got {self.teacher_fraction!r}")
-        if self.speed_limit_tasks:
+        for name in ("teacher_tasks", "speed_limit_tasks"):
             try:
-                drone_sim.parse_tasks(self.speed_limit_tasks)
+                drone_sim.parse_tasks(getattr(self, name) or "all")
             except ValueError as exc:
-                raise ConfigError(f"speed_limit_tasks: {exc}") from None
+                raise ConfigError(f"{name}: {exc}") from None
         for name in ("drone", "course"):
             path = getattr(self, name)
             if path and not Path(path).is_file():

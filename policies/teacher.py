@@ -17,27 +17,41 @@ from drone_sim.binding import OBS_LAYOUT
 from .config import TrainConfig
 
 
+class ScriptedPolicy:
+    """drone_sim.controllers.HoverController (a PD loop on position with a push away from the listed obstacles
+    and drones) as a policy, obs batch -> ctbr actions, for the teacher below and for scripts/crash_report.py,
+    which sets a trained policy's crashes against what a plain rule makes of the same observation."""
+
+    def __init__(self, num_agents: int, control_hz: float, max_speed: float | None):
+        # imported here: the controller refuses an observation layout it was not written for, and that must stop
+        # a run that asks for it, not every drone-train run
+        from drone_sim.controllers import HoverController
+
+        self.ctl, self.dt = HoverController(num_agents, max_speed=max_speed), 1.0 / control_hz
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.ctl(obs, self.dt)
+
+    def episode_ended(self, done: np.ndarray) -> None:
+        self.ctl.reset(done)
+
+
 class ScriptedTeacher:
     """The controller's actions for a batch of drones, and which drones fly a task the teacher is imitated on
     (read from the observation's task one-hot, so that it follows the env's task switches)."""
 
     def __init__(self, num_agents: int, tasks: str, max_speed: float, control_hz: float):
-        # imported here: the controller refuses an observation layout it was not written for, and that must stop
-        # a run that asks for the teacher, not every drone-train run
-        from drone_sim.controllers import HoverController
-
-        self.ctl = HoverController(num_agents, max_speed=max_speed)
-        self.dt = 1.0 / control_hz
+        self.policy = ScriptedPolicy(num_agents, control_hz, max_speed)
         first = OBS_LAYOUT["task"][0]
         self.task_columns = [first + drone_sim.TASKS.index(t) for t in drone_sim.parse_tasks(tasks)]
 
     def __call__(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(actions, mask): the controller's ctbr actions for every drone, and 1.0 where its task is taught."""
         mask = (obs[:, self.task_columns] > 0.5).any(axis=1).astype(np.float32)
-        return self.ctl(obs, self.dt), mask
+        return self.policy(obs), mask
 
     def episode_ended(self, done: np.ndarray) -> None:
-        self.ctl.reset(done)
+        self.policy.episode_ended(done)
 
 
 def teacher_weight(cfg: TrainConfig, progress: float) -> float:
@@ -48,4 +62,4 @@ def teacher_weight(cfg: TrainConfig, progress: float) -> float:
     return cfg.teacher_weight * max(0.0, 1.0 - progress / cfg.teacher_fraction)
 
 
-__all__ = ["ScriptedTeacher", "teacher_weight"]
+__all__ = ["ScriptedPolicy", "ScriptedTeacher", "teacher_weight"]

@@ -97,8 +97,8 @@ def _cf(x: float) -> str:
     return f"{float(x).hex()}f" if float(x) != 0.0 else "0.0f"
 
 
-_SIM_SCALARS_F = ("crash_speed", "crash_penalty", "success_radius", "follow_radius", "formation_radius", "goal_radius",
-                  "formation_spacing", "clearance_margin", "clearance_weight", "clearance_time", "smooth_weight",
+_SIM_SCALARS_F = ("crash_speed", "crash_penalty", "success_radius", "follow_radius", "formation_radius",
+                  "goal_radius", "formation_spacing", "clearance_margin", "clearance_weight", "clearance_time", "smooth_weight",
                   "speed_weight")
 _SIM_KEYS = {"physics_dt", "substeps", "integrator", "action_mode", "task_weights", "horizon_s", "speed_limit",
              "nominal", "dr",

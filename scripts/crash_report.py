@@ -48,28 +48,12 @@ def _segment_clearance(a: np.ndarray, b: np.ndarray, points: np.ndarray) -> np.n
 SCRIPTED = "scripted"
 
 
-class ScriptedPolicy:
-    """drone_sim.controllers.HoverController (a PD loop on position with a push away from the listed obstacles
-    and drones) as a policy: a reference that reads the same observation, so that a trained policy's crash
-    rate can be set against what a plain rule makes of what the drone sees."""
-
-    def __init__(self, num_agents: int, control_hz: float, max_speed: float | None):
-        from drone_sim.controllers import HoverController
-
-        self.ctl, self.dt = HoverController(num_agents, max_speed=max_speed), 1.0 / control_hz
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return self.ctl(obs, self.dt)
-
-    def episode_ended(self, mask: np.ndarray) -> None:
-        self.ctl.reset(mask)
-
-
 def load(path: str, scripted_speed: float | None = None):
     """(make_policy(n), meta) of an ONNX file or a checkpoint, loaded as drone-eval loads them; `scripted`: the
     hand-written controller at drone-train's default rates, asking for at most scripted_speed m/s."""
     if path == SCRIPTED:
         from policies.config import TrainConfig
+        from policies.teacher import ScriptedPolicy
 
         cfg = TrainConfig()
         meta = {"action_mode": "ctbr", "control_hz": cfg.control_hz, "physics_hz": cfg.physics_hz,
@@ -273,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     for task in drone_sim.parse_tasks(args.tasks):
         crashes, flights, metrics = crashes_of(make_policy, meta, task, args.dr, args.episodes, args.seed)
         print("\n".join(report(task, crashes, flights)))
-        print(", ".join(f"{name} {metrics[key]:.3f}" for name, key in TABLE_COLUMNS[task]) + " (drone-eval's columns)\n")
+        columns = ", ".join(f"{name} {metrics[key]:.3f}" for name, key in TABLE_COLUMNS[task])
+        print(f"{columns} (drone-eval's columns)\n")
         doc[task] = {"episodes": len(flights), "crashes": crashes}
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")

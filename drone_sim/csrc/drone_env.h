@@ -20,8 +20,8 @@
  * Rewards stay in [-1, 1]: shaped progress and proximity terms, a ring bonus of 1, and -crash_penalty (1 by
  * default, the one reward that may leave [-1, 1]) on a crash or on leaving the arena (both terminal): a crash
  * can be made to cost more than the progress a risky pass saves. A timeout is a truncation, never a terminal.
- * Two penalties shape how a drone flies rather than where: closing within clearance_margin of what it can crash into (an
- * obstacle's surface, the nearest drone where contact is a crash, a ring's rim) costs up to
+ * Two penalties shape how a drone flies rather than where: closing within clearance_margin of what it can
+ * crash into (an obstacle's surface, the nearest drone where contact is a crash, a ring's rim) costs up to
  * clearance_weight per step, so that a near miss is felt before the crash it could have been. An obstacle or
  * a drone approached at closing speed v counts clearance_time * v nearer than it is: at speed the margin
  * reaches out as far as the drone travels in clearance_time, so that a fast approach is felt while there is
