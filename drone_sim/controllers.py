@@ -54,7 +54,9 @@ class HoverController:
         else:
             self.integral[np.asarray(mask, dtype=bool)] = 0.0
 
-    def __call__(self, obs: np.ndarray, dt: float = 0.02) -> np.ndarray:
+    def __call__(self, obs: np.ndarray, dt: float = 0.02, rows: np.ndarray | None = None) -> np.ndarray:
+        """Actions for obs; with rows (agent indices), obs holds only those agents' rows, and only their integrals
+        are read and advanced: a caller that needs a few drones' actions pays for those alone."""
         obs = np.asarray(obs, dtype=np.float32)
         assert obs.shape[1] == OBS_SIZE
         n = obs.shape[0]
@@ -74,8 +76,11 @@ class HoverController:
         tv = np.where(has_ring[:, None], ring_n * self.ring_speed, tv)
 
         near = (dist < 1.5) & ~has_ring[:, None]  # integrate only while holding a point (anti wind-up)
-        self.integral += np.where(near, np.clip(p_rel, -1.0, 1.0) * dt, 0.0)
-        np.clip(self.integral, -6.0, 6.0, out=self.integral)
+        integral = self.integral if rows is None else self.integral[rows]
+        integral += np.where(near, np.clip(p_rel, -1.0, 1.0) * dt, 0.0)
+        np.clip(integral, -6.0, 6.0, out=integral)
+        if rows is not None:
+            self.integral[rows] = integral
         # race: converge onto the ring's axis (lateral offset only) while flying along its normal
         along = np.sum(p_rel * ring_n, axis=1, keepdims=True)
         lateral = p_rel - along * ring_n
@@ -85,7 +90,7 @@ class HoverController:
         if self.max_speed is not None:
             speed = np.linalg.norm(v_want, axis=1, keepdims=True)
             v_want *= np.minimum(1.0, self.max_speed / np.maximum(speed, 1e-9))
-        acc = self.kd * (v_want - v) + self.ki * self.integral
+        acc = self.kd * (v_want - v) + self.ki * integral
 
         # keep clear of obstacles and other drones (repulsion from the nearest ones)
         for k in range(3):

@@ -29,8 +29,8 @@ class ScriptedPolicy:
 
         self.ctl, self.dt = HoverController(num_agents, max_speed=max_speed), 1.0 / control_hz
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return self.ctl(obs, self.dt)
+    def __call__(self, obs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        return self.ctl(obs, self.dt, rows)
 
     def episode_ended(self, done: np.ndarray) -> None:
         self.ctl.reset(done)
@@ -46,9 +46,14 @@ class ScriptedTeacher:
         self.task_columns = [first + drone_sim.TASKS.index(t) for t in drone_sim.parse_tasks(tasks)]
 
     def __call__(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(actions, mask): the controller's ctbr actions for every drone, and 1.0 where its task is taught."""
-        mask = (obs[:, self.task_columns] > 0.5).any(axis=1).astype(np.float32)
-        return self.policy(obs), mask
+        """(actions, mask): 1.0 where the drone's task is taught, and the controller's ctbr actions there (zeros
+        elsewhere: the loss ignores them, and in a six-task run the controller then runs on a sixth of the drones)."""
+        taught = (obs[:, self.task_columns] > 0.5).any(axis=1)
+        rows = np.flatnonzero(taught)
+        taught_actions = self.policy(obs[rows], rows)
+        actions = np.zeros((obs.shape[0], taught_actions.shape[1]), dtype=np.float32)
+        actions[rows] = taught_actions
+        return actions, taught.astype(np.float32)
 
     def episode_ended(self, done: np.ndarray) -> None:
         self.policy.episode_ended(done)

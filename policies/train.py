@@ -255,6 +255,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
         for g in optimizer.param_groups:
             g["lr"] = lr
         # ---- rollout
+        # the teacher's weight never rises again once it is 0: from then on its actions are not computed
+        weight = teacher_weight(cfg, frac)
+        teaching = teacher is not None and weight > 0.0
         if model.is_lstm:  # the update replays each agent's sequence from this state
             buf.h0.copy_(state[0])
             buf.c0.copy_(state[1])
@@ -269,13 +272,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                 buf.actions[t].copy_(a)
                 buf.logp[t].copy_(log_prob(dist_t, a, model.discrete))
                 buf.values[t].copy_(value)
-                if teacher is not None:
+                if teaching:
                     t_act, t_mask = teacher(obs_np)
                     buf.teacher_actions[t].copy_(torch.from_numpy(t_act))
                     buf.teacher_mask[t].copy_(torch.from_numpy(t_mask))
                 np.copyto(act_np, a.cpu().numpy())
                 env.step()
-                if teacher is not None:
+                if teaching:
                     teacher.episode_ended(env.terminals | env.truncations)
                 r = rew_t.to(device).clamp_(r_low, 1.0)
                 term = term_t.to(device).float()
@@ -296,7 +299,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
         update_stats = ppo_update(model, optimizer, buf, epochs=cfg.epochs, minibatch_size=cfg.minibatch_size,
                                   clip=cfg.clip, vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
                                   max_grad_norm=cfg.max_grad_norm, norm_adv=cfg.norm_adv, generator=gen,
-                                  grad_hook=dist.average_gradients, teacher_weight=teacher_weight(cfg, frac))
+                                  grad_hook=dist.average_gradients, teacher_weight=weight)
         # ---- observation statistics for the next rollout (identical on every rank)
         flat = buf.obs.view(-1, buf.obs.shape[-1]).double()
         moments = torch.cat([flat.sum(0), flat.pow(2).sum(0), torch.tensor([flat.shape[0]], dtype=torch.float64,

@@ -13,15 +13,25 @@ from policies.train import train
 
 
 def test_the_teacher_is_imitated_on_the_drones_of_its_tasks_only():
-    env = drone_sim.make(tasks="goto,obstacles", num_envs=8, agents_per_env=2, seed=1)
+    env = drone_sim.make(tasks="hover,obstacles", num_envs=8, agents_per_env=2, seed=1)
     obs, _ = env.reset()
     tasks = np.repeat([env.env_info(i)["task_name"] for i in range(8)], 2)
-    assert {"goto", "obstacles"} <= set(tasks)
-    teacher = ScriptedTeacher(env.num_agents, "obstacles", max_speed=3.0, control_hz=50.0)
-    actions, mask = teacher(obs)
-    assert mask.tolist() == [float(t == "obstacles") for t in tasks]
-    # the actions are the controller's own, for every drone
-    np.testing.assert_array_equal(actions, HoverController(env.num_agents, max_speed=3.0)(obs, 0.02))
+    assert {"hover", "obstacles"} <= set(tasks)
+    teacher = ScriptedTeacher(env.num_agents, "hover", max_speed=3.0, control_hz=50.0)
+    full = HoverController(env.num_agents, max_speed=3.0)   # the controller run on every drone, for reference
+    for _ in range(60):     # long enough for the integral (the controller's state, near a hover target) to count
+        taught = np.repeat([env.env_info(i)["task_name"] == "hover" for i in range(8)], 2)
+        actions, mask = teacher(obs)
+        assert mask.tolist() == taught.astype(float).tolist()
+        # the controller's own actions where it is imitated, computed for those drones only
+        expected = full(obs, 0.02)
+        np.testing.assert_allclose(actions[taught], expected[taught], rtol=1e-6, atol=1e-6)
+        assert not actions[~taught].any()
+        obs, _, term, trunc, _ = env.step(expected)
+        teacher.episode_ended(term | trunc)
+        full.reset(term | trunc)
+    assert np.abs(full.integral[taught]).max() > 0.01
+    np.testing.assert_allclose(teacher.policy.ctl.integral[taught], full.integral[taught], rtol=1e-6, atol=1e-7)
 
 
 def test_the_teacher_weight_falls_linearly_to_zero():
@@ -50,3 +60,16 @@ def test_the_imitation_loss_pulls_the_policy_to_the_controller(tmp_path):
     train(cfg, tmp_path)
     losses = [json.loads(line)["teacher_loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert losses[0] > 0.3 and max(losses[-5:]) < 0.3 * losses[0]
+
+
+def test_the_teacher_is_not_run_once_its_weight_has_reached_zero(tmp_path, monkeypatch):
+    calls = []
+    original = ScriptedTeacher.__call__
+    monkeypatch.setattr(ScriptedTeacher, "__call__", lambda self, obs: calls.append(1) or original(self, obs))
+    horizon, iterations = 8, 4
+    cfg = make_config(cli_values=dict(tasks="obstacles", num_envs=2, agents_per_env=4, horizon=horizon,
+                                      minibatch_size=64, epochs=1, total_steps=horizon * 8 * iterations, threads=1,
+                                      log_every=0.0, checkpoint_every=10**9, teacher="scripted", teacher_fraction=0.5))
+    train(cfg, tmp_path)
+    # weights at the four rollouts: 1, 0.5, 0, 0
+    assert len(calls) == 2 * horizon
