@@ -22,6 +22,7 @@ import sqlalchemy.exc
 import pytest
 
 from policies.config import load_toml, make_config
+from policies.sweep.objective import SweepSettings, make_pruner, run_trial
 from policies.sweep.space import SpaceError, load_space
 from policies.sweep.storage import open_storage
 
@@ -107,6 +108,22 @@ def test_a_small_sweep_with_sqlite_exports_its_best_as_a_drone_train_config(tmp_
     # run again: the study already has its 3 finished trials, so nothing more is trained
     again = _sweep(tmp_path, "--name", "small", "--trials", "3", "--budget-steps", "30000", "--space", str(space))
     assert again.returncode == 0 and len(_study(tmp_path, "small").trials) == len(study.trials)
+
+
+def test_the_pruner_compares_trials_at_the_same_evaluation_and_spares_the_first(tmp_path):
+    # three finished trials that scored far above anything a short run reaches, at each of their evaluations
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(True))
+    for _ in range(3):
+        study.add_trial(optuna.trial.create_trial(value=1e9, intermediate_values={1: 1e9, 2: 1e9, 3: 1e9}))
+    base = make_config(cli_values={"env": "target", "threads": 1})
+    steps_per_update = base.num_envs * base.agents_per_env * base.horizon
+    settings = SweepSettings(base, (), tmp_path, budget_steps=8 * steps_per_update, eval_episodes=32, evals=3)
+    trial = study.ask()
+    # judged at the second evaluation, against the others' second: not at its first, nor never (as when scores
+    # were reported at the agent-step, which no other trial shared)
+    with pytest.raises(optuna.TrialPruned, match="at evaluation 2,"):
+        run_trial(trial, settings)
+    assert sorted(study.trials[-1].intermediate_values) == [1, 2]
 
 
 def test_of_two_trials_started_for_the_last_slot_the_later_one_stands_down():

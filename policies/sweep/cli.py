@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a base drone-train setting")
     p.add_argument("--eval-episodes", type=int, default=256, help="episodes of the final evaluation (default 256)")
     p.add_argument("--eval-seed", type=int, default=777_777, help="seed of the evaluations (unseen in training)")
-    p.add_argument("--evals", type=int, default=3, help="intermediate evaluations per trial, for pruning (default 3)")
+    p.add_argument("--evals", type=int, default=3, help="intermediate evaluations per trial (default 3); the pruner judges from the second on")
     p.add_argument("--no-prune", action="store_true", help="run every trial to its budget")
     p.add_argument("--seed", type=int, help="sampler seed (default: random, so that workers differ)")
     p.add_argument("--heartbeat", type=int, default=10, help="seconds between a running trial's heartbeats; a trial "
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     # fail_stale_trials and the matplotlib plots are marked experimental; their use here is deliberate
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
-    from .objective import SurplusTrial, SweepSettings, run_trial
+    from .objective import SurplusTrial, SweepSettings, make_pruner, run_trial
     from .report import best_trial, export_best, summary_table, write_plots
     from .storage import open_storage
 
@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     multi = args.objective == "score-time"
     optuna.logging.set_verbosity(optuna.logging.ERROR)   # each trial's outcome is printed below, with its reason
-    pruner = optuna.pruners.NopPruner() if (multi or args.no_prune) else \
-        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    pruner = make_pruner(not (multi or args.no_prune))
     try:
         study = optuna.create_study(study_name=args.name, storage=storage, load_if_exists=True,
                                     directions=["maximize", "minimize"] if multi else ["maximize"],
