@@ -84,6 +84,11 @@ def _smoothed(steps: list[float], values: list[float], weights: list[float], min
     return out
 
 
+def _aux_title(names: set[str]) -> str:
+    # several tasks' figures are named in the legend; listing them all in the title ran into the next panel's
+    return f"task figure: {names.pop()}" if len(names) == 1 else "task figure (each task's own, in the legend)"
+
+
 def plot_curves(metrics_path: str | Path, png_path: str | Path, smooth_episodes: float = 2000.0) -> None:
     """Learning curves per task (score, crash rate, return, the task's own figure), throughput and the PPO
     statistics, one PNG. Thin lines are the raw logging windows, thick ones episode-weighted averages."""
@@ -102,7 +107,7 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path, smooth_episodes:
            "episodes"}
     aux = {t: k for r in records for t, m in r.get("tasks", {}).items() for k in m if k not in std}
     panels = [("score", "task score"), ("crash_rate", "crash rate (training, stochastic actions)"),
-              ("episode_return", "episode return"), (None, "task figure: " + ", ".join(sorted(set(aux.values()))))]
+              ("episode_return", "episode return"), (None, _aux_title(set(aux.values())))]
     for ax, (key, title) in zip(axes.flat, panels):
         for c, task in enumerate(tasks):
             k = key or aux.get(task)
@@ -128,8 +133,9 @@ def plot_curves(metrics_path: str | Path, png_path: str | Path, smooth_episodes:
     ax.set_xlabel("agent-steps")
     ax.grid(alpha=0.3)
     ax = axes.flat[5]
-    for key in ("policy_loss", "value_loss", "entropy", "approx_kl"):
-        ax.plot([r["step"] for r in records], [r[key] for r in records], label=key)
+    teacher = ("teacher_loss",) if any(r.get("teacher_loss", 0.0) > 0.0 for r in records) else ()
+    for key in ("policy_loss", "value_loss", "entropy", "approx_kl") + teacher:
+        ax.plot([r["step"] for r in records], [r.get(key, math.nan) for r in records], label=key)
     ax.set_title("PPO")
     ax.set_xlabel("agent-steps")
     ax.set_yscale("symlog", linthresh=1e-3)
