@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a base drone-train setting")
     p.add_argument("--eval-episodes", type=int, default=256, help="episodes of the final evaluation (default 256)")
     p.add_argument("--eval-seed", type=int, default=777_777, help="seed of the evaluations (unseen in training)")
-    p.add_argument("--evals", type=int, default=3, help="intermediate evaluations per trial (default 3); the pruner judges from the second on")
+    p.add_argument("--evals", type=int, default=3,
+                   help="intermediate evaluations per trial (default 3); the pruner judges from the second on")
     p.add_argument("--no-prune", action="store_true", help="run every trial to its budget")
     p.add_argument("--seed", type=int, help="sampler seed (default: random, so that workers differ)")
     p.add_argument("--heartbeat", type=int, default=10, help="seconds between a running trial's heartbeats; a trial "

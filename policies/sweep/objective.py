@@ -45,6 +45,8 @@ def make_pruner(enabled: bool) -> optuna.pruners.BasePruner:
     if not enabled:
         return optuna.pruners.NopPruner()
     return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=PRUNE_FROM_EVALUATION)
+
+
 UNLIMITED_STEPS = 10 ** 12
 
 
