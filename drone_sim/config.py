@@ -137,6 +137,7 @@ _SIM_DEFAULTS: dict = {
     "clearance_margin": 0.3,
     "clearance_weight": 0.3,
     "clearance_time": 0.0,   # off: one --tasks all seed at 0.5 s was not better (BENCHMARKS "Slot assignment")
+    "rim_lookahead": 0.0,    # off until a training run shows it helps (BENCHMARKS, issue 18)
     "smooth_weight": 0.1,
     # m/s: drone-deploy's default max speed (deploy/config.py max_speed_mps) where the task is flown with it;
     # race courses are built to be flown fast, and a racer raises drone-deploy's limit

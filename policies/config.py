@@ -65,6 +65,8 @@ class TrainConfig:
     clearance_weight: float = _f(sim_default("clearance_weight"), "that cost per step at contact (0: off)")
     clearance_time: float = _f(sim_default("clearance_time"), "s: an obstacle or drone approached at v m/s counts "
                                                               "this times v nearer (0: plain distance)")
+    rim_lookahead: float = _f(sim_default("rim_lookahead"), "s: a ring plane the drone would cross within this "
+                                                            "time costs as if at the crossing point's rim gap (0: off)")
     smooth_weight: float = _f(sim_default("smooth_weight"), "cost per step of a full-scale change of every "
                                                             "action channel (0: off)")
     speed_limit: float = _f(max(sim_default("speed_limit").values()),
@@ -129,8 +131,8 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("crash_penalty", "clearance_margin", "clearance_weight", "clearance_time", "smooth_weight",
-                     "speed_limit", "speed_weight", "teacher_weight", "teacher_speed"):
+        for name in ("crash_penalty", "clearance_margin", "clearance_weight", "clearance_time", "rim_lookahead",
+                     "smooth_weight", "speed_limit", "speed_weight", "teacher_weight", "teacher_speed"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("gamma", "gae_lambda"):

@@ -98,6 +98,59 @@ def test_passing_close_to_a_ring_rim_costs():
     assert off - on == pytest.approx(_near(gap), abs=1e-4)
 
 
+@pytest.mark.parametrize("ring_radius, height, vx, expected", [
+    (1.0, 0.65, 5.0, 0.15),    # the line crosses 0.35 m inside the rim: a 0.15 m gap, half the 0.3 m margin
+    (1.0, 0.0, 5.0, 0.0),      # a centred line costs nothing
+    (1.0, 1.3, 5.0, 0.2),      # a line 0.3 m outside the rim clips it too: a 0.1 m gap
+    (1.0, 0.65, -5.0, 0.0),    # flying away from the plane
+    (0.4, 0.0, 5.0, 0.0),      # a ring barely wider than the drone (0.2 m of room), centred: free
+    (0.4, 0.1, 5.0, 0.15),     # 0.1 m off its centre: half the room used, half the weight (0.2 on the plain margin)
+])
+def test_a_line_that_will_clip_a_ring_rim_costs_before_it_gets_there(ring_radius, height, vx, expected):
+    """rim_lookahead: where the drone's velocity crosses a ring's plane within the look-ahead, the crossing point's
+    rim gap costs now, against the margin or the room the ring leaves the drone, whichever is smaller."""
+    course = {"rings": [{"position": [0.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": ring_radius},
+                        {"position": [6.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": 1.0},
+                        {"position": [6.0, 6.0, 3.0], "normal": [-1.0, 0.0, 0.0], "radius": 1.0}],
+             "obstacles": []}
+    rewards = []
+    for ahead in (0.3, 0.0):
+        env = single(task="race", course=course, clearance_margin=MARGIN, clearance_weight=WEIGHT, smooth_weight=0.0,
+                     rim_lookahead=ahead)
+        d, wh, a = _hover(env)
+        # 1 m before the plane at 5 m/s: 0.18 s from it after the step, within 0.3 s; the rim itself is > 0.9 m off
+        env.set_state(0, state(pos=(-1.0, 0.0, 3.0 + height), vel=(vx, 0, 0), motors=(wh,) * 4))
+        _, r, term, _, _ = env.step(a)
+        assert not term[0]
+        s = env.states()[0].astype(np.float64)
+        cross = s[:3] + s[3:6] * (-s[0] / s[3])                     # on the plane x = 0
+        gap = abs(np.hypot(cross[1], cross[2] - 3.0) - ring_radius) - d["radius"] - 0.05
+        m = min(MARGIN, ring_radius - d["radius"] - 0.05)
+        ahead_cost = WEIGHT * (1 - max(gap, 0) / m) if s[3] > 0 and gap < m else 0.0
+        rewards.append((float(r[0]), ahead_cost))
+    (on, by_hand), (off, _) = rewards
+    assert off - on == pytest.approx(by_hand, abs=1e-4)
+    assert off - on == pytest.approx(expected, abs=5e-3)
+
+
+def test_the_rim_lookahead_ends_at_its_horizon():
+    course = {"rings": [{"position": [0.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": 1.0},
+                        {"position": [6.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": 1.0},
+                        {"position": [6.0, 6.0, 3.0], "normal": [-1.0, 0.0, 0.0], "radius": 1.0}],
+             "obstacles": []}
+    costs = {}
+    for ahead in (0.5, 0.3, 0.0):
+        env = single(task="race", course=course, clearance_margin=MARGIN, clearance_weight=WEIGHT, smooth_weight=0.0,
+                     rim_lookahead=ahead)
+        d, wh, a = _hover(env)
+        # 2 m before the plane at 5 m/s, on a line 0.35 m inside the rim: 0.38 s from the plane after the step
+        env.set_state(0, state(pos=(-2.0, 0.0, 3.65), vel=(5.0, 0, 0), motors=(wh,) * 4))
+        _, r, _, _, _ = env.step(a)
+        costs[ahead] = float(r[0])
+    assert costs[0.0] - costs[0.3] == pytest.approx(0.0, abs=1e-6)
+    assert costs[0.0] - costs[0.5] == pytest.approx(0.15, abs=5e-3)
+
+
 def test_changing_the_action_costs_its_squared_change():
     weight = 0.1
     out = []

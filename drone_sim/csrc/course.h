@@ -79,6 +79,20 @@ static inline float ring_rim_distance(const Ring *g, const float p[3]) {
     return sqrtf(h * h + rho * rho);
 }
 
+/* Where a drone at p flying straight at v would cross ring g's plane, if it would within horizon seconds:
+ * returns 1 and the crossing point's distance from the rim circle in *rim_dist (0: it would not). Lets the
+ * reward see a line that will clip the rim while there is still time to correct it, not in the last step. */
+static inline int ring_crossing_ahead(const Ring *g, const float p[3], const float v[3], float horizon,
+                                      float *rim_dist) {
+    float d[3] = {p[0] - g->pos[0], p[1] - g->pos[1], p[2] - g->pos[2]};
+    float s = v3_dot(d, g->normal), vn = v3_dot(v, g->normal);
+    if (s * vn >= 0.0f || fabsf(s) > horizon * fabsf(vn)) return 0; /* receding, parallel, or further than horizon */
+    float t = -s / vn;
+    float x[3] = {p[0] + t * v[0], p[1] + t * v[1], p[2] + t * v[2]};
+    *rim_dist = ring_rim_distance(g, x);
+    return 1;
+}
+
 enum { RING_NO_CROSS = 0, RING_PASSED = 1, RING_WRONG_WAY = 2, RING_OUTSIDE = 3 };
 
 /* Classify the segment p0 -> p1 against ring g. *rim_dist is the distance from the rim at the

@@ -25,7 +25,11 @@
  * clearance_weight per step, so that a near miss is felt before the crash it could have been. An obstacle or
  * a drone approached at closing speed v counts clearance_time * v nearer than it is: at speed the margin
  * reaches out as far as the drone travels in clearance_time, so that a fast approach is felt while there is
- * still room to turn or brake, not in the last centimetres. And the
+ * still room to turn or brake, not in the last centimetres. A ring whose plane the drone would cross within
+ * rim_lookahead on its current velocity is felt at the crossing point's distance from the rim, against the
+ * margin or the room the ring leaves the drone (its radius less the drone's and the rim's), whichever is
+ * smaller: a line that will clip the rim costs while it can still be corrected, and a large drone pays for
+ * every centimetre off the centre of a ring barely wider than itself, while a centred line costs nothing. And the
  * change of the action since the last step costs smooth_weight * |a - a_prev|^2 / 4, so that holding a
  * target by switching thrust hard (bang-bang, which real motors and ESCs do not follow) does not pay.
  * Flying faster than the task's speed_limit costs speed_weight * (v - limit) / limit per step (the reward
@@ -120,6 +124,8 @@ typedef struct {
     float clearance_weight;   /* the penalty at contact (per step), falling linearly to 0 at the margin */
     float clearance_time;     /* the margin looks this far ahead along the closing speed (s, 0: off): an obstacle or a
                                  drone approached at v counts clearance_time * v nearer than it is */
+    float rim_lookahead;      /* s (0: off): a ring plane the drone would cross within this time on its current
+                                 velocity costs as if it were already at the crossing point's rim distance */
     float smooth_weight;      /* penalty per step for a full-scale change of every action channel */
     float speed_limit[NUM_TASKS]; /* m/s; flying faster costs reward (0: no limit) */
     float speed_weight;       /* the cost per step at twice the limit, linear in the speed from 0 at the limit */
@@ -830,6 +836,7 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
     /* the smallest clearance between the drone and what it can crash into (m), each clearance less
      * clearance_time * its closing speed: what the clearance penalty sees */
     float felt = INFINITY;
+    float near = 0.0f; /* the share of clearance_weight the rim look-ahead charges, 0 to 1 */
 
     /* crash: floor impact, obstacles, other drones; out of bounds */
     if (e->impact[i] > c->crash_speed) cause = CRASH_FLOOR;
@@ -883,6 +890,17 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
                 cause = CRASH_RIM;
             }
             felt = rim_gap < felt ? rim_gap : felt; /* a rim has no one closing speed: its plain clearance */
+            float cross;
+            if (c->rim_lookahead > 0.0f &&
+                ring_crossing_ahead(&e->course.rings[k], p, &x[QS_VX], c->rim_lookahead, &cross)) {
+                float room = e->course.rings[k].radius - a->drone.radius - COURSE_RIM_THICKNESS;
+                float m = room < c->clearance_margin ? room : c->clearance_margin;
+                float gap = cross - a->drone.radius - COURSE_RIM_THICKNESS;
+                if (m > 0.0f && gap < m) {
+                    float share = 1.0f - (gap > 0.0f ? gap : 0.0f) / m;
+                    near = share > near ? share : near;
+                }
+            }
             if (k == a->ring && res == RING_PASSED && end == END_NONE) {
                 r += 1.0f;
                 a->rings_passed++;
@@ -938,9 +956,10 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
         }
     }
     if (c->clearance_margin > 0.0f && felt < c->clearance_margin) {
-        float near = 1.0f - (felt > 0.0f ? felt : 0.0f) / c->clearance_margin;
-        r -= c->clearance_weight * near;
+        float now = 1.0f - (felt > 0.0f ? felt : 0.0f) / c->clearance_margin;
+        near = now > near ? now : near;
     }
+    r -= c->clearance_weight * near; /* the larger of what is close now and the rim line ahead */
     r -= c->smooth_weight * 0.25f * e->act_change[i];
     float limit = c->speed_limit[e->task];
     if (c->speed_weight > 0.0f && limit > 0.0f) {
