@@ -1,7 +1,10 @@
 """What a policy's crashes are: for each task, every crash of a drone-eval run with what it hit, when, how fast,
-and on which drone, and the crash rate by drone size, thrust-to-weight and (race) the room a ring leaves. For
+and on which drone, and the crash rate by drone size, thrust-to-weight, spawn height and (race) the room a ring
+leaves. For
 obstacles, also whether the obstacle hit lay on the straight line to the goal and whether the observation listed
 it a second before the crash: the difference between a policy that ignores obstacles and one that cannot see them.
+For swarm, the time in slot while the formation assembles and while it holds, against what a drone that flew
+straight to its slot at the task's speed limit could reach at best.
 
     python scripts/crash_report.py --policy policies/pretrained/multitask_ctbr.onnx [--tasks race,swarm,obstacles]
     python scripts/crash_report.py --policy runs/X/model.pt --episodes 512 --json crashes.json
@@ -26,10 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 import drone_sim  # noqa: E402
 from drone_sim import binding  # noqa: E402
+from drone_sim.config import sim_default  # noqa: E402
 
 EARLY_S = 2.0     # crashes this soon after the start: the spawn (or, in swarm, the assembly) rather than the flight
 LOOKBACK_S = 1.0  # obstacles: what the drone saw this long before a crash (at 7 m/s, about the room to swerve)
 HISTORY_S = 3.0   # obstacles: how far back to look for when the obstacle hit entered the observation's list
+FORMATION_RADIUS = sim_default("formation_radius")   # swarm: in slot within this of it (m), drone-eval's figure
+ASSEMBLY_S = 3.0  # swarm: the formation assembles in this long from the scattered spawn; holding comes after
 
 
 def _spheres(field: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -82,14 +88,27 @@ class CrashWatcher:
             self.drones = [env.agent_info(i)["drone"] for i in range(n)]
             self.counted = np.ones(n, bool)
             self.first = len(self.flights)
-            self.flights += [{"radius": d["radius"], "twr": binding.thrust_to_weight(d), "crashed": False}
-                             for d in self.drones]
+            x0, goals = env.states(), env.targets()[0]
+            self.flights += [{"radius": d["radius"], "twr": binding.thrust_to_weight(d), "crashed": False,
+                              "height": float(x0[i, 2]), "target_m": float(np.linalg.norm(goals[i] - x0[i, :3]))}
+                             for i, d in enumerate(self.drones)]
             if self.task == "obstacles":
                 self._obstacle_episode_begins(env)
         self.states = env.states().copy()
         self.targets = env.targets()[0].copy()
+        if self.task == "swarm":
+            self._slot_step(step)
         if self.task == "obstacles":
             self.past[step % len(self.past)] = self.states[:, :6]
+
+    def _slot_step(self, step: int) -> None:
+        """Add this step's slot error of every counted drone to its flight, in the assembly or the holding phase."""
+        phase = "assembling" if step * self.dt < ASSEMBLY_S else "holding"
+        err = np.linalg.norm(self.targets - self.states[:, :3], axis=1)
+        for i in np.flatnonzero(self.counted):
+            f = self.flights[self.first + i]
+            steps, inside, total = f.get(phase, (0, 0, 0.0))
+            f[phase] = (steps + 1, inside + int(err[i] < FORMATION_RADIUS), total + float(err[i]))
 
     def _obstacle_episode_begins(self, env) -> None:
         """Note each env's obstacle field, and whether the straight line from each drone's spawn to its goal runs
@@ -184,7 +203,7 @@ def share(rows: list[dict], pred) -> str:
 def report(task: str, crashes: list[dict], flights: list[dict]) -> list[str]:
     out = [f"## {task}: {len(crashes)} crashes in {len(flights)} episodes ({len(crashes) / max(1, len(flights)):.3f})"]
     if not crashes:
-        return out
+        return out + (_slot_lines(flights) if task == "swarm" else [])
     causes = sorted({c["cause"] for c in crashes})
     out.append("cause: " + ", ".join(f"{c} {sum(r['cause'] == c for r in crashes)}" for c in causes))
     out.append(f"within the first {EARLY_S:g} s: {share(crashes, lambda r: r['t'] < EARLY_S)} of the crashes; "
@@ -193,7 +212,8 @@ def report(task: str, crashes: list[dict], flights: list[dict]) -> list[str]:
     radius = np.array([f["radius"] for f in flights])
     twr = np.array([f["twr"] for f in flights])
     crashed = np.array([f["crashed"] for f in flights])
-    for name, values in (("drone radius m", radius), ("thrust-to-weight", twr)):
+    height = np.array([f["height"] for f in flights])
+    for name, values in (("drone radius m", radius), ("thrust-to-weight", twr), ("spawn height m", height)):
         edges = np.quantile(values, [0, 1 / 3, 2 / 3, 1])
         cells = []
         for lo, hi in zip(edges[:-1], edges[1:]):
@@ -211,6 +231,28 @@ def report(task: str, crashes: list[dict], flights: list[dict]) -> list[str]:
         if near:
             out.append(f"drone contacts: median closing speed {np.median([r['closing_speed'] for r in near]):.1f} m/s, "
                        f"during the first {EARLY_S:g} s {share(near, lambda r: r['t'] < EARLY_S)}")
+        out += _slot_lines(flights)
+    return out
+
+
+def _slot_lines(flights: list[dict]) -> list[str]:
+    """How much of the swarm's time out of slot is the assembly, which even a perfect drone spends, and how much
+    is holding: and the best a drone could do that flew straight to its slot at the speed limit from the first
+    step (no acceleration, no turn) and held it exactly."""
+    out = []
+    for phase in ("assembling", "holding"):
+        sums = np.sum([f[phase] for f in flights if phase in f], axis=0)
+        if np.ndim(sums) and sums[0]:
+            when = f"the first {ASSEMBLY_S:g} s" if phase == "assembling" else f"after {ASSEMBLY_S:g} s"
+            out.append(f"{phase} ({when}): in slot {sums[1] / sums[0]:.3f}, slot error {sums[2] / sums[0]:.2f} m "
+                       "(watched each step)")
+    limit, horizon = sim_default("speed_limit")["swarm"], sim_default("horizon_s")["swarm"]
+    if limit > 0 and flights:
+        d = np.array([f["target_m"] for f in flights])
+        best_in = np.mean(np.clip(1.0 - np.maximum(d - FORMATION_RADIUS, 0.0) / limit / horizon, 0.0, 1.0))
+        best_err = np.mean(np.minimum(d / limit, horizon) * d / 2.0 / horizon)
+        out.append(f"spawn to slot: median {np.median(d):.2f} m; flying straight there at the {limit:g} m/s speed limit "
+                   f"and holding it exactly: in slot at most {best_in:.3f}, slot error at least {best_err:.2f} m")
     return out
 
 

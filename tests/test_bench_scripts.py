@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from drone_sim.config import sim_default
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -93,6 +95,13 @@ def test_crash_report_counts_the_crashes_drone_eval_counts():
             assert sum(c["cause"] == cause for c in crashes) == round(m[f"crash_{cause}_rate"] * 64)
         assert sum(f["crashed"] for f in flights) == len(crashes)
         assert "\n".join(crash_report.report(task, crashes, flights)).startswith(f"## {task}: {len(crashes)} crashes")
+        if task == "swarm":    # every counted step of a flight is in one phase; one that did not crash flew them all
+            horizon = round(sim_default("horizon_s")["swarm"] * meta["control_hz"])
+            assembly = round(crash_report.ASSEMBLY_S * meta["control_hz"])
+            for f in flights:
+                steps = f["assembling"][0] + f.get("holding", (0,))[0]
+                assert f["assembling"][0] <= assembly and (steps == horizon if not f["crashed"] else steps < horizon)
+            assert "holding (after 3 s): in slot" in "\n".join(crash_report.report(task, crashes, flights))
     # obstacles: each crash names the obstacle's geometry, and each flight whether its straight line was blocked
     hits = [c for c in crashes if c["cause"] == "obstacle"]
     assert hits and all(0.0 <= c["heading_off_deg"] <= 180.0 and c["gap_before_m"] > 0.0 for c in hits)
@@ -103,6 +112,21 @@ def test_crash_report_counts_the_crashes_drone_eval_counts():
     assert {type(c["listed_before"]) for c in hits} == {bool}
     assert all(isinstance(f["line_blocked"], bool) for f in flights)
     assert "through an obstacle" in "\n".join(crash_report.report("obstacles", crashes, flights))
+
+
+def test_crash_report_bounds_the_swarm_by_the_assembly_at_the_speed_limit():
+    """The best in-slot share and slot error a drone could reach that flew straight to its slot at the speed limit
+    (3 m/s) and held it exactly, over the 15 s episode: by hand for slots 3.3 m and 6.3 m from the spawn."""
+    import crash_report
+
+    flights = [{"target_m": 3.3, "assembling": (150, 30, 150.0), "holding": (600, 540, 60.0)},
+               {"target_m": 6.3, "assembling": (150, 0, 450.0), "holding": (600, 600, 36.0)}]
+    lines = crash_report._slot_lines(flights)
+    assert lines[0] == "assembling (the first 3 s): in slot 0.100, slot error 2.00 m (watched each step)"
+    assert lines[1] == "holding (after 3 s): in slot 0.950, slot error 0.08 m (watched each step)"
+    # 3.0 m at 3 m/s is 1 s out of 15 outside the 0.3 m slot radius, 6.0 m is 2 s: (14/15 + 13/15) / 2 = 0.900;
+    # the error falls linearly from d to 0 in d / 3 s: (3.3 x 1.1 / 2 + 6.3 x 2.1 / 2) / 15 / 2 = 0.28
+    assert lines[2].endswith("in slot at most 0.900, slot error at least 0.28 m")
 
 
 def test_crash_report_flies_the_hand_written_controller_as_a_reference(capsys):
