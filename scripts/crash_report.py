@@ -251,8 +251,8 @@ def _slot_lines(flights: list[dict]) -> list[str]:
         d = np.array([f["target_m"] for f in flights])
         best_in = np.mean(np.clip(1.0 - np.maximum(d - FORMATION_RADIUS, 0.0) / limit / horizon, 0.0, 1.0))
         best_err = np.mean(np.minimum(d / limit, horizon) * d / 2.0 / horizon)
-        out.append(f"spawn to slot: median {np.median(d):.2f} m; flying straight there at the {limit:g} m/s speed limit "
-                   f"and holding it exactly: in slot at most {best_in:.3f}, slot error at least {best_err:.2f} m")
+        out.append(f"spawn to slot: median {np.median(d):.2f} m; flying straight there at the {limit:g} m/s speed "
+                   f"limit and holding it exactly: in slot at most {best_in:.3f}, slot error at least {best_err:.2f} m")
     return out
 
 
