@@ -34,6 +34,15 @@ static void fill_config(SimConfig *c, int task, int mode, int dr, int auto_reset
     c->formation_radius = 0.3f;
     c->goal_radius = 0.5f;
     c->formation_spacing = 1.2f;
+    /* every shaping term on, so that the sanitizers see their arithmetic too */
+    c->crash_penalty = 1.0f;
+    c->clearance_margin = 0.3f;
+    c->clearance_weight = 0.3f;
+    c->clearance_time = 0.5f;
+    c->rim_lookahead = 0.3f;
+    c->smooth_weight = 0.1f;
+    for (int k = 0; k < NUM_TASKS; k++) c->speed_limit[k] = k == TASK_RACE ? 0.0f : 3.0f;
+    c->speed_weight = 0.5f;
     c->race_rings = 7;
     c->ring_radius = (Range){0.6f, 1.0f};
     c->obstacles_lo = 8;
