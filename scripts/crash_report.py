@@ -1,10 +1,9 @@
 """What a policy's crashes are: for each task, every crash of a drone-eval run with what it hit, when, how fast,
 and on which drone, and the crash rate by drone size, thrust-to-weight, spawn height and (race) the room a ring
-leaves. For
-obstacles, also whether the obstacle hit lay on the straight line to the goal and whether the observation listed
-it a second before the crash: the difference between a policy that ignores obstacles and one that cannot see them.
-For swarm, the time in slot while the formation assembles and while it holds, against what a drone that flew
-straight to its slot at the task's speed limit could reach at best.
+leaves. For obstacles, also whether the obstacle hit lay on the straight line to the goal and whether the
+observation listed it a second before the crash: the difference between a policy that ignores obstacles and one
+that cannot see them. For swarm, the time in slot while the formation assembles and while it holds, against what
+a drone that flew straight to its slot at the task's speed limit could reach at best.
 
     python scripts/crash_report.py --policy policies/pretrained/multitask_ctbr.onnx [--tasks race,swarm,obstacles]
     python scripts/crash_report.py --policy runs/X/model.pt --episodes 512 --json crashes.json

@@ -836,7 +836,7 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
     /* the smallest clearance between the drone and what it can crash into (m), each clearance less
      * clearance_time * its closing speed: what the clearance penalty sees */
     float felt = INFINITY;
-    float near = 0.0f; /* the share of clearance_weight the rim look-ahead charges, 0 to 1 */
+    float near = 0.0f; /* the share of clearance_weight charged, 0 to 1: rim look-ahead or plain clearance */
 
     /* crash: floor impact, obstacles, other drones; out of bounds */
     if (e->impact[i] > c->crash_speed) cause = CRASH_FLOOR;
