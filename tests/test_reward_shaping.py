@@ -77,11 +77,16 @@ def test_closing_on_a_neighbour_costs_only_where_contact_is_a_crash():
             assert expected == pytest.approx(WEIGHT * (1 - 0.1 / MARGIN), abs=2e-3)
 
 
+def _ring_course(first_radius=1.0):
+    """Three rings, the first in the plane x = 0 about (0, 0, 3) and facing +x, the others 6 m on."""
+    return {"rings": [{"position": [0.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": first_radius},
+                      {"position": [6.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": 1.0},
+                      {"position": [6.0, 6.0, 3.0], "normal": [-1.0, 0.0, 0.0], "radius": 1.0}],
+            "obstacles": []}
+
+
 def test_passing_close_to_a_ring_rim_costs():
-    course = {"rings": [{"position": [0.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": 1.0},
-                        {"position": [6.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": 1.0},
-                        {"position": [6.0, 6.0, 3.0], "normal": [-1.0, 0.0, 0.0], "radius": 1.0}],
-             "obstacles": []}
+    course = _ring_course()
     rewards = []
     for env in _pair("race", course=course):
         d, wh, a = _hover(env)
@@ -109,10 +114,7 @@ def test_passing_close_to_a_ring_rim_costs():
 def test_a_line_that_will_clip_a_ring_rim_costs_before_it_gets_there(ring_radius, height, vx, expected):
     """rim_lookahead: where the drone's velocity crosses a ring's plane within the look-ahead, the crossing point's
     rim gap costs now, against the margin or the room the ring leaves the drone, whichever is smaller."""
-    course = {"rings": [{"position": [0.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": ring_radius},
-                        {"position": [6.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": 1.0},
-                        {"position": [6.0, 6.0, 3.0], "normal": [-1.0, 0.0, 0.0], "radius": 1.0}],
-             "obstacles": []}
+    course = _ring_course(ring_radius)
     rewards = []
     for ahead in (0.3, 0.0):
         env = single(task="race", course=course, clearance_margin=MARGIN, clearance_weight=WEIGHT, smooth_weight=0.0,
@@ -134,10 +136,7 @@ def test_a_line_that_will_clip_a_ring_rim_costs_before_it_gets_there(ring_radius
 
 
 def test_the_rim_lookahead_ends_at_its_horizon():
-    course = {"rings": [{"position": [0.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": 1.0},
-                        {"position": [6.0, 0.0, 3.0], "normal": [1.0, 0.0, 0.0], "radius": 1.0},
-                        {"position": [6.0, 6.0, 3.0], "normal": [-1.0, 0.0, 0.0], "radius": 1.0}],
-             "obstacles": []}
+    course = _ring_course()
     costs = {}
     for ahead in (0.5, 0.3, 0.0):
         env = single(task="race", course=course, clearance_margin=MARGIN, clearance_weight=WEIGHT, smooth_weight=0.0,
