@@ -881,10 +881,12 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
 
     if (e->task == TASK_RACE) {
         const Ring *g = &e->course.rings[a->ring];
+        /* the drone touches a rim when its centre comes this near the rim's circle: its radius + the tube's */
+        const float touch = a->drone.radius + COURSE_RIM_THICKNESS;
         for (int k = 0; k < e->course.num_rings; k++) {
             float rim;
             int res = ring_cross(&e->course.rings[k], e->pos0 + 3 * i, p, &rim);
-            float rim_gap = rim - a->drone.radius - COURSE_RIM_THICKNESS;
+            float rim_gap = rim - touch;
             if (rim_gap < 0.0f) {
                 end = END_CRASH;
                 cause = CRASH_RIM;
@@ -893,9 +895,9 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
             float cross;
             if (c->rim_lookahead > 0.0f &&
                 ring_crossing_ahead(&e->course.rings[k], p, &x[QS_VX], c->rim_lookahead, &cross)) {
-                float room = e->course.rings[k].radius - a->drone.radius - COURSE_RIM_THICKNESS;
+                float room = e->course.rings[k].radius - touch;
                 float m = room < c->clearance_margin ? room : c->clearance_margin;
-                float gap = cross - a->drone.radius - COURSE_RIM_THICKNESS;
+                float gap = cross - touch;
                 if (m > 0.0f && gap < m) {
                     float share = 1.0f - (gap > 0.0f ? gap : 0.0f) / m;
                     near = share > near ? share : near;
