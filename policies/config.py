@@ -84,8 +84,11 @@ class TrainConfig:
     teacher: str = _f("", "'scripted': pull the actions towards the hand-written controller's "
                           "(drone_sim.controllers, ctbr, MLP only) on --teacher-tasks early in the run (off: '')")
     teacher_tasks: str = _f("obstacles", "the tasks whose drones the teacher is imitated on")
-    teacher_weight: float = _f(1.0, "the imitation loss's weight at the start; it falls linearly to 0")
-    teacher_fraction: float = _f(0.3, "the share of the run after which the teacher's weight is 0")
+    teacher_weight: float = _f(1.0, "the imitation loss's weight at the start; it falls linearly to "
+                                    "--teacher-final-weight")
+    teacher_fraction: float = _f(0.3, "the share of the run after which the teacher's weight is --teacher-final-weight")
+    teacher_final_weight: float = _f(0.0, "the weight the imitation loss falls to at --teacher-fraction and keeps "
+                                          "to the end (0: the teacher lets go)")
     teacher_speed: float = _f(3.0, "m/s: the speed the scripted teacher asks for at most")
     # model
     hidden: int = _f(64, "hidden units per layer")
@@ -132,7 +135,8 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         for name in ("crash_penalty", "clearance_margin", "clearance_weight", "clearance_time", "rim_lookahead",
-                     "smooth_weight", "speed_limit", "speed_weight", "teacher_weight", "teacher_speed"):
+                     "smooth_weight", "speed_limit", "speed_weight", "teacher_weight", "teacher_final_weight",
+                     "teacher_speed"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("gamma", "gae_lambda"):
@@ -162,6 +166,10 @@ class TrainConfig:
                                   "policy is pulled towards it")
             if not 0.0 < self.teacher_fraction <= 1.0:
                 raise ConfigError(f"teacher_fraction must be in (0, 1], got {self.teacher_fraction!r}")
+            # the trainer stops running the teacher once its weight is 0, so the weight may only fall
+            if self.teacher_final_weight > self.teacher_weight:
+                raise ConfigError(f"teacher_final_weight ({self.teacher_final_weight!r}) must not exceed "
+                                  f"teacher_weight ({self.teacher_weight!r}): the weight only falls")
         for name in ("teacher_tasks", "speed_limit_tasks"):
             try:
                 drone_sim.parse_tasks(getattr(self, name) or "all")

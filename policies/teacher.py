@@ -60,11 +60,14 @@ class ScriptedTeacher:
 
 
 def teacher_weight(cfg: TrainConfig, progress: float) -> float:
-    """The imitation loss's weight at `progress` (0 to 1) of the run: cfg.teacher_weight falling linearly to 0 at
-    cfg.teacher_fraction, 0 without a teacher."""
+    """The imitation loss's weight at `progress` (0 to 1) of the run: cfg.teacher_weight falling linearly to
+    cfg.teacher_final_weight at cfg.teacher_fraction and held there, 0 without a teacher. A final weight above 0
+    is for the obstacle field, where the crash rate climbs again once the teacher lets go (BENCHMARKS, issue 18's
+    eleventh round)."""
     if not cfg.teacher:
         return 0.0
-    return cfg.teacher_weight * max(0.0, 1.0 - progress / cfg.teacher_fraction)
+    left = max(0.0, 1.0 - progress / cfg.teacher_fraction)
+    return cfg.teacher_final_weight + (cfg.teacher_weight - cfg.teacher_final_weight) * left
 
 
 __all__ = ["ScriptedPolicy", "ScriptedTeacher", "teacher_weight"]

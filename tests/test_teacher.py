@@ -40,6 +40,12 @@ def test_the_teacher_weight_falls_linearly_to_zero():
     assert teacher_weight(make_config(cli_values={}), 0.0) == 0.0
 
 
+def test_the_teacher_weight_can_stop_falling_at_a_final_weight():
+    cfg = make_config(cli_values={"teacher": "scripted", "teacher_weight": 2.0, "teacher_fraction": 0.4,
+                                  "teacher_final_weight": 0.5})
+    assert [teacher_weight(cfg, p) for p in (0.0, 0.2, 0.4, 0.9, 1.0)] == pytest.approx([2.0, 1.25, 0.5, 0.5, 0.5])
+
+
 @pytest.mark.parametrize("values, match", [
     ({"teacher": "pid"}, "teacher must be 'scripted'"),
     ({"teacher": "scripted", "action_mode": "rpm"}, "ctbr"),
@@ -47,6 +53,8 @@ def test_the_teacher_weight_falls_linearly_to_zero():
     ({"teacher": "scripted", "teacher_tasks": "obstacle"}, "teacher_tasks"),
     ({"teacher": "scripted", "teacher_fraction": 0.0}, "teacher_fraction"),
     ({"teacher": "scripted", "teacher_weight": -1.0}, "teacher_weight"),
+    ({"teacher": "scripted", "teacher_final_weight": -0.1}, "teacher_final_weight"),
+    ({"teacher": "scripted", "teacher_weight": 0.5, "teacher_final_weight": 1.0}, "only falls"),
 ])
 def test_a_teacher_the_trainer_cannot_use_is_refused(values, match):
     with pytest.raises(ConfigError, match=match):
