@@ -365,11 +365,12 @@ def test_onnx_policy_flies_as_a_viewer_actor_like_the_torch_actor(policies):
         assert run(env, actor, steps=60) == 60
         states.append(env.states().copy())
         env.close()
-    # 60 closed-loop steps amplify float round-off (onnxruntime and torch sum in different orders): a clean-clone
-    # run saw one motor 0.043 rad/s apart. The state must agree to 1e-3 (m, m/s, rad/s); motor speeds, up to
-    # omega_max = 2800 rad/s, to 0.2 rad/s (1e-4 of their range)
+    # 60 closed-loop steps amplify float round-off (onnxruntime and torch sum in different orders, and differently
+    # again on another CPU: a clean-clone run on an AVX-512 machine saw one motor 0.72 rad/s apart at 1945 rad/s,
+    # with the body state within 1e-3). The state must agree to 1e-3 (m, m/s, rad/s); motor speeds, up to about
+    # 4600 rad/s on these randomized drones, to 2 rad/s (under 1e-3 of their range)
     np.testing.assert_allclose(states[1][:, :13], states[0][:, :13], rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(states[1][:, 13:], states[0][:, 13:], rtol=1e-4, atol=0.2)
+    np.testing.assert_allclose(states[1][:, 13:], states[0][:, 13:], rtol=1e-4, atol=2.0)
 
 
 def test_drone_eval_json_is_the_table_as_data(policies, capsys, tmp_path):
