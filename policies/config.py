@@ -117,6 +117,8 @@ class TrainConfig:
     device: str = _f("auto", "auto, cpu or cuda")
     threads: int = _f(0, "torch CPU threads (0: all cores)")
     checkpoint_every: int = _f(10_000_000, "agent-steps between checkpoints")
+    keep_checkpoint_every: int = _f(0, "agent-steps between checkpoints kept for good as checkpoints/step_N.pt, to "
+                                       "evaluate the run part-way later (0: only the latest is kept)")
     log_every: float = _f(2.0, "seconds between progress updates")
 
     @classmethod
@@ -136,7 +138,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         for name in ("crash_penalty", "clearance_margin", "clearance_weight", "clearance_time", "rim_lookahead",
                      "smooth_weight", "speed_limit", "speed_weight", "teacher_weight", "teacher_final_weight",
-                     "teacher_speed"):
+                     "teacher_speed", "keep_checkpoint_every"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("gamma", "gae_lambda"):

@@ -179,6 +179,17 @@ def final_window_start(cfg: TrainConfig, env, total_iters: int) -> int:
     return max(0, total_iters - iters)
 
 
+def crossed(global_step: int, steps_per_iter: int, every: int) -> bool:
+    """Whether the last iteration's steps passed a multiple of `every` (0: never), so that a schedule in agent-steps
+    holds whatever the iteration size."""
+    return every > 0 and global_step // every != (global_step - steps_per_iter) // every
+
+
+def kept_checkpoint_path(out: Path, global_step: int) -> Path:
+    """Zero-padded so that the kept checkpoints sort in training order."""
+    return out / "checkpoints" / f"step_{global_step:012d}.pt"
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
           progress: Callable[[dict], None] | None = None, stop: Callable[[dict], bool] | None = None) -> dict:
     """Train a policy; returns the final summary. Writes config, metrics, checkpoints and curves to out_dir.
@@ -330,10 +341,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                 progress({**record, "total_steps": total_iters * steps_per_iter})
             stats_window = TaskStats()
             last_log = now
-        if dist.is_main and (global_step // cfg.checkpoint_every != (global_step - steps_per_iter) // cfg.checkpoint_every
-                             or done):
+        if dist.is_main and (crossed(global_step, steps_per_iter, cfg.checkpoint_every) or done):
             save_checkpoint(ckpt_path, model, optimizer, cfg, env_config, global_step, iteration,
                             elapsed_before + time.time() - t_start)
+        if dist.is_main and crossed(global_step, steps_per_iter, cfg.keep_checkpoint_every) and not done:
+            save_checkpoint(kept_checkpoint_path(out, global_step), model, optimizer, cfg, env_config, global_step,
+                            iteration, elapsed_before + time.time() - t_start)
     wall = time.time() - t_start
     summary = {"global_step": global_step, "iterations": iteration, "wall_time_s": wall,
                "agent_steps_per_s": (global_step - steps_at_start) / max(wall, 1e-9), "world_size": dist.world,

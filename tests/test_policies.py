@@ -148,6 +148,27 @@ def test_config_file_errors_and_precedence(tmp_path):
         load_toml(p)
 
 
+def test_kept_checkpoints_are_the_run_part_way(tmp_path):
+    """--keep-checkpoint-every: a checkpoint per 256 agent-steps stays beside latest.pt, each with the weights of
+    its own point of the run, so a run can be evaluated part-way after it ends."""
+    out = tmp_path / "run"
+    train(make_config(cli_values={**TINY, "total_steps": 1024, "keep_checkpoint_every": 256}), out)
+    kept = sorted((out / "checkpoints").glob("step_*.pt"))
+    # 128 agent-steps per iteration: 256, 512 and 768 are kept; the end of the run is model.pt
+    assert [p.name for p in kept] == [f"step_{n:012d}.pt" for n in (256, 512, 768)]
+    models = [load_policy(p) for p in kept + [out / "model.pt"]]
+    assert [meta["global_step"] for _, meta in models] == [256, 512, 768, 1024]
+    first = [t.detach().clone() for t in models[0][0].parameters()]
+    last = list(models[-1][0].parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(first, last))  # trained on between the two
+    # off by default: only the latest
+    out2 = tmp_path / "run2"
+    train(make_config(cli_values=TINY), out2)
+    assert [p.name for p in (out2 / "checkpoints").iterdir()] == ["latest.pt"]
+    with pytest.raises(ConfigError, match="keep_checkpoint_every"):
+        make_config(cli_values={**TINY, "keep_checkpoint_every": -1})
+
+
 def test_bad_checkpoint_file_is_a_clear_error(tmp_path):
     p = tmp_path / "x.pt"
     p.write_bytes(b"not a checkpoint")
