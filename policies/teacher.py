@@ -62,8 +62,8 @@ class ScriptedTeacher:
 def teacher_weight(cfg: TrainConfig, progress: float) -> float:
     """The imitation loss's weight at `progress` (0 to 1) of the run: cfg.teacher_weight falling linearly to
     cfg.teacher_final_weight at cfg.teacher_fraction and held there, 0 without a teacher. A final weight above 0
-    is for the obstacle field, where the crash rate climbs again once the teacher lets go (BENCHMARKS, issue 18's
-    eleventh round)."""
+    was meant to hold the obstacle drones near the teacher late in the run, where their crash rate climbs again;
+    at 0.25 it did not stop that climb (BENCHMARKS, issue 18's twelfth round)."""
     if not cfg.teacher:
         return 0.0
     left = max(0.0, 1.0 - progress / cfg.teacher_fraction)
