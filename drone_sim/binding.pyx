@@ -132,6 +132,9 @@ cdef extern from "csrc/drone_env.h" nogil:
     int OBS_DRONES, OBS_DRONE_STRIDE, OBS_OBSTACLES, OBS_OBSTACLE_STRIDE, OBS_TASK, OBS_RADIUS, OBS_HOVER_THRUST
     float OBS_VEL_SCALE, OBS_RATE_SCALE, OBS_HEIGHT_SCALE, OBS_TARGET_CLIP, OBS_DIST_SCALE, OBS_RING_CLIP
     float OBS_DRONE_CLIP, OBS_OBSTACLE_CLIP, OBS_OBSTACLE_RADIUS_SCALE, OBS_GAP_CLIP, OBS_RADIUS_SCALE
+    int PRIV_SIZE, PRIV_VERSION, PRIV_MASS, PRIV_ARM, PRIV_INERTIA, PRIV_THRUST_TO_WEIGHT, PRIV_HOVER_THRUST
+    int PRIV_HOVER_BELIEF_ERROR, PRIV_TORQUE_RATIO, PRIV_TAU_UP, PRIV_TAU_DOWN, PRIV_DRAG, PRIV_ANG_DAMP, PRIV_GAINS
+    int PRIV_MAX_RATE, PRIV_LATENCY, PRIV_WIND, PRIV_OBS_NOISE
     const char *env_task_name(int t)
     const char *env_formation_name(int f)
     const char *env_crash_cause_name(int k)
@@ -143,6 +146,7 @@ cdef extern from "csrc/drone_env.h" nogil:
     int env_init(DroneEnv *e, const SimConfig *cfg, int n, uint64_t seed)
     void env_bind(DroneEnv *e, float *obs, float *actions, float *rewards, unsigned char *terminals,
                   unsigned char *truncations)
+    void env_bind_privileged(DroneEnv *e, float *priv)
     void env_reset(DroneEnv *e, uint64_t seed)
     void env_step(DroneEnv *e)
     void env_close(DroneEnv *e)
@@ -179,6 +183,13 @@ ACTION_MODE_NAMES = tuple(quad_action_mode_name(i).decode() for i in range(NUM_A
 INTEGRATOR_NAMES = tuple(quad_integrator_name(i).decode() for i in range(NUM_INTEGRATORS))
 
 
+def _layout(starts, int size):
+    """name -> (offset, length) of each block, from the blocks' start offsets in a vector of `size` floats."""
+    order = sorted(starts, key=starts.get)
+    ends = [starts[k] for k in order[1:]] + [size]
+    return {k: (starts[k], end - starts[k]) for k, end in zip(order, ends)}
+
+
 def _obs_layout():
     starts = {
         "velocity": OBS_VEL, "body_rates": OBS_RATES, "rotation": OBS_ROT, "height": OBS_HEIGHT,
@@ -188,13 +199,25 @@ def _obs_layout():
         "drones": OBS_DRONES, "obstacles": OBS_OBSTACLES, "task": OBS_TASK, "radius": OBS_RADIUS,
         "hover_thrust": OBS_HOVER_THRUST,
     }
-    order = sorted(starts, key=starts.get)
-    ends = [starts[k] for k in order[1:]] + [OBS_SIZE]
-    return {k: (starts[k], end - starts[k]) for k, end in zip(order, ends)}
+    return _layout(starts, OBS_SIZE)
+
+
+def _priv_layout():
+    return _layout({
+        "mass": PRIV_MASS, "arm": PRIV_ARM, "inertia": PRIV_INERTIA, "thrust_to_weight": PRIV_THRUST_TO_WEIGHT,
+        "hover_thrust": PRIV_HOVER_THRUST, "hover_belief_error": PRIV_HOVER_BELIEF_ERROR,
+        "torque_ratio": PRIV_TORQUE_RATIO, "tau_up": PRIV_TAU_UP, "tau_down": PRIV_TAU_DOWN, "drag": PRIV_DRAG,
+        "ang_damp": PRIV_ANG_DAMP, "gains": PRIV_GAINS, "max_rate": PRIV_MAX_RATE, "latency": PRIV_LATENCY,
+        "wind": PRIV_WIND, "obs_noise": PRIV_OBS_NOISE,
+    }, PRIV_SIZE)
 
 
 # name -> (offset, length) of each block of observation.h, and its scales (see observation.h)
 OBS_LAYOUT = _obs_layout()
+# the same for privileged.h: what the simulator knows of each drone and only an asymmetric critic reads
+PRIV_DIM = PRIV_SIZE
+PRIV_LAYOUT_VERSION = PRIV_VERSION
+PRIV_LAYOUT = _priv_layout()
 OBS_STRIDES = {"drones": OBS_DRONE_STRIDE, "obstacles": OBS_OBSTACLE_STRIDE}
 OBS_SCALES = {
     "velocity": OBS_VEL_SCALE, "body_rates": OBS_RATE_SCALE, "height": OBS_HEIGHT_SCALE,
@@ -382,14 +405,14 @@ cdef class CVecEnv:
     """num_envs C envs of agents_per_env drones each, stepping into caller-owned numpy buffers."""
     cdef DroneEnv *envs
     cdef int num_envs, agents
-    cdef readonly object observations, actions, rewards, terminals, truncations
+    cdef readonly object observations, actions, rewards, terminals, truncations, privileged
 
     def __cinit__(self):
         self.envs = NULL
         self.num_envs = 0
 
     def __init__(self, dict cfg, int num_envs, int agents_per_env, observations, actions, rewards, terminals,
-                 truncations, uint64_t seed=0):
+                 truncations, uint64_t seed=0, privileged=None):
         if num_envs < 1 or agents_per_env < 1:
             raise ValueError("num_envs and agents_per_env must be at least 1")
         cdef int total = num_envs * agents_per_env
@@ -398,10 +421,13 @@ cdef class CVecEnv:
         _check_buffer(rewards, "rewards", np.float32, (total,))
         _check_buffer(terminals, "terminals", np.uint8, (total,))
         _check_buffer(truncations, "truncations", np.uint8, (total,))
+        if privileged is not None:
+            _check_buffer(privileged, "privileged", np.float32, (total, PRIV_SIZE))
         cdef SimConfig c
         _fill_config(&c, cfg)
         self.observations, self.actions, self.rewards = observations, actions, rewards
         self.terminals, self.truncations = terminals, truncations
+        self.privileged = privileged
         cdef float[:, ::1] obs = observations
         cdef float[:, ::1] act = actions
         cdef float[::1] rew = rewards
@@ -418,6 +444,11 @@ cdef class CVecEnv:
                 raise MemoryError("drone env allocation failed")
             off = i * agents_per_env
             env_bind(&self.envs[i], &obs[off, 0], &act[off, 0], &rew[off], &term[off], &trunc[off])
+        cdef float[:, ::1] priv
+        if privileged is not None:
+            priv = privileged
+            for i in range(num_envs):
+                env_bind_privileged(&self.envs[i], &priv[i * agents_per_env, 0])
 
     def __dealloc__(self):
         cdef int i

@@ -20,6 +20,8 @@ from .params import load_course, load_drone_params
 OBS_SIZE: int = binding.OBS_DIM
 OBS_VERSION: int = binding.OBS_LAYOUT_VERSION
 STATE_SIZE: int = binding.STATE_SIZE
+PRIV_SIZE: int = binding.PRIV_DIM
+PRIV_VERSION: int = binding.PRIV_LAYOUT_VERSION
 
 
 class DroneVecEnv:
@@ -39,13 +41,16 @@ class DroneVecEnv:
         self.rewards = np.zeros(n, dtype=np.float32)
         self.terminals = np.zeros(n, dtype=np.uint8)
         self.truncations = np.zeros(n, dtype=np.uint8)
+        # what an asymmetric critic may read besides the observation (privileged.h); refreshed as drones respawn
+        self.privileged = np.zeros((n, PRIV_SIZE), dtype=np.float32)
         self.single_observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (OBS_SIZE,), np.float32)
         self.single_action_space = gymnasium.spaces.Box(-1.0, 1.0, (4,), np.float32)
         self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (n, OBS_SIZE), np.float32)
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (n, 4), np.float32)
         self._seed = int(seed)
         self._c = binding.CVecEnv(config, self.num_envs, self.agents_per_env, self.observations, self.actions,
-                                  self.rewards, self.terminals, self.truncations, self._seed)
+                                  self.rewards, self.terminals, self.truncations, self._seed,
+                                  privileged=self.privileged)
         self._states = np.zeros((n, STATE_SIZE), dtype=np.float32)
 
     # -- the gymnasium-style vector API ------------------------------------------------------------

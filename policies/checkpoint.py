@@ -38,6 +38,7 @@ def save_checkpoint(path: str | Path, model: ActorCritic, optimizer: Adam | None
         "env": cfg.env,
         "obs_version": drone_sim.OBS_VERSION if cfg.env == "drone" else 0,
         "obs_size": model.obs_size,
+        "priv_version": drone_sim.PRIV_VERSION if model.privileged_size else 0,   # the critic's extra input
         "action_mode": cfg.action_mode,
         "control_hz": cfg.control_hz,
         "physics_hz": cfg.physics_hz,

@@ -97,6 +97,10 @@ class TrainConfig:
     entities: bool = _f(False, "the MLP reads the nearest drones and obstacles through one small network shared by "
                                "their slots, pooled (drone env only; not with the LSTM)")
     entity_width: int = _f(16, "with --entities: features per block of entities")
+    privileged_critic: bool = _f(False, "asymmetric actor-critic: the critic also reads what the simulator knows of "
+                                        "each drone and a real one does not report (mass, inertia, motors, rate-loop "
+                                        "gains, latency, wind: drone_sim.PRIV_LAYOUT); the actor, which is what is "
+                                        "exported and flown, does not (drone env only)")
     activation: str = _f("tanh", "tanh, relu or elu")
     init_log_std: float = _f(-0.5, "initial log standard deviation of the Gaussian actions")
     # PPO
@@ -160,6 +164,8 @@ class TrainConfig:
         if self.entities and (self.env != "drone" or self.lstm):
             raise ConfigError("entities: only for the drone env's MLP policy (the LSTM and the ocean envs have no "
                               "entity slots to pool)")
+        if self.privileged_critic and self.env != "drone":
+            raise ConfigError("privileged_critic: only the drone env has privileged state (the ocean envs have none)")
         if self.teacher:
             if self.teacher != "scripted":
                 raise ConfigError(f"teacher must be 'scripted' or empty, got {self.teacher!r}")

@@ -4,6 +4,10 @@ The normalizer's statistics are buffers of the module, so they are saved with ev
 exported into the ONNX graph: the laptop normalizes exactly as training did. The actor is a Gaussian
 with a state-independent log standard deviation; the deterministic policy is its mean. An LSTM variant
 carries its recurrent state explicitly (inputs and outputs), which is also how it exports.
+
+An asymmetric critic (privileged > 0) also reads a vector the actor never sees: what the simulator knows
+about the sampled drone (drone_sim.PRIV_LAYOUT), normalized by its own running statistics. Only the actor
+is exported, so a policy trained this way needs nothing on a real drone that it did not need before.
 """
 from __future__ import annotations
 
@@ -126,7 +130,7 @@ class ActorCritic(nn.Module):
 
     def __init__(self, obs_size: int, action_size: int, hidden: int = 64, layers: int = 2, lstm: bool = False,
                  discrete: bool = False, init_log_std: float = -0.5, activation: str = "tanh",
-                 entities: list[tuple[int, int, int]] | None = None, entity_width: int = 16):
+                 entities: list[tuple[int, int, int]] | None = None, entity_width: int = 16, privileged: int = 0):
         super().__init__()
         act = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}[activation]
         self.obs_size, self.action_size, self.hidden = obs_size, action_size, hidden
@@ -137,21 +141,29 @@ class ActorCritic(nn.Module):
             if lstm:
                 raise ValueError("the entity encoder feeds the MLP policy, not the LSTM")
             self.config.update(entities=[list(b) for b in entities], entity_width=entity_width)
+        self.privileged_size = int(privileged)
+        if self.privileged_size < 0:
+            raise ValueError(f"privileged must be 0 or more, got {privileged}")
+        if self.privileged_size:
+            self.config["privileged"] = self.privileged_size
+            self.priv_norm = RunningNorm(self.privileged_size)
         self.norm = RunningNorm(obs_size, tied=entities)
         body = [hidden] * layers
+        extra = self.privileged_size   # the critic's input is the actor's, then the normalized privileged vector
         if lstm:
             self.encoder = _mlp([obs_size, hidden], act, math.sqrt(2))
             self.encoder.append(act())
             self.lstm = nn.LSTM(hidden, hidden)
             self.actor = _mlp([hidden, hidden, action_size], act, 0.01)
-            self.critic = _mlp([hidden, hidden, 1], act, 1.0)
+            self.critic = _mlp([hidden + extra, hidden, 1], act, 1.0)
         elif entities:   # actor and critic each read the entities their own way, as their MLPs are separate too
-            pools = [EntityPool(obs_size, entities, entity_width, act) for _ in range(2)]
+            # the privileged tail lies outside every entity block, so the critic's pool passes it through
+            pools = [EntityPool(obs_size + k, entities, entity_width, act) for k in (0, extra)]
             self.actor = nn.Sequential(pools[0], *_mlp([pools[0].out_size, *body, action_size], act, 0.01))
             self.critic = nn.Sequential(pools[1], *_mlp([pools[1].out_size, *body, 1], act, 1.0))
         else:
             self.actor = _mlp([obs_size, *body, action_size], act, 0.01)
-            self.critic = _mlp([obs_size, *body, 1], act, 1.0)
+            self.critic = _mlp([obs_size + extra, *body, 1], act, 1.0)
         if not discrete:
             self.log_std = nn.Parameter(torch.full((action_size,), init_log_std))
 
@@ -178,8 +190,12 @@ class ActorCritic(nn.Module):
         return torch.cat(outs, 0), (h, c)
 
     # -- heads --------------------------------------------------------------------------------------
-    def forward(self, obs: torch.Tensor, state=None, done=None):
-        """Action mean (or logits), value, next state. obs: (B, obs) for the MLP, (T, B, obs) for the LSTM."""
+    def forward(self, obs: torch.Tensor, state=None, done=None, privileged: torch.Tensor | None = None):
+        """Action mean (or logits), value, next state. obs: (B, obs) for the MLP, (T, B, obs) for the LSTM;
+        privileged: the same leading shape, (..., privileged_size).
+
+        An asymmetric critic has no value without its privileged input: the value is then None, which is what
+        evaluation and export (the actor alone) get; training always passes it."""
         x = self.norm(obs)
         if self.is_lstm:
             if obs.dim() == 2:
@@ -189,8 +205,17 @@ class ActorCritic(nn.Module):
                 feats = feats.squeeze(0)
             else:
                 feats, state = self._features(x, state, done)
-            return self.actor(feats), self.critic(feats).squeeze(-1), state
-        return self.actor(x), self.critic(x).squeeze(-1), state
+            return self.actor(feats), self._value(feats, privileged), state
+        return self.actor(x), self._value(x, privileged), state
+
+    def _value(self, x: torch.Tensor, privileged: torch.Tensor | None) -> torch.Tensor | None:
+        if not self.privileged_size:
+            return self.critic(x).squeeze(-1)
+        if privileged is None:
+            return None
+        if privileged.shape[-1] != self.privileged_size:
+            raise ValueError(f"the critic reads {self.privileged_size} privileged values, got {privileged.shape[-1]}")
+        return self.critic(torch.cat([x, self.priv_norm(privileged)], -1)).squeeze(-1)
 
     def distribution(self, mean_or_logits: torch.Tensor):
         if self.discrete:

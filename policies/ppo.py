@@ -20,7 +20,7 @@ class Rollout:
     """Preallocated time-major rollout storage for T steps of N agents."""
 
     def __init__(self, steps: int, agents: int, obs_size: int, action_shape: tuple[int, ...], device,
-                 action_dtype=torch.float32, hidden: int = 0, teacher: bool = False):
+                 action_dtype=torch.float32, hidden: int = 0, teacher: bool = False, privileged: int = 0):
         T, N = steps, agents
         self.steps, self.agents = T, N
         self.obs = torch.zeros(T, N, obs_size, device=device)
@@ -37,6 +37,8 @@ class Rollout:
         # with a teacher (policies/teacher.py): its action for each step, and where it is imitated
         self.teacher_actions = torch.zeros(T, N, *action_shape, device=device) if teacher else None
         self.teacher_mask = torch.zeros(T, N, device=device) if teacher else None
+        # with an asymmetric critic: the privileged vector beside each observation (only the critic reads it)
+        self.privileged = torch.zeros(T, N, privileged, device=device) if privileged else None
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, gamma: float, lam: float,
@@ -93,6 +95,7 @@ def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int
     else:
         index_count, unit = T * N, min(minibatch_size, T * N)
         flat_obs = buf.obs.view(T * N, -1)
+        flat_priv = buf.privileged.view(T * N, -1) if buf.privileged is not None else None
         flat_act = buf.actions.view(T * N, *buf.actions.shape[2:])
         flat = [buf.logp.view(-1), buf.advantages.view(-1), buf.returns.view(-1)]
         teach = teacher_weight > 0.0 and buf.teacher_actions is not None
@@ -105,13 +108,14 @@ def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int
             idx = perm[start:start + unit]
             if model.is_lstm:
                 state = (buf.h0[:, idx], buf.c0[:, idx])
-                mean, value, _ = model(buf.obs[:, idx], state, buf.starts[:, idx])
+                priv = buf.privileged[:, idx] if buf.privileged is not None else None
+                mean, value, _ = model(buf.obs[:, idx], state, buf.starts[:, idx], priv)
                 mean, value = mean.reshape(-1, mean.shape[-1]), value.reshape(-1)
                 act = buf.actions[:, idx].reshape(-1, *buf.actions.shape[2:])
                 old_logp, adv = buf.logp[:, idx].reshape(-1), buf.advantages[:, idx].reshape(-1)
                 ret = buf.returns[:, idx].reshape(-1)
             else:
-                mean, value, _ = model(flat_obs[idx])
+                mean, value, _ = model(flat_obs[idx], privileged=flat_priv[idx] if flat_priv is not None else None)
                 act = flat_act[idx]
                 old_logp, adv, ret = (x[idx] for x in flat)
             dist = model.distribution(mean)

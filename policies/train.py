@@ -179,6 +179,19 @@ def final_window_start(cfg: TrainConfig, env, total_iters: int) -> int:
     return max(0, total_iters - iters)
 
 
+def rollout_moments(x: torch.Tensor, dist: Distributed) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(mean, variance, count) of a rollout's vectors (T, N, size) over every rank, in float64 sums, for a
+    RunningNorm: every rank merges the same figures, so the normalizers stay identical."""
+    flat = x.view(-1, x.shape[-1]).double()
+    moments = torch.cat([flat.sum(0), flat.pow(2).sum(0), torch.tensor([flat.shape[0]], dtype=torch.float64,
+                                                                        device=flat.device)])
+    moments = dist.sum(moments)
+    count = moments[-1].item()
+    mean = moments[:flat.shape[1]] / count
+    var = (moments[flat.shape[1]:-1] / count - mean.pow(2)).clamp_min(0.0)
+    return mean.float(), var.float(), count
+
+
 def crossed(global_step: int, steps_per_iter: int, every: int) -> bool:
     """Whether the last iteration's steps passed a multiple of `every` (0: never), so that a schedule in agent-steps
     holds whatever the iteration size."""
@@ -210,18 +223,23 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     env = make_env(cfg, seed)
     N = env.num_agents
     obs_size, action_size, discrete = env_spaces(env)
+    priv_size = drone_sim.PRIV_SIZE if cfg.privileged_critic else 0
     env_config = env.config if cfg.env == "drone" else {"env": cfg.env, "agents_per_env": env.agents_per_env,
                                                         "obs_size": obs_size, "num_actions": action_size}
     model = ActorCritic(obs_size, action_size, hidden=cfg.hidden, layers=cfg.layers, lstm=cfg.lstm,
                         discrete=discrete, init_log_std=cfg.init_log_std, activation=cfg.activation,
                         entities=drone_entity_blocks() if cfg.entities else None,
-                        entity_width=cfg.entity_width).to(device)
+                        entity_width=cfg.entity_width, privileged=priv_size).to(device)
     optimizer = Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     global_step, iteration, elapsed_before = 0, 0, 0.0
     if resume:
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
         ck = load_checkpoint(ckpt_path, device)
+        want = drone_sim.PRIV_VERSION if priv_size else 0
+        if ck.get("priv_version", 0) != want:
+            raise ValueError(f"--resume: {ckpt_path} has privileged critic layout v{ck.get('priv_version', 0)}, "
+                             f"this run asks for v{want} (0: no privileged critic)")
         model.load_state_dict(ck["model_state"])
         optimizer.load_state_dict(ck["optimizer_state"])
         global_step, iteration = ck["global_step"], ck["iteration"]
@@ -237,10 +255,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     T = cfg.horizon
     buf = Rollout(T, N, obs_size, () if discrete else (action_size,), device,
                   action_dtype=torch.long if discrete else torch.float32, hidden=cfg.hidden if cfg.lstm else 0,
-                  teacher=bool(cfg.teacher))
+                  teacher=bool(cfg.teacher), privileged=priv_size)
     teacher = ScriptedTeacher(N, cfg.teacher_tasks, cfg.teacher_speed, cfg.control_hz) if cfg.teacher else None
     obs_np = env.observations
     obs_cpu = torch.from_numpy(obs_np)  # views the env's buffer: refreshed in place by every step
+    priv_cpu = torch.from_numpy(env.privileged) if priv_size else None   # the same, rows rewritten on respawn
     act_np = env.actions
     rew_t = torch.from_numpy(env.rewards)
     term_t = torch.from_numpy(env.terminals)
@@ -278,7 +297,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                 o = obs_cpu.to(device, non_blocking=True)
                 buf.obs[t].copy_(o)
                 buf.starts[t].copy_(starts)
-                mean, value, state = model(o, state, starts if model.is_lstm else None)
+                p = None
+                if priv_size:
+                    p = priv_cpu.to(device, non_blocking=True)
+                    buf.privileged[t].copy_(p)
+                mean, value, state = model(o, state, starts if model.is_lstm else None, p)
                 dist_t = model.distribution(mean)
                 a = dist_t.sample()
                 buf.actions[t].copy_(a)
@@ -299,7 +322,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                 buf.dones[t].copy_(torch.clamp(term + trunc, max=1.0))
                 starts = buf.dones[t]
             o = obs_cpu.to(device)
-            _, last_value, _ = model(o, state, starts if model.is_lstm else None)
+            p = priv_cpu.to(device) if priv_size else None
+            _, last_value, _ = model(o, state, starts if model.is_lstm else None, p)
             buf.values[T].copy_(last_value)
         logs = env.logs()
         stats_window.add(logs)
@@ -313,14 +337,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                                   max_grad_norm=cfg.max_grad_norm, norm_adv=cfg.norm_adv, generator=gen,
                                   grad_hook=dist.average_gradients, teacher_weight=weight)
         # ---- observation statistics for the next rollout (identical on every rank)
-        flat = buf.obs.view(-1, buf.obs.shape[-1]).double()
-        moments = torch.cat([flat.sum(0), flat.pow(2).sum(0), torch.tensor([flat.shape[0]], dtype=torch.float64,
-                                                                            device=flat.device)])
-        moments = dist.sum(moments)
-        count = moments[-1].item()
-        mean_b = moments[:flat.shape[1]] / count
-        var_b = (moments[flat.shape[1]:-1] / count - mean_b.pow(2)).clamp_min(0.0)
-        model.norm.update(mean_b.float(), var_b.float(), count)
+        model.norm.update(*rollout_moments(buf.obs, dist))
+        if priv_size:
+            model.priv_norm.update(*rollout_moments(buf.privileged, dist))
 
         iteration += 1
         global_step += steps_per_iter

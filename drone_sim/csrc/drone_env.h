@@ -6,8 +6,9 @@
  * on their own (per-agent auto-reset) and start a new episode inside the same env-episode. At the
  * horizon every drone is truncated and the env picks a task again.
  *
- * Buffers (observations, actions, rewards, terminals, truncations) belong to the caller (numpy in
- * Python) and are only pointed to; step() allocates nothing. Same seed, same trajectory.
+ * Buffers (observations, actions, rewards, terminals, truncations, and the optional privileged rows an
+ * asymmetric critic reads) belong to the caller (numpy in Python) and are only pointed to; step() allocates
+ * nothing. Same seed, same trajectory.
  *
  * Tasks and their scores (the `score` in the logs) and auxiliary figure (`aux`):
  *   hover      hold a nearby target.           score: final distance < success_radius (0/1); aux: time to target (s)
@@ -49,6 +50,7 @@
 #include "course.h"
 #include "domain_rand.h"
 #include "observation.h"
+#include "privileged.h"
 #include "quadrotor.h"
 #include "rng.h"
 #include "slot_assign.h"
@@ -166,6 +168,7 @@ typedef struct {
     /* caller's buffers */
     float *observations, *actions, *rewards;
     unsigned char *terminals, *truncations;
+    float *privileged;        /* PRIV_SIZE per agent, or NULL: the critic's extra input (env_bind_privileged) */
     /* env-episode */
     int task, step, horizon, formation;
     float t;
@@ -211,12 +214,21 @@ static inline void env_set_state(DroneEnv *e, int i, const float x[QS_COUNT]) {
     }
 }
 
+/* Agent i's privileged row (privileged.h), when the caller asked for one: written whenever the agent gets a
+ * drone, as nothing in it changes within an episode. */
+static inline void env_write_privileged(DroneEnv *e, int i) {
+    if (e->privileged == NULL) return;
+    const Agent *a = &e->agents[i];
+    priv_build(&a->drone, a->hover_thrust_known, a->obs_noise, e->privileged + PRIV_SIZE * i);
+}
+
 /* Give agent i another drone (the simulated vehicle loads a params file this way); its owner knows this
  * drone's hover thrust exactly. */
 static inline void env_set_drone(DroneEnv *e, int i, const DroneParams *d) {
     e->agents[i].drone = *d;
     e->agents[i].hover_thrust_known = quad_hover_thrust_fraction(d);
     quad_params_store(d, e->P, e->n, i, e->cfg.physics_dt);
+    env_write_privileged(e, i);
 }
 
 static inline float env_task_horizon_s(const DroneEnv *e) { return e->cfg.horizon_s[e->task]; }
@@ -302,6 +314,7 @@ static inline void env_spawn(DroneEnv *e, int i) {
     a->obs_noise = sd.obs_noise;
     a->hover_thrust_known = sd.hover_thrust_known;
     quad_params_store(&a->drone, e->P, e->n, i, c->physics_dt);
+    env_write_privileged(e, i);
 
     float p[3], *tg = e->target + 3 * i, *tv = e->target_vel + 3 * i;
     float tilt = dr->enabled ? dr->init_tilt : 0.0f, vel = dr->enabled ? dr->init_vel : 0.0f;
@@ -770,6 +783,10 @@ static inline void env_bind(DroneEnv *e, float *obs, float *actions, float *rewa
     e->terminals = terminals;
     e->truncations = truncations;
 }
+
+/* Also write each agent's privileged vector (PRIV_SIZE floats per agent) to priv from the next reset on; NULL
+ * stops it. Optional: only an asymmetric critic reads it. */
+static inline void env_bind_privileged(DroneEnv *e, float *priv) { e->privileged = priv; }
 
 static inline void env_reset(DroneEnv *e, uint64_t seed) {
     rng_seed(&e->rng, seed);

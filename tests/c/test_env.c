@@ -90,8 +90,10 @@ static void run(int task, int mode, int dr, int auto_reset, int n) {
     float *act = calloc((size_t)n * 4, sizeof(float));
     float *rew = calloc((size_t)n, sizeof(float));
     unsigned char *term = calloc((size_t)n, 1), *trunc = calloc((size_t)n, 1);
+    float *priv = calloc((size_t)n * PRIV_SIZE, sizeof(float)); /* exactly n rows: ASan sees a row written past */
     CHECK(env_init(&e, &c, n, 7) == 0, "env_init failed");
     env_bind(&e, obs, act, rew, term, trunc);
+    env_bind_privileged(&e, priv);
     env_reset(&e, 11);
     Rng r;
     rng_seed(&r, 3);
@@ -111,6 +113,7 @@ static void run(int task, int mode, int dr, int auto_reset, int n) {
             for (int k = 0; k < QS_COUNT; k++) CHECK(isfinite(x[k]), "state not finite");
         }
         for (int j = 0; j < n * OBS_SIZE; j++) CHECK(isfinite(obs[j]), "observation %d not finite", j);
+        for (int j = 0; j < n * PRIV_SIZE; j++) CHECK(isfinite(priv[j]), "privileged value %d not finite", j);
     }
     if (auto_reset) CHECK(episodes > 0, "task %d mode %d: no episode ended in 400 steps", task, mode);
     CHECK(e.nonfinite_actions > 0, "non-finite actions were not counted");
@@ -120,6 +123,7 @@ static void run(int task, int mode, int dr, int auto_reset, int n) {
     free(rew);
     free(term);
     free(trunc);
+    free(priv);
 }
 
 /* Evaluation mode: whole env-episodes from reset, one logged episode per drone per env-episode, however
