@@ -83,7 +83,8 @@ class TrainConfig:
     # a teacher in the first part of the run (kickstarting)
     teacher: str = _f("", "'scripted': pull the actions towards the hand-written controller's "
                           "(drone_sim.controllers, ctbr, MLP only) on --teacher-tasks early in the run (off: '')")
-    teacher_tasks: str = _f("obstacles", "the tasks whose drones the teacher is imitated on")
+    teacher_tasks: str = _f("obstacles", "the tasks whose drones the teacher is imitated on, with a weight each "
+                                         "if not 1: 'obstacles,goto:0.3'")
     teacher_weight: float = _f(1.0, "the imitation loss's weight at the start; it falls linearly to "
                                     "--teacher-final-weight")
     teacher_fraction: float = _f(0.3, "the share of the run after which the teacher's weight is --teacher-final-weight")

@@ -84,7 +84,7 @@ def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int
     """Several epochs of minibatch PPO on one rollout. grad_hook(model) runs between backward and the
     optimizer step (the distributed trainer all-reduces gradients there). With teacher_weight > 0 (MLP only)
     the loss adds teacher_weight x the mean squared distance of the action mean from the teacher's action, over
-    the samples the teacher is imitated on."""
+    the samples the teacher is imitated on, each weighted by its task's teacher weight (buf.teacher_mask)."""
     T, N = buf.steps, buf.agents
     stats = UpdateStats()
     updates = 0
@@ -130,7 +130,9 @@ def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int
             loss = pg_loss + vf_coef * v_loss - ent_coef * ent
             if not model.is_lstm and teach:
                 m = flat_mask[idx]
-                t_loss = (m * (mean - flat_teacher[idx]).pow(2).sum(-1)).sum() / m.sum().clamp_min(1.0)
+                # m: each sample's task weight (0: not taught); the mean over the taught samples, so that a task
+                # taught at 0.3 counts 0.3 of one taught at 1
+                t_loss = (m * (mean - flat_teacher[idx]).pow(2).sum(-1)).sum() / (m > 0).sum().clamp_min(1)
                 loss = loss + teacher_weight * t_loss
                 stats.teacher_loss += t_loss.item()
             optimizer.zero_grad(set_to_none=True)

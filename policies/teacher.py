@@ -37,23 +37,31 @@ class ScriptedPolicy:
 
 
 class ScriptedTeacher:
-    """The controller's actions for a batch of drones, and which drones fly a task the teacher is imitated on
-    (read from the observation's task one-hot, so that it follows the env's task switches)."""
+    """The controller's actions for a batch of drones, and how much each drone's imitation counts: the weight of
+    its task in `tasks` ('obstacles', or 'obstacles,goto:0.3' to teach goto at 0.3 of the obstacle weight), read
+    from the observation's task one-hot so that it follows the env's task switches.
+
+    Why per-task weights: the straight-line controller taught on goto fixed goto's floor dives but cost the obstacle
+    drones, which share the network (BENCHMARKS, issue 18's twelfth round); a lower goto weight is the next test."""
 
     def __init__(self, num_agents: int, tasks: str, max_speed: float, control_hz: float):
         self.policy = ScriptedPolicy(num_agents, control_hz, max_speed)
         first = OBS_LAYOUT["task"][0]
-        self.task_columns = [first + drone_sim.TASKS.index(t) for t in drone_sim.parse_tasks(tasks)]
+        taught = {t: w for t, w in drone_sim.parse_tasks(tasks).items() if w > 0.0}
+        self.task_columns = [first + drone_sim.TASKS.index(t) for t in taught]
+        self.task_weights = np.array(list(taught.values()), dtype=np.float32)
 
     def __call__(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(actions, mask): 1.0 where the drone's task is taught, and the controller's ctbr actions there (zeros
-        elsewhere: the loss ignores them, and in a six-task run the controller then runs on a sixth of the drones)."""
-        taught = (obs[:, self.task_columns] > 0.5).any(axis=1)
-        rows = np.flatnonzero(taught)
+        """(actions, mask): the mask is the drone's task weight where its task is taught (0 elsewhere), and the
+        actions the controller's ctbr actions there (zeros elsewhere: the loss ignores them, and in a six-task run
+        the controller then runs on a sixth of the drones)."""
+        onehot = obs[:, self.task_columns] > 0.5
+        weight = onehot.astype(np.float32) @ self.task_weights
+        rows = np.flatnonzero(onehot.any(axis=1))
         taught_actions = self.policy(obs[rows], rows)
         actions = np.zeros((obs.shape[0], taught_actions.shape[1]), dtype=np.float32)
         actions[rows] = taught_actions
-        return actions, taught.astype(np.float32)
+        return actions, weight
 
     def episode_ended(self, done: np.ndarray) -> None:
         self.policy.episode_ended(done)

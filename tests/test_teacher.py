@@ -81,3 +81,39 @@ def test_the_teacher_is_not_run_once_its_weight_has_reached_zero(tmp_path, monke
     train(cfg, tmp_path)
     # weights at the four rollouts: 1, 0.5, 0, 0
     assert len(calls) == 2 * horizon
+
+
+def test_each_taught_task_counts_with_its_own_weight():
+    """'hover:0.3,obstacles': the mask carries each drone's task weight, and the imitation loss is the weighted mean
+    over the taught samples (a hand computation on one minibatch), so goto can be taught below obstacles."""
+    env = drone_sim.make(tasks="hover,obstacles,goto", num_envs=12, agents_per_env=2, seed=3)
+    obs, _ = env.reset()
+    tasks = np.repeat([env.env_info(i)["task_name"] for i in range(12)], 2)
+    assert {"hover", "obstacles", "goto"} <= set(tasks)
+    teacher = ScriptedTeacher(env.num_agents, "hover:0.3,obstacles,goto:0", max_speed=3.0, control_hz=50.0)
+    actions, mask = teacher(obs)
+    want = np.select([tasks == "hover", tasks == "obstacles"], [0.3, 1.0], 0.0)
+    np.testing.assert_allclose(mask, want, rtol=1e-7)
+    assert not actions[tasks == "goto"].any()     # a weight of 0 is not taught: the controller does not run there
+
+    import torch
+
+    from policies.adam import Adam
+    from policies.model import ActorCritic
+    from policies.ppo import Rollout, ppo_update
+
+    torch.manual_seed(0)
+    T, N = 2, env.num_agents
+    model = ActorCritic(drone_sim.OBS_SIZE, 4)
+    buf = Rollout(T, N, drone_sim.OBS_SIZE, (4,), "cpu", teacher=True)
+    buf.obs.copy_(torch.from_numpy(np.stack([obs, obs])))
+    buf.teacher_actions.normal_()
+    buf.teacher_mask.copy_(torch.from_numpy(np.stack([mask, mask])))
+    with torch.no_grad():
+        mean = model(buf.obs.view(T * N, -1))[0]
+        d = (mean - buf.teacher_actions.view(T * N, 4)).pow(2).sum(-1).numpy()
+    m = buf.teacher_mask.view(-1).numpy()
+    expected = (m * d).sum() / (m > 0).sum()
+    stats = ppo_update(model, Adam(model.parameters(), lr=0.0), buf, epochs=1, minibatch_size=T * N, clip=0.2,
+                       vf_coef=0.5, ent_coef=0.0, max_grad_norm=0.5, teacher_weight=1.0)
+    assert stats.teacher_loss == pytest.approx(expected, rel=1e-5)
