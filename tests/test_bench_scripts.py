@@ -164,3 +164,35 @@ def test_crash_report_segment_clearance_by_hand():
     assert crash_report.straight_miss(np.array([4.0, 1.0, 0.0]), v) == pytest.approx(1.0)
     assert crash_report.straight_miss(np.array([-3.0, 4.0, 0.0]), v) == pytest.approx(5.0)
     assert crash_report.straight_miss(np.array([3.0, 0.0, 4.0]), np.zeros(3)) == pytest.approx(5.0)
+
+
+def test_pick_checkpoint_evaluates_every_kept_checkpoint_and_keeps_the_fewest_crashes(tmp_path, capsys):
+    """scripts/pick_checkpoint.py: each kept checkpoint and model.pt through drone-eval's evaluation on the chosen
+    seed, and the lowest crash sum picked, a tie going to the later one."""
+    import json
+
+    import pick_checkpoint
+    from policies.config import make_config
+    from policies.train import train
+
+    run = tmp_path / "run"
+    train(make_config(cli_values=dict(tasks="hover,race", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64,
+                                      epochs=1, total_steps=768, keep_checkpoint_every=256, log_every=0.0,
+                                      checkpoint_every=10**9, threads=1)), run)
+    assert pick_checkpoint.main([str(run), "--episodes", "8", "--seed", "3", "--from-step", "500",
+                                 "--json", str(tmp_path / "pick.json")]) == 0
+    doc = json.loads((tmp_path / "pick.json").read_text())
+    # 128 agent-steps per iteration: 256 and 512 kept, 256 left out by --from-step, then the final model
+    assert [r["global_step"] for r in doc["results"]] == [512, 768]
+    assert doc["results"][-1]["checkpoint"].endswith("model.pt")
+    for r in doc["results"]:
+        assert [row["task"] for row in r["rows"]] == ["hover", "race"]
+        assert r["crash_sum"] == pytest.approx(sum(row["crash_rate"] for row in r["rows"]))
+    assert doc["pick"] == pick_checkpoint.pick(doc["results"])["checkpoint"]
+    assert "pick:" in capsys.readouterr().out
+    # the rule on its own: fewest crashes, the later of a tie
+    rs = [{"checkpoint": name, "crash_sum": c} for name, c in (("a", 0.3), ("b", 0.1), ("c", 0.2), ("d", 0.1))]
+    assert pick_checkpoint.pick(rs)["checkpoint"] == "d"
+    with pytest.raises(SystemExit):
+        pick_checkpoint.main([str(tmp_path / "nowhere")])
+    assert "no model.pt" in capsys.readouterr().err
