@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from policies.checkpoint import load_policy  # noqa: E402
-from policies.evaluate import TorchPolicy, drone_sets, evaluate_policy  # noqa: E402
+from policies.cli import eval_policy_of  # noqa: E402
+from policies.evaluate import drone_sets, evaluate_policy  # noqa: E402
 
 import drone_sim  # noqa: E402
 from drone_sim.signals import sigterm_as_interrupt  # noqa: E402
@@ -48,8 +48,8 @@ def pick(results: list[dict]) -> dict:
 
 
 def evaluate(path: Path, tasks: str | None, episodes: int, seed: int) -> dict:
-    model, meta = load_policy(path)
-    rows = evaluate_policy(lambda n: TorchPolicy(model, n), meta, list(drone_sim.parse_tasks(tasks or meta["tasks"])),
+    _, meta, make_policy = eval_policy_of(str(path), onnx=False)   # the checkpoint as drone-eval flies it
+    rows = evaluate_policy(make_policy, meta, list(drone_sim.parse_tasks(tasks or meta["tasks"])),
                            drone_sets(meta, "randomized"), episodes=episodes, seed=seed)
     return {"checkpoint": str(path), "global_step": meta["global_step"], "crash_sum": crash_sum(rows), "rows": rows}
 
