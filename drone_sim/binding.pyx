@@ -77,6 +77,7 @@ cdef extern from "csrc/drone_env.h" nogil:
         Range ring_radius
         int obstacles_lo, obstacles_hi
         Range obstacle_radius
+        float blocked_line_prob
         int fixed_course
         Course course
         DroneParams nominal
@@ -378,6 +379,7 @@ cdef void _fill_config(SimConfig *c, dict cfg) except *:
     _range(&c.ring_radius, cfg["ring_radius"], "ring_radius")
     c.obstacles_lo, c.obstacles_hi = cfg["obstacles"]
     _range(&c.obstacle_radius, cfg["obstacle_radius"], "obstacle_radius")
+    c.blocked_line_prob = cfg["blocked_line_prob"]
     course = cfg.get("course")
     c.fixed_course = course is not None
     if course is not None:

@@ -80,6 +80,9 @@ class TrainConfig:
     min_obstacles: int = _f(sim_default("obstacles")[0], "fewest obstacles in a training field (drone-eval flies "
                                                         "the simulator's default)")
     max_obstacles: int = _f(sim_default("obstacles")[1], "most obstacles in a training field")
+    blocked_line_prob: float = _f(sim_default("blocked_line_prob"), "the share of obstacle-task starts whose straight "
+                                  "line to the goal crosses a sphere, where the crashes are (0: as drawn, about one "
+                                  "in five; drone-eval always flies that)")
     # a teacher in the first part of the run (kickstarting)
     teacher: str = _f("", "'scripted': pull the actions towards the hand-written controller's "
                           "(drone_sim.controllers, ctbr, MLP only) on --teacher-tasks early in the run (off: '')")
@@ -146,7 +149,7 @@ class TrainConfig:
                      "teacher_speed", "keep_checkpoint_every"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("gamma", "gae_lambda"):
+        for name in ("gamma", "gae_lambda", "blocked_line_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         import drone_sim

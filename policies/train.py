@@ -50,7 +50,8 @@ def make_env(cfg: TrainConfig, seed: int, num_envs: int | None = None, **overrid
                              "rim_lookahead": cfg.rim_lookahead,
                              "smooth_weight": cfg.smooth_weight, "speed_weight": cfg.speed_weight,
                              "speed_limit": speed_limits(cfg.speed_limit, cfg.speed_limit_tasks),
-                             "obstacles": (cfg.min_obstacles, cfg.max_obstacles), **overrides})
+                             "obstacles": (cfg.min_obstacles, cfg.max_obstacles),
+                             "blocked_line_prob": cfg.blocked_line_prob, **overrides})
 
 
 def lowest_reward(cfg: TrainConfig) -> float:

@@ -272,8 +272,9 @@ def test_drone_eval_compares_policies_of_different_presets_on_the_same_drones():
 
 
 def test_training_fields_take_the_obstacle_count_asked_for():
-    """--min-obstacles/--max-obstacles reach the simulator (a denser training field is a curriculum lever; drone-eval
-    keeps flying the default density), and a range the simulator cannot build is refused by name."""
+    """--min-obstacles/--max-obstacles and --blocked-line-prob reach the simulator (a denser field and more blocked
+    lines are curriculum levers; drone-eval keeps flying the defaults), and what the simulator cannot build is
+    refused by name."""
     from policies.config import ConfigError
     from policies.train import make_env
 
@@ -290,6 +291,14 @@ def test_training_fields_take_the_obstacle_count_asked_for():
         make_config({}, {"tasks": "obstacles", "min_obstacles": 9, "max_obstacles": 4})
     with pytest.raises(ConfigError, match=r"within 0\.\.64, got 8, 65"):
         make_config({}, {"tasks": "obstacles", "max_obstacles": 65})
+    cfg = make_config({}, {"tasks": "obstacles", "num_envs": 2, "agents_per_env": 1, "blocked_line_prob": 0.75})
+    env = make_env(cfg, 0)
+    try:
+        assert env.config["blocked_line_prob"] == 0.75
+    finally:
+        env.close()
+    with pytest.raises(ConfigError, match=r"blocked_line_prob must be in \[0, 1\], got 1\.5"):
+        make_config({}, {"tasks": "obstacles", "blocked_line_prob": 1.5})
 
 
 def test_a_crash_penalty_above_one_reaches_the_update(tmp_path):

@@ -198,6 +198,43 @@ def test_generated_course_and_field_sizes_are_built_as_asked_or_refused_by_name(
             drone_sim.make(tasks="obstacles", obstacles=(lo, hi))
 
 
+def _blocked_lines(blocked_line_prob: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(blocked, start states) of every drone of a fresh obstacle-task vector: a line is blocked, computed here
+    by hand, where the segment from the drone's start to its goal passes within a sphere's radius plus the drone's
+    own of the sphere's centre."""
+    extra = {} if blocked_line_prob is None else {"blocked_line_prob": blocked_line_prob}
+    env = drone_sim.make(tasks="obstacles", num_envs=32, agents_per_env=8, seed=5, **extra)
+    env.reset(5)
+    x, goals = env.states(), env.targets()[0]
+    blocked = []
+    for i in range(env.num_agents):
+        field = env.env_info(i // env.agents_per_env)["course"]["obstacles"]
+        a, b = x[i, :3].astype(float), goals[i].astype(float)
+        t = [np.clip((np.asarray(o["position"]) - a) @ (b - a) / ((b - a) @ (b - a)), 0.0, 1.0) for o in field]
+        gaps = [np.linalg.norm(np.asarray(o["position"]) - (a + tj * (b - a))) - o["radius"]
+                for o, tj in zip(field, t)]
+        blocked.append(min(gaps) < env.agent_info(i)["drone"]["radius"])
+    env.close()
+    return np.array(blocked), x
+
+
+def test_blocked_line_prob_starts_that_share_of_obstacle_flights_behind_a_sphere():
+    """The obstacle crashes are drones that fly at a sphere across their straight line to the goal, and drawn
+    freely only about one line in five crosses one: --blocked-line-prob asks for more of them in training. At 0
+    (drone-eval's) the random stream must be the one it always was, or every recorded figure would move."""
+    free, x_default = _blocked_lines(None)
+    free0, x_zero = _blocked_lines(0.0)
+    np.testing.assert_array_equal(x_zero, x_default)
+    assert 0.08 < free.mean() < 0.35, free.mean()
+    always, _ = _blocked_lines(1.0)
+    assert always.mean() > 0.95, always.mean()
+    half, _ = _blocked_lines(0.5)
+    assert free.mean() + 0.15 < half.mean() < always.mean() - 0.15, (free.mean(), half.mean())
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"blocked_line_prob: a share within 0\.\.1"):
+            drone_sim.make(tasks="obstacles", blocked_line_prob=bad)
+
+
 def test_each_env_episode_picks_among_enabled_tasks():
     env = drone_sim.make(tasks="race:1,swarm:1", num_envs=16, agents_per_env=2, seed=1)
     seen = {env.env_info(i)["task_name"] for i in range(16)}

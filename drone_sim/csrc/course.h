@@ -183,4 +183,21 @@ static inline void course_obstacle_field(Course *c, const Arena *a, int n, float
     c->num_obstacles = n;
 }
 
+/* Does the straight segment a -> b pass within an obstacle's radius + clearance of its centre? That is a drone
+ * of radius `clearance` flying straight from a to b hitting it: the obstacle crashes are almost all such lines
+ * (BENCHMARKS, issue 18), and crash_report classifies episodes by the same test. */
+static inline int course_line_blocked(const Course *c, const float a[3], const float b[3], float clearance) {
+    float ab[3] = {b[0] - a[0], b[1] - a[1], b[2] - a[2]};
+    float len2 = v3_dot(ab, ab);
+    for (int j = 0; j < c->num_obstacles; j++) {
+        const Sphere *s = &c->obstacles[j];
+        float as[3] = {s->pos[0] - a[0], s->pos[1] - a[1], s->pos[2] - a[2]};
+        float t = len2 > 0.0f ? v3_dot(as, ab) / len2 : 0.0f;
+        t = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
+        float near[3] = {a[0] + t * ab[0], a[1] + t * ab[1], a[2] + t * ab[2]};
+        if (v3_dist(near, s->pos) < s->radius + clearance) return 1;
+    }
+    return 0;
+}
+
 #endif

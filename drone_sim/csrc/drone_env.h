@@ -36,6 +36,8 @@
  * Flying faster than the task's speed_limit costs speed_weight * (v - limit) / limit per step (the reward
  * is still clamped to [-1, 1]): drone-deploy holds a drone that flies faster than its max speed (3 m/s by default), so a
  * policy trained to cross the obstacle field at 7 m/s could not be flown; race has no limit by default.
+ * An obstacle-task drone starts at the arena's -x end with its goal at the +x end; blocked_line_prob (0 by
+ * default, a training curriculum) redraws that share of the starts until the straight line crosses a sphere.
  */
 #ifndef DRONE_ENV_H
 #define DRONE_ENV_H
@@ -135,6 +137,8 @@ typedef struct {
     Range ring_radius;
     int obstacles_lo, obstacles_hi;
     Range obstacle_radius;
+    float blocked_line_prob;  /* obstacles: the share of spawns redrawn (up to BLOCKED_LINE_DRAWS times) until the
+                                 straight line to the goal passes through a sphere (0: drawn freely) */
     int fixed_course;         /* 1: race on `course` (a course JSON) instead of generated ones */
     Course course;
     DroneParams nominal;
@@ -304,6 +308,25 @@ static inline int env_point_free(const DroneEnv *e, const float p[3], float clea
 
 /* ------------------------------------------------------------------ spawning */
 
+#define BLOCKED_LINE_DRAWS 64
+
+/* An obstacle-task start at the arena's -x end and a goal at its +x end, each clear of the spheres by 1 m. */
+static inline void env_obstacle_endpoints(DroneEnv *e, float p[3], float tg[3]) {
+    const Arena *ar = &e->cfg.arena;
+    for (int tries = 0; tries < 32; tries++) {
+        p[0] = -ar->half_x + 1.5f;
+        p[1] = rng_uniform(&e->rng, -ar->half_y + 2.0f, ar->half_y - 2.0f);
+        p[2] = rng_uniform(&e->rng, 1.0f, ar->height - 1.5f);
+        if (env_point_free(e, p, 1.0f)) break;
+    }
+    for (int tries = 0; tries < 32; tries++) {
+        tg[0] = ar->half_x - 1.5f;
+        tg[1] = rng_uniform(&e->rng, -ar->half_y + 2.0f, ar->half_y - 2.0f);
+        tg[2] = rng_uniform(&e->rng, 1.0f, ar->height - 1.5f);
+        if (env_point_free(e, tg, 1.0f)) break;
+    }
+}
+
 static inline void env_spawn(DroneEnv *e, int i) {
     const SimConfig *c = &e->cfg;
     const DRConfig *dr = &c->dr;
@@ -392,18 +415,12 @@ static inline void env_spawn(DroneEnv *e, int i) {
     }
     case TASK_OBSTACLES:
     default: {
-        const Arena *ar = &c->arena;
-        for (int tries = 0; tries < 32; tries++) {
-            p[0] = -ar->half_x + 1.5f;
-            p[1] = rng_uniform(&e->rng, -ar->half_y + 2.0f, ar->half_y - 2.0f);
-            p[2] = rng_uniform(&e->rng, 1.0f, ar->height - 1.5f);
-            if (env_point_free(e, p, 1.0f)) break;
-        }
-        for (int tries = 0; tries < 32; tries++) {
-            tg[0] = ar->half_x - 1.5f;
-            tg[1] = rng_uniform(&e->rng, -ar->half_y + 2.0f, ar->half_y - 2.0f);
-            tg[2] = rng_uniform(&e->rng, 1.0f, ar->height - 1.5f);
-            if (env_point_free(e, tg, 1.0f)) break;
+        /* Drawn freely, about one line in five crosses a sphere, and those lines hold most of the crashes: a
+         * training run may ask for more of them (blocked_line_prob). At 0 the random stream is what it was. */
+        int want_blocked = c->blocked_line_prob > 0.0f && rng_uniform01(&e->rng) < c->blocked_line_prob;
+        for (int draw = 0; draw < (want_blocked ? BLOCKED_LINE_DRAWS : 1); draw++) {
+            env_obstacle_endpoints(e, p, tg);
+            if (course_line_blocked(&e->course, p, tg, a->drone.radius)) break;
         }
         yaw = rng_uniform(&e->rng, -1.0f, 1.0f);
         break;

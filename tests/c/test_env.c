@@ -48,6 +48,7 @@ static void fill_config(SimConfig *c, int task, int mode, int dr, int auto_reset
     c->obstacles_lo = 8;
     c->obstacles_hi = 16;
     c->obstacle_radius = (Range){0.3f, 1.2f};
+    c->blocked_line_prob = 0.5f;
     DroneParams d = {0.5f, 0.1f, {1.5e-3f, 1.5e-3f, 2.75e-3f}, 5.47e-7f, 8.75e-9f, 0.03f, 0.035f, 2800.0f,
                      {0.05f, 0.05f, 0.1f}, {1.5e-4f, 1.5e-4f, 2.75e-4f}, {20, 20, 10}, {10, 10, 5},
                      {0.02f, 0.02f, 0.0f}, {7, 7, 3}, 0.0f, 0.15f, {0, 0, 0}};
