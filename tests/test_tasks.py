@@ -198,8 +198,8 @@ def test_generated_course_and_field_sizes_are_built_as_asked_or_refused_by_name(
             drone_sim.make(tasks="obstacles", obstacles=(lo, hi))
 
 
-def _blocked_lines(blocked_line_prob: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """(blocked, start states) of every drone of a fresh obstacle-task vector: a line is blocked, computed here
+def _blocked_lines(blocked_line_prob: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(blocked, start states, goals) of every drone of a fresh obstacle-task vector: a line is blocked, computed here
     by hand, where the segment from the drone's start to its goal passes within a sphere's radius plus the drone's
     own of the sphere's centre."""
     extra = {} if blocked_line_prob is None else {"blocked_line_prob": blocked_line_prob}
@@ -215,20 +215,27 @@ def _blocked_lines(blocked_line_prob: float | None) -> tuple[np.ndarray, np.ndar
                 for o, tj in zip(field, t)]
         blocked.append(min(gaps) < env.agent_info(i)["drone"]["radius"])
     env.close()
-    return np.array(blocked), x
+    return np.array(blocked), x, goals
 
 
 def test_blocked_line_prob_starts_that_share_of_obstacle_flights_behind_a_sphere():
     """The obstacle crashes are drones that fly at a sphere across their straight line to the goal, and drawn
     freely only about one line in five crosses one: --blocked-line-prob asks for more of them in training. At 0
     (drone-eval's) the random stream must be the one it always was, or every recorded figure would move."""
-    free, x_default = _blocked_lines(None)
-    free0, x_zero = _blocked_lines(0.0)
+    free, x_default, goals_default = _blocked_lines(None)
+    free0, x_zero, _ = _blocked_lines(0.0)
     np.testing.assert_array_equal(x_zero, x_default)
+    # drones 0, 1, 100 and 255: starts and goals (y, z) recorded with the simulator from before the option existed
+    np.testing.assert_allclose(x_default[[0, 1, 100, 255], 1:3],
+                               [[4.7070637, 4.405013], [-5.3457403, 1.7186022], [-6.1452518, 2.314662],
+                                [4.505047, 6.2752914]], atol=1e-5)
+    np.testing.assert_allclose(goals_default[[0, 1, 100, 255], 1:3],
+                               [[-0.4150372, 1.9842054], [-3.5906935, 6.411409], [-5.0572643, 6.449478],
+                                [10.914072, 1.5729849]], atol=1e-5)
     assert 0.08 < free.mean() < 0.35, free.mean()
-    always, _ = _blocked_lines(1.0)
+    always, _, _ = _blocked_lines(1.0)
     assert always.mean() > 0.95, always.mean()
-    half, _ = _blocked_lines(0.5)
+    half, _, _ = _blocked_lines(0.5)
     assert free.mean() + 0.15 < half.mean() < always.mean() - 0.15, (free.mean(), half.mean())
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match=r"blocked_line_prob: a share within 0\.\.1"):
