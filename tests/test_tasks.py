@@ -223,7 +223,7 @@ def test_blocked_line_prob_starts_that_share_of_obstacle_flights_behind_a_sphere
     freely only about one line in five crosses one: --blocked-line-prob asks for more of them in training. At 0
     (drone-eval's) the random stream must be the one it always was, or every recorded figure would move."""
     free, x_default, goals_default = _blocked_lines(None)
-    free0, x_zero, _ = _blocked_lines(0.0)
+    _, x_zero, _ = _blocked_lines(0.0)
     np.testing.assert_array_equal(x_zero, x_default)
     # drones 0, 1, 100 and 255: starts and goals (y, z) recorded with the simulator from before the option existed
     np.testing.assert_allclose(x_default[[0, 1, 100, 255], 1:3],

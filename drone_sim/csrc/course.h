@@ -36,6 +36,10 @@ typedef struct {
     float half_x, half_y, height;
 } Arena;
 
+/* fminf(fmaxf(x, lo), hi) written as compares: the same result for every x (NaN gives lo), but inlined
+ * and vectorizable, where fminf / fmaxf are library calls without -ffast-math. */
+static inline float clampf(float x, float lo, float hi) { return x > lo ? (x < hi ? x : hi) : lo; }
+
 static inline float v3_dot(const float a[3], const float b[3]) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
 static inline float v3_norm(const float a[3]) { return sqrtf(v3_dot(a, a)); }
 static inline float v3_dist(const float a[3], const float b[3]) {
@@ -192,8 +196,7 @@ static inline int course_line_blocked(const Course *c, const float a[3], const f
     for (int j = 0; j < c->num_obstacles; j++) {
         const Sphere *s = &c->obstacles[j];
         float as[3] = {s->pos[0] - a[0], s->pos[1] - a[1], s->pos[2] - a[2]};
-        float t = len2 > 0.0f ? v3_dot(as, ab) / len2 : 0.0f;
-        t = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
+        float t = len2 > 0.0f ? clampf(v3_dot(as, ab) / len2, 0.0f, 1.0f) : 0.0f;
         float near[3] = {a[0] + t * ab[0], a[1] + t * ab[1], a[2] + t * ab[2]};
         if (v3_dist(near, s->pos) < s->radius + clearance) return 1;
     }

@@ -189,10 +189,6 @@ typedef struct {
 
 /* ------------------------------------------------------------------ helpers */
 
-/* fminf(fmaxf(x, lo), hi) written as compares: the same result for every x (NaN gives lo), but inlined
- * and vectorizable, where fminf / fmaxf are library calls without -ffast-math. */
-static inline float clampf(float x, float lo, float hi) { return x > lo ? (x < hi ? x : hi) : lo; }
-
 static inline void env_pos(const DroneEnv *e, int i, float p[3]) {
     p[0] = e->S[QS_PX * e->n + i];
     p[1] = e->S[QS_PY * e->n + i];
@@ -420,7 +416,7 @@ static inline void env_spawn(DroneEnv *e, int i) {
         int want_blocked = c->blocked_line_prob > 0.0f && rng_uniform01(&e->rng) < c->blocked_line_prob;
         for (int draw = 0; draw < (want_blocked ? BLOCKED_LINE_DRAWS : 1); draw++) {
             env_obstacle_endpoints(e, p, tg);
-            if (course_line_blocked(&e->course, p, tg, a->drone.radius)) break;
+            if (!want_blocked || course_line_blocked(&e->course, p, tg, a->drone.radius)) break;
         }
         yaw = rng_uniform(&e->rng, -1.0f, 1.0f);
         break;
