@@ -280,3 +280,19 @@ def test_hand_written_controller_flies_every_task_from_the_observation(task, met
         ctl.reset(term | trunc)
     logs = env.logs()[task]
     assert logs[metric] >= minimum, logs
+
+
+def test_hand_written_controller_passes_rings_of_randomized_drones_without_touching_their_rims():
+    """The controller closes on a ring only as fast as it can bring its offset from the axis within its share of
+    the room the ring leaves it, so large drones (radius up to 0.37 m in rings from 0.6 m) pass clear of the rim.
+    The law without that funnel, at the same 3 m/s, ended on a rim in 0.16 of these 128 drone-episodes (0.21 of
+    drone-eval's 512); with it 0.03 (0.016 of the 512; BENCHMARKS, issue 18)."""
+    env = drone_sim.make(tasks="race", num_envs=16, agents_per_env=8, seed=3, dr="default", evaluation=True)
+    ctl = HoverController(env.num_agents)
+    obs, _ = env.reset(3)
+    for _ in range(round(env.config["horizon_s"][drone_sim.TASKS.index("race")] / env.control_dt)):
+        obs, _, term, trunc, _ = env.step(ctl(obs, env.control_dt))
+        ctl.reset(term | trunc)
+    logs = env.logs()["race"]
+    assert logs["episodes"] == env.num_agents
+    assert logs["crash_rate"] <= 0.06 and logs["rings_passed"] >= 4.0, logs
