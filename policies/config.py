@@ -105,6 +105,9 @@ class TrainConfig:
                                         "each drone and a real one does not report (mass, inertia, motors, rate-loop "
                                         "gains, latency, wind: drone_sim.PRIV_LAYOUT); the actor, which is what is "
                                         "exported and flown, does not (drone env only)")
+    task_value_heads: bool = _f(False, "the critic ends in one value per task, chosen by the observation's task "
+                                       "one-hot, instead of one value for every task (drone env only; the actor and "
+                                       "the exported policy are unchanged)")
     activation: str = _f("tanh", "tanh, relu or elu")
     init_log_std: float = _f(-0.5, "initial log standard deviation of the Gaussian actions")
     # PPO
@@ -170,6 +173,8 @@ class TrainConfig:
                               "entity slots to pool)")
         if self.privileged_critic and self.env != "drone":
             raise ConfigError("privileged_critic: only the drone env has privileged state (the ocean envs have none)")
+        if self.task_value_heads and self.env != "drone":
+            raise ConfigError("task_value_heads: only the drone env's observation says which task a row is")
         if self.teacher:
             if self.teacher != "scripted":
                 raise ConfigError(f"teacher must be 'scripted' or empty, got {self.teacher!r}")

@@ -126,11 +126,17 @@ def _runs(indices: list[int]) -> list[tuple[int, int]]:
 
 class ActorCritic(nn.Module):
     """MLP (default) or LSTM actor-critic for continuous (Gaussian) or discrete (categorical) actions; the MLP
-    can read blocks of like entities through an EntityPool first (entities: (offset, count, stride) each)."""
+    can read blocks of like entities through an EntityPool first (entities: (offset, count, stride) each).
+
+    value_heads (offset, count): the critic ends in one value per task and each row's value is the one its
+    observation's task one-hot (count columns from offset, read before normalization) selects. Why: one policy is
+    trained on six tasks whose returns differ in scale and shape (a race episode earns a reward per ring), and a
+    single output must fit them all through the one-hot alone; the actor, and so the exported policy, is unchanged."""
 
     def __init__(self, obs_size: int, action_size: int, hidden: int = 64, layers: int = 2, lstm: bool = False,
                  discrete: bool = False, init_log_std: float = -0.5, activation: str = "tanh",
-                 entities: list[tuple[int, int, int]] | None = None, entity_width: int = 16, privileged: int = 0):
+                 entities: list[tuple[int, int, int]] | None = None, entity_width: int = 16, privileged: int = 0,
+                 value_heads: tuple[int, int] | None = None):
         super().__init__()
         act = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}[activation]
         self.obs_size, self.action_size, self.hidden = obs_size, action_size, hidden
@@ -147,6 +153,14 @@ class ActorCritic(nn.Module):
         if self.privileged_size:
             self.config["privileged"] = self.privileged_size
             self.priv_norm = RunningNorm(self.privileged_size)
+        self.value_heads = tuple(value_heads) if value_heads else None
+        if self.value_heads:
+            offset, count = self.value_heads
+            if count < 1 or offset < 0 or offset + count > obs_size:
+                raise ValueError(f"value_heads: a one-hot of {count} columns from {offset} does not fit {obs_size} "
+                                 "observation values")
+            self.config["value_heads"] = list(self.value_heads)
+        values = self.value_heads[1] if self.value_heads else 1
         self.norm = RunningNorm(obs_size, tied=entities)
         body = [hidden] * layers
         extra = self.privileged_size   # the critic's input is the actor's, then the normalized privileged vector
@@ -155,15 +169,15 @@ class ActorCritic(nn.Module):
             self.encoder.append(act())
             self.lstm = nn.LSTM(hidden, hidden)
             self.actor = _mlp([hidden, hidden, action_size], act, 0.01)
-            self.critic = _mlp([hidden + extra, hidden, 1], act, 1.0)
+            self.critic = _mlp([hidden + extra, hidden, values], act, 1.0)
         elif entities:   # actor and critic each read the entities their own way, as their MLPs are separate too
             # the privileged tail lies outside every entity block, so the critic's pool passes it through
             pools = [EntityPool(obs_size + k, entities, entity_width, act) for k in (0, extra)]
             self.actor = nn.Sequential(pools[0], *_mlp([pools[0].out_size, *body, action_size], act, 0.01))
-            self.critic = nn.Sequential(pools[1], *_mlp([pools[1].out_size, *body, 1], act, 1.0))
+            self.critic = nn.Sequential(pools[1], *_mlp([pools[1].out_size, *body, values], act, 1.0))
         else:
             self.actor = _mlp([obs_size, *body, action_size], act, 0.01)
-            self.critic = _mlp([obs_size + extra, *body, 1], act, 1.0)
+            self.critic = _mlp([obs_size + extra, *body, values], act, 1.0)
         if not discrete:
             self.log_std = nn.Parameter(torch.full((action_size,), init_log_std))
 
@@ -205,17 +219,22 @@ class ActorCritic(nn.Module):
                 feats = feats.squeeze(0)
             else:
                 feats, state = self._features(x, state, done)
-            return self.actor(feats), self._value(feats, privileged), state
-        return self.actor(x), self._value(x, privileged), state
+            return self.actor(feats), self._value(feats, privileged, obs), state
+        return self.actor(x), self._value(x, privileged, obs), state
 
-    def _value(self, x: torch.Tensor, privileged: torch.Tensor | None) -> torch.Tensor | None:
+    def _value(self, x: torch.Tensor, privileged: torch.Tensor | None, obs: torch.Tensor) -> torch.Tensor | None:
         if not self.privileged_size:
-            return self.critic(x).squeeze(-1)
-        if privileged is None:
+            out = self.critic(x)
+        elif privileged is None:
             return None
-        if privileged.shape[-1] != self.privileged_size:
+        elif privileged.shape[-1] != self.privileged_size:
             raise ValueError(f"the critic reads {self.privileged_size} privileged values, got {privileged.shape[-1]}")
-        return self.critic(torch.cat([x, self.priv_norm(privileged)], -1)).squeeze(-1)
+        else:
+            out = self.critic(torch.cat([x, self.priv_norm(privileged)], -1))
+        if self.value_heads is None:
+            return out.squeeze(-1)
+        offset, count = self.value_heads
+        return (out * obs[..., offset:offset + count]).sum(-1)
 
     def distribution(self, mean_or_logits: torch.Tensor):
         if self.discrete:

@@ -230,7 +230,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     model = ActorCritic(obs_size, action_size, hidden=cfg.hidden, layers=cfg.layers, lstm=cfg.lstm,
                         discrete=discrete, init_log_std=cfg.init_log_std, activation=cfg.activation,
                         entities=drone_entity_blocks() if cfg.entities else None,
-                        entity_width=cfg.entity_width, privileged=priv_size).to(device)
+                        entity_width=cfg.entity_width, privileged=priv_size,
+                        value_heads=drone_sim.OBS_LAYOUT["task"] if cfg.task_value_heads else None).to(device)
     optimizer = Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     global_step, iteration, elapsed_before = 0, 0, 0.0
     if resume:
@@ -241,6 +242,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
         if ck.get("priv_version", 0) != want:
             raise ValueError(f"--resume: {ckpt_path} has privileged critic layout v{ck.get('priv_version', 0)}, "
                              f"this run asks for v{want} (0: no privileged critic)")
+        if ck["model_config"].get("value_heads") != model.config.get("value_heads"):
+            raise ValueError(f"--resume: {ckpt_path} has value heads {ck['model_config'].get('value_heads')}, this run "
+                             f"asks for {model.config.get('value_heads')} (None: one value for every task)")
         model.load_state_dict(ck["model_state"])
         optimizer.load_state_dict(ck["optimizer_state"])
         global_step, iteration = ck["global_step"], ck["iteration"]
