@@ -10,7 +10,7 @@ from policies.config import ConfigError, load_toml, make_config
 from policies.export import export_onnx
 from policies.model import ActorCritic
 from policies.onnx_policy import OnnxPolicy
-from policies.train import train
+from policies.train import drone_entity_blocks, train
 
 TASK = drone_sim.OBS_LAYOUT["task"]
 TINY = dict(tasks="hover,race", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64, epochs=2,
@@ -25,10 +25,11 @@ def with_tasks(obs: torch.Tensor, tasks: list[int]) -> torch.Tensor:
     return out
 
 
-@pytest.mark.parametrize("kind", ["mlp", "lstm", "privileged"])
+@pytest.mark.parametrize("kind", ["mlp", "lstm", "privileged", "entities"])
 def test_each_row_gets_the_value_of_its_own_tasks_head(kind):
     torch.manual_seed(0)
-    extra = {"mlp": {}, "lstm": {"lstm": True}, "privileged": {"privileged": drone_sim.PRIV_SIZE}}[kind]
+    extra = {"mlp": {}, "lstm": {"lstm": True}, "privileged": {"privileged": drone_sim.PRIV_SIZE},
+             "entities": {"entities": drone_entity_blocks()}}[kind]
     model = ActorCritic(drone_sim.OBS_SIZE, 4, value_heads=TASK, **extra)
     plain = ActorCritic(drone_sim.OBS_SIZE, 4, **extra)
     # statistics as after some training, so that the normalized one-hot is no longer 0 and 1: the pick must read
