@@ -52,6 +52,27 @@ def save_checkpoint(path: str | Path, model: ActorCritic, optimizer: Adam | None
     os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint behind
 
 
+# Model settings that only choose the initial weights: a resumed run may name other values for them.
+INITIAL_ONLY_SETTINGS = ("init_log_std",)
+
+
+def architecture_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """Each model setting where a checkpoint and a run disagree, as 'name: checkpoint X, this run Y'.
+
+    Loading weights into another architecture does not always fail: a ReLU network takes a tanh network's
+    weights without a complaint and then flies another function, and a width mismatch fails with a tensor shape
+    that names no option. A resume compares the whole model configuration instead, so that every setting,
+    including ones added later, is checked and named. A setting absent from one side is None there (an option
+    that is off leaves no entry)."""
+    out = []
+    for name in sorted(set(saved) | set(wanted)):
+        if name in INITIAL_ONLY_SETTINGS:
+            continue
+        if saved.get(name) != wanted.get(name):
+            out.append(f"{name}: checkpoint {saved.get(name)!r}, this run {wanted.get(name)!r}")
+    return out
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():

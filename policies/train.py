@@ -21,7 +21,7 @@ import drone_sim
 from drone_sim.config import sim_default
 
 from .adam import Adam
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import architecture_differences, load_checkpoint, save_checkpoint
 from .config import TrainConfig, default_toml
 from .metrics import MetricsWriter
 from .model import ActorCritic, log_prob
@@ -242,9 +242,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
         if ck.get("priv_version", 0) != want:
             raise ValueError(f"--resume: {ckpt_path} has privileged critic layout v{ck.get('priv_version', 0)}, "
                              f"this run asks for v{want} (0: no privileged critic)")
-        if ck["model_config"].get("value_heads") != model.config.get("value_heads"):
-            raise ValueError(f"--resume: {ckpt_path} has value heads {ck['model_config'].get('value_heads')}, this run "
-                             f"asks for {model.config.get('value_heads')} (None: one value for every task)")
+        differences = architecture_differences(ck["model_config"], model.config)
+        if differences:
+            raise ValueError(f"--resume: {ckpt_path} was trained with another model than this run asks for ("
+                             + "; ".join(differences) + "); resume with the options it was trained with")
         model.load_state_dict(ck["model_state"])
         optimizer.load_state_dict(ck["optimizer_state"])
         global_step, iteration = ck["global_step"], ck["iteration"]

@@ -196,6 +196,21 @@ def test_train_writes_run_files_and_resumes(tmp_path):
     assert meta["global_step"] == 1024 and meta["obs_version"] >= 1 and meta["action_mode"] == "ctbr"
 
 
+def test_a_resume_refuses_another_model_and_names_each_difference(tmp_path):
+    """A tanh network loads a ReLU network's weights without a shape error, and then flies another function:
+    the resume must compare the whole model, not only the tensor shapes. (Hover trains a ReLU network.)"""
+    out = tmp_path / "run"
+    train(make_config(cli_values=TINY), out)
+    cfg = load_toml(out / "config.toml")
+    with pytest.raises(ValueError, match=r"activation: checkpoint 'relu', this run 'tanh'") as err:
+        train(make_config(cfg, {"total_steps": 1024, "activation": "tanh"}), out, resume=True)
+    assert "hidden" not in str(err.value)
+    with pytest.raises(ValueError, match=r"hidden: checkpoint 64, this run 32; layers: checkpoint 2, this run 3"):
+        train(make_config(cfg, {"total_steps": 1024, "hidden": 32, "layers": 3}), out, resume=True)
+    # the starting log-std only chooses the first weights: the resumed run keeps the learned one
+    s = train(make_config(cfg, {"total_steps": 1024, "init_log_std": -1.0}), out, resume=True)
+    assert s["global_step"] == 1024
+
 def test_lstm_policy_trains_and_evaluates(tmp_path):
     out = tmp_path / "lstm"
     train(make_config(cli_values={**TINY, "lstm": True}), out)

@@ -76,7 +76,7 @@ def test_a_value_heads_run_trains_exports_and_resumes_only_as_itself(tmp_path):
     np.testing.assert_allclose(OnnxPolicy(onnx_path)(obs), want, atol=1e-5)
     # a resume must keep the critic it was trained with
     cfg = load_toml(out / "config.toml")
-    with pytest.raises(ValueError, match=r"has value heads \[76, 6\], this run asks for None"):
+    with pytest.raises(ValueError, match=r"value_heads: checkpoint \[76, 6\], this run None"):
         train(make_config(cfg, {"total_steps": 1024, "task_value_heads": False}), out, resume=True)
     assert train(make_config(cfg, {"total_steps": 1024}), out, resume=True)["global_step"] == 1024
     with pytest.raises(ConfigError, match="task_value_heads: only the drone env"):
