@@ -16,11 +16,11 @@ from policies.export import main as export_main
 from policies.model import ActorCritic
 from policies.onnx_policy import METADATA_KEYS, OnnxPolicy, OnnxPolicyError
 from policies.train import train
+from tiny_runs import TINY_HOVER
 
 # tanh: the hover-only defaults use ReLU (TASK_DEFAULTS), whose unbounded hidden layer makes nearly every action of
 # the sharpened head saturate, and the parity checks below need both the clamp and the linear range exercised
-TINY = dict(tasks="hover", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64, epochs=1, total_steps=512,
-            activation="tanh", log_every=0.0, threads=1)
+TINY = dict(TINY_HOVER, activation="tanh")
 TOL = 1e-5
 
 

@@ -16,10 +16,9 @@ from policies.config import ConfigError, load_toml, make_config
 from policies.model import ActorCritic, RunningNorm
 from policies.ppo import clipped_surrogate, compute_gae
 from policies.train import lowest_reward, train
+from tiny_runs import TINY_HOVER
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(tasks="hover", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64, epochs=2, total_steps=512,
-            log_every=0.0, checkpoint_every=256, threads=1)
 
 
 def test_gae_matches_a_hand_computation():
@@ -113,7 +112,7 @@ def test_entity_slots_share_their_normalization_and_are_read_in_any_order(tmp_pa
     assert (model(moved)[0] - a).abs().max() > 1e-3
     # it trains, is saved with its blocks and comes back the same from the checkpoint
     out = tmp_path / "ent"
-    train(make_config(cli_values={**TINY, "entities": True}), out)
+    train(make_config(cli_values={**TINY_HOVER, "entities": True}), out)
     loaded, _ = load_policy(out / "model.pt")
     assert loaded.config["entities"] == [list(b) for b in blocks]
     torch.testing.assert_close(loaded(obs)[0], loaded(swapped)[0])
@@ -152,7 +151,7 @@ def test_kept_checkpoints_are_the_run_part_way(tmp_path):
     """--keep-checkpoint-every: a checkpoint per 256 agent-steps stays beside latest.pt, each with the weights of
     its own point of the run, so a run can be evaluated part-way after it ends."""
     out = tmp_path / "run"
-    train(make_config(cli_values={**TINY, "total_steps": 1024, "keep_checkpoint_every": 256}), out)
+    train(make_config(cli_values={**TINY_HOVER, "total_steps": 1024, "keep_checkpoint_every": 256}), out)
     kept = sorted((out / "checkpoints").glob("step_*.pt"))
     # 128 agent-steps per iteration: 256, 512 and 768 are kept; the end of the run is model.pt
     assert [p.name for p in kept] == [f"step_{n:012d}.pt" for n in (256, 512, 768)]
@@ -162,10 +161,10 @@ def test_kept_checkpoints_are_the_run_part_way(tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(first.parameters(), last.parameters()))  # trained on between
     # off by default: only the latest
     out2 = tmp_path / "run2"
-    train(make_config(cli_values=TINY), out2)
+    train(make_config(cli_values=TINY_HOVER), out2)
     assert [p.name for p in (out2 / "checkpoints").iterdir()] == ["latest.pt"]
     with pytest.raises(ConfigError, match="keep_checkpoint_every"):
-        make_config(cli_values={**TINY, "keep_checkpoint_every": -1})
+        make_config(cli_values={**TINY_HOVER, "keep_checkpoint_every": -1})
 
 
 def test_bad_checkpoint_file_is_a_clear_error(tmp_path):
@@ -180,7 +179,7 @@ def test_bad_checkpoint_file_is_a_clear_error(tmp_path):
 
 def test_train_writes_run_files_and_resumes(tmp_path):
     out = tmp_path / "run"
-    s1 = train(make_config(cli_values=TINY), out)
+    s1 = train(make_config(cli_values=TINY_HOVER), out)
     assert s1["global_step"] == 512
     for name in ("config.toml", "metrics.jsonl", "metrics.csv", "curves.png", "model.pt", "summary.json",
                  "checkpoints/latest.pt"):
@@ -200,7 +199,7 @@ def test_a_resume_refuses_another_model_and_names_each_difference(tmp_path):
     """A tanh network loads a ReLU network's weights without a shape error, and then flies another function:
     the resume must compare the whole model, not only the tensor shapes. (Hover trains a ReLU network.)"""
     out = tmp_path / "run"
-    train(make_config(cli_values=TINY), out)
+    train(make_config(cli_values=TINY_HOVER), out)
     cfg = load_toml(out / "config.toml")
     with pytest.raises(ValueError, match=r"activation: checkpoint 'relu', this run 'tanh'") as err:
         train(make_config(cfg, {"total_steps": 1024, "activation": "tanh"}), out, resume=True)
@@ -213,7 +212,7 @@ def test_a_resume_refuses_another_model_and_names_each_difference(tmp_path):
 
 def test_lstm_policy_trains_and_evaluates(tmp_path):
     out = tmp_path / "lstm"
-    train(make_config(cli_values={**TINY, "lstm": True}), out)
+    train(make_config(cli_values={**TINY_HOVER, "lstm": True}), out)
     model, _ = load_policy(out / "model.pt")
     assert model.is_lstm
     from policies.evaluate import TorchPolicy, evaluate_task
@@ -235,7 +234,7 @@ def test_two_cpu_ranks_keep_identical_weights(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "MASTER_", "LOCAL_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m", "policies",
-           "--out", str(out), *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]]
+           "--out", str(out), *[f"--{k.replace('_', '-')}={v}" for k, v in TINY_HOVER.items()]]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -324,7 +323,7 @@ def test_a_crash_penalty_above_one_reaches_the_update(tmp_path):
     value_loss = {}
     for penalty in (1.0, 1000.0):
         seen = []
-        cfg = make_config(cli_values={**TINY, "tasks": "obstacles", "horizon": 128, "minibatch_size": 512,
+        cfg = make_config(cli_values={**TINY_HOVER, "tasks": "obstacles", "horizon": 128, "minibatch_size": 512,
                                       "epochs": 1, "total_steps": 4096, "crash_penalty": penalty})
         train(cfg, tmp_path / str(penalty), stop=lambda info: seen.append(info["losses"]["value_loss"]) or True)
         value_loss[penalty] = seen[0]

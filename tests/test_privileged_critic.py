@@ -13,9 +13,8 @@ from policies.export import export_onnx
 from policies.model import ActorCritic
 from policies.onnx_policy import OnnxPolicy
 from policies.train import train
+from tiny_runs import TINY_TWO_TASKS
 
-TINY = dict(tasks="hover,race", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64, epochs=2,
-            total_steps=512, log_every=0.0, checkpoint_every=256, threads=1)
 
 
 def expected_row(info: dict) -> np.ndarray:
@@ -94,7 +93,7 @@ def test_the_critic_reads_the_privileged_state_and_the_actor_does_not():
 
 def test_a_privileged_critic_run_trains_exports_and_resumes_only_as_itself(tmp_path):
     out = tmp_path / "run"
-    train(make_config(cli_values={**TINY, "privileged_critic": True}), out)
+    train(make_config(cli_values={**TINY_TWO_TASKS, "privileged_critic": True}), out)
     model, meta = load_policy(out / "model.pt")
     assert model.privileged_size == drone_sim.PRIV_SIZE and meta["priv_version"] == drone_sim.PRIV_VERSION
     # its statistics were gathered: the mass column's running mean is a log of a drone mass, not the initial 0

@@ -11,10 +11,9 @@ from policies.export import export_onnx
 from policies.model import ActorCritic
 from policies.onnx_policy import OnnxPolicy
 from policies.train import drone_entity_blocks, train
+from tiny_runs import TINY_TWO_TASKS
 
 TASK = drone_sim.OBS_LAYOUT["task"]
-TINY = dict(tasks="hover,race", num_envs=2, agents_per_env=8, horizon=8, minibatch_size=64, epochs=2,
-            total_steps=512, log_every=0.0, checkpoint_every=256, threads=1)
 
 
 def with_tasks(obs: torch.Tensor, tasks: list[int]) -> torch.Tensor:
@@ -64,7 +63,7 @@ def test_a_one_hot_that_does_not_fit_the_observation_is_refused():
 
 def test_a_value_heads_run_trains_exports_and_resumes_only_as_itself(tmp_path):
     out = tmp_path / "run"
-    train(make_config(cli_values={**TINY, "task_value_heads": True}), out)
+    train(make_config(cli_values={**TINY_TWO_TASKS, "task_value_heads": True}), out)
     model, _ = load_policy(out / "model.pt")
     assert model.value_heads == tuple(TASK)
     # the exported file is the actor alone, and flies like the checkpoint
