@@ -16,7 +16,6 @@ from policies.train import train
 from tiny_runs import TINY_TWO_TASKS
 
 
-
 def expected_row(info: dict) -> np.ndarray:
     """privileged.h's layout, computed here from the agent's drone as the binding reports it."""
     d, g = info["drone"], drone_sim.GRAVITY
