@@ -210,6 +210,7 @@ def test_a_resume_refuses_another_model_and_names_each_difference(tmp_path):
     s = train(make_config(cfg, {"total_steps": 1024, "init_log_std": -1.0}), out, resume=True)
     assert s["global_step"] == 1024
 
+
 def test_lstm_policy_trains_and_evaluates(tmp_path):
     out = tmp_path / "lstm"
     train(make_config(cli_values={**TINY_HOVER, "lstm": True}), out)
