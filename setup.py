@@ -55,7 +55,7 @@ setup(
                                     "calibration"]),
     package_data={"drone_sim": ["csrc/*.h", "data/*.json", "*.pyx", "ocean/csrc/*.h", "ocean/*.pyx"],
                   # the shipped policies drone-deploy flies by default, with their model cards
-                  "policies": ["pretrained/*.onnx", "pretrained/*.md"]},
+                  "policies": ["pretrained/*.onnx", "pretrained/*.md", "pretrained/*.toml"]},
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}),
     python_requires=">=3.10",
     # The simulator alone: what `import drone_sim` needs. The rest comes in extras, so that the laptop that flies

@@ -50,7 +50,8 @@ class TrainConfig:
     num_envs: int = _f(32, "envs in the vector (each with its own task episode)")
     agents_per_env: int = _f(64, "drones per env")
     total_steps: int = _f(0, "agent-steps to train for; 0: the budget of the hardest task enabled "
-                             "(hover 6M, goto 10M, follow 15M, race/swarm/obstacles 30M; TASK_DEFAULTS: hover alone 1.4M, race,swarm 26.5M)")
+                             "(hover 6M, goto 10M, follow 15M, race/swarm/obstacles 30M; TASK_DEFAULTS: hover "
+                             "alone 1.4M, race,swarm 26.5M, all 330M)")
     dr: str = _f("default", "domain randomization: nominal, default or wide")
     drone: str = _f("", "drone params JSON; randomization becomes tolerances around it")
     course: str = _f("", "course JSON for race episodes (default: generated courses)")
@@ -180,7 +181,8 @@ class TrainConfig:
                 raise ConfigError(f"teacher must be 'scripted' or empty, got {self.teacher!r}")
             if self.env != "drone" or self.action_mode != "ctbr" or self.lstm:
                 raise ConfigError("teacher: the scripted controller flies the drone env in ctbr mode, and only the MLP "
-                                  "policy is pulled towards it")
+                                  "policy is pulled towards it (--teacher '' trains without it; --tasks all turns it "
+                                  "on by default)")
             if not 0.0 < self.teacher_fraction <= 1.0:
                 raise ConfigError(f"teacher_fraction must be in (0, 1], got {self.teacher_fraction!r}")
             # the trainer stops running the teacher once its weight is 0, so the weight may only fall
@@ -278,6 +280,14 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
                    "horizon": 64, "gamma": 0.9817162800411925, "gae_lambda": 0.978140887055227,
                    "clip": 0.2209691039490092, "init_log_std": -0.5346627785415285,
                    "ent_coef": 1.3108813258313493e-05, "activation": "tanh", "total_steps": 26_500_000},
+    # all six tasks: the command that trained policies/pretrained/multitask_ctbr.onnx (issue 18's sixteenth round),
+    # so that `drone-train --tasks all` reproduces it. Each part was kept because it lowered the crash rates on
+    # unseen drones (BENCHMARKS.md, issue 18): a 2 x 128 network (about half the crashes of 2 x 64), the scripted
+    # controller as a teacher on the obstacle field for the whole run, half of the obstacle starts with the straight
+    # line blocked, and a cost for flying above 3 m/s (weight 0.5). 330M agent-steps: ~71 min alone on two cores.
+    "all": {"hidden": 128, "speed_weight": 0.5, "teacher": "scripted", "teacher_tasks": "obstacles",
+            "teacher_fraction": 1.0, "blocked_line_prob": 0.5, "total_steps": 330_000_000,
+            "keep_checkpoint_every": 33_000_000},
 }
 
 

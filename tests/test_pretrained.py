@@ -41,3 +41,23 @@ def test_shipped_swarm_policy_holds_four_drone_formations():
                         control_hz=50.0, physics_hz=500.0, num_envs=16, agents_per_env=4)
     # drone-eval, 512 randomized episodes: 0.806 in slot, crash 0.096 (64 episodes scatter: 16 formations)
     assert got["score"] >= 0.7 and got["crash_rate"] <= 0.2, got
+
+
+def test_drone_train_tasks_all_trains_as_the_shipped_multitask_run():
+    """`drone-train --tasks all --seed 1` is the run that made multitask_ctbr.onnx: the six-task recipe is the
+    default rather than a command line to copy from a model card, and a change to the defaults that would no longer
+    reproduce the shipped file shows up here."""
+    import dataclasses
+
+    from policies.config import load_toml, make_config
+
+    recorded = make_config(load_toml(PRETRAINED / "multitask_ctbr.toml"))
+    defaults = make_config(cli_values={"tasks": "all", "seed": recorded.seed})
+    differ = {f.name for f in dataclasses.fields(recorded) if getattr(recorded, f.name) != getattr(defaults, f.name)}
+    assert differ <= {"threads"}, {k: (getattr(recorded, k), getattr(defaults, k)) for k in differ}
+    # and the recorded run is the shipped file's: its step count and its network
+    meta = OnnxPolicy(PRETRAINED / "multitask_ctbr.onnx", action_mode="ctbr", control_hz=50.0).metadata
+    assert recorded.total_steps <= meta["training_steps"] < recorded.total_steps + 1_000_000
+    network = {k: meta["model_config"][k] for k in ("hidden", "layers", "lstm", "activation")}
+    assert network == {"hidden": recorded.hidden, "layers": recorded.layers, "lstm": recorded.lstm,
+                       "activation": recorded.activation}
