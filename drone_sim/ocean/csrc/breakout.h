@@ -58,10 +58,7 @@
 #define BREAKOUT_SERVE_ANGLE 0.7853982f
 
 typedef struct {
-    float *obs;
-    int32_t *actions;
-    float *rewards;
-    unsigned char *terminals, *truncations;
+    OceanIO io; /* the caller's arrays, set by bind() (ocean.h) */
     float paddle_x, ball_x, ball_y, ball_vx, ball_vy;
     int lives, bricks_left, ep_len;
     float ep_return;
@@ -79,15 +76,11 @@ static inline int breakout_init(Breakout *env, int agents, uint64_t seed) {
 
 static inline void breakout_bind(Breakout *env, float *obs, int32_t *actions, float *rewards,
                                  unsigned char *terminals, unsigned char *truncations) {
-    env->obs = obs;
-    env->actions = actions;
-    env->rewards = rewards;
-    env->terminals = terminals;
-    env->truncations = truncations;
+    env->io = (OceanIO){obs, actions, rewards, terminals, truncations};
 }
 
 static inline void breakout_observe(const Breakout *env) {
-    float *o = env->obs;
+    float *o = env->io.obs;
     o[0] = 2.0f * env->paddle_x - 1.0f;
     o[1] = 2.0f * env->ball_x - 1.0f;
     o[2] = 2.0f * env->ball_y - 1.0f;
@@ -117,6 +110,7 @@ static inline void breakout_new_episode(Breakout *env) {
 static inline void breakout_reset(Breakout *env, uint64_t seed) {
     rng_seed(&env->rng, seed);
     breakout_new_episode(env);
+    ocean_clear_transition(&env->io, 1);
     breakout_observe(env);
 }
 
@@ -143,7 +137,7 @@ static inline int breakout_hit_bricks(Breakout *env, float x, float y) {
 }
 
 static inline void breakout_step(Breakout *env) {
-    int a = env->actions[0];
+    int a = env->io.actions[0];
     float reward = 0.0f;
     float dx = a == 1 ? -BREAKOUT_PADDLE_SPEED : (a == 2 ? BREAKOUT_PADDLE_SPEED : 0.0f);
     env->paddle_x = fminf(fmaxf(env->paddle_x + dx, BREAKOUT_PADDLE_HALF), 1.0f - BREAKOUT_PADDLE_HALF);
@@ -199,14 +193,12 @@ static inline void breakout_step(Breakout *env) {
     env->ep_return += reward;
     int terminal = env->lives <= 0 || env->bricks_left <= 0;
     int truncated = !terminal && env->ep_len >= BREAKOUT_MAX_STEPS;
-    env->rewards[0] = reward;
-    env->terminals[0] = (unsigned char)terminal;
-    env->truncations[0] = (unsigned char)truncated;
+    env->io.rewards[0] = reward;
+    env->io.terminals[0] = (unsigned char)terminal;
+    env->io.truncations[0] = (unsigned char)truncated;
     if (terminal || truncated) {
-        env->log.n += 1.0f;
-        env->log.episode_return += env->ep_return;
-        env->log.episode_length += (float)env->ep_len;
-        env->log.score += (float)(BREAKOUT_BRICKS - env->bricks_left) * (1.0f / (float)BREAKOUT_BRICKS);
+        float bricks_broken = (float)(BREAKOUT_BRICKS - env->bricks_left) * (1.0f / (float)BREAKOUT_BRICKS);
+        ocean_log_episode(&env->log, env->ep_return, (float)env->ep_len, bricks_broken);
         breakout_new_episode(env);
     }
     breakout_observe(env);

@@ -33,10 +33,7 @@
 #define CP_THETA_LIMIT (12.0f * 3.14159265f / 180.0f)
 
 typedef struct {
-    float *obs;
-    int32_t *actions;
-    float *rewards;
-    unsigned char *terminals, *truncations;
+    OceanIO io; /* the caller's arrays, set by bind() (ocean.h) */
     Rng rng;
     OceanLog log;
     float x, x_dot, theta, theta_dot;
@@ -44,7 +41,7 @@ typedef struct {
 } CartPole;
 
 static inline void cartpole_observe(CartPole *e) {
-    float *o = e->obs;
+    float *o = e->io.obs;
     o[0] = e->x * (1.0f / CP_X_LIMIT);
     o[1] = e->x_dot * 0.5f;
     o[2] = e->theta * (1.0f / CP_THETA_LIMIT);
@@ -69,25 +66,19 @@ static inline int cartpole_init(CartPole *e, int agents, uint64_t seed) {
 
 static inline void cartpole_bind(CartPole *e, float *obs, int32_t *actions, float *rewards,
                                  unsigned char *terminals, unsigned char *truncations) {
-    e->obs = obs;
-    e->actions = actions;
-    e->rewards = rewards;
-    e->terminals = terminals;
-    e->truncations = truncations;
+    e->io = (OceanIO){obs, actions, rewards, terminals, truncations};
 }
 
 static inline void cartpole_reset(CartPole *e, uint64_t seed) {
     rng_seed(&e->rng, seed);
     cartpole_new_episode(e);
-    e->rewards[0] = 0.0f;
-    e->terminals[0] = 0;
-    e->truncations[0] = 0;
+    ocean_clear_transition(&e->io, 1);
     cartpole_observe(e);
 }
 
 static inline void cartpole_step(CartPole *e) {
     const float total = CP_MASS_CART + CP_MASS_POLE, pml = CP_MASS_POLE * CP_HALF_LENGTH;
-    float force = e->actions[0] > 0 ? CP_FORCE : -CP_FORCE;
+    float force = e->io.actions[0] > 0 ? CP_FORCE : -CP_FORCE;
     float c = cosf(e->theta), s = sinf(e->theta);
     float temp = (force + pml * e->theta_dot * e->theta_dot * s) / total;
     float theta_acc = (CP_GRAVITY * s - c * temp) /
@@ -101,14 +92,11 @@ static inline void cartpole_step(CartPole *e) {
     e->steps++;
     int fail = e->x < -CP_X_LIMIT || e->x > CP_X_LIMIT || e->theta < -CP_THETA_LIMIT || e->theta > CP_THETA_LIMIT;
     int trunc = !fail && e->steps >= CARTPOLE_MAX_STEPS;
-    e->rewards[0] = 1.0f;
-    e->terminals[0] = (unsigned char)fail;
-    e->truncations[0] = (unsigned char)trunc;
+    e->io.rewards[0] = 1.0f;
+    e->io.terminals[0] = (unsigned char)fail;
+    e->io.truncations[0] = (unsigned char)trunc;
     if (fail || trunc) {
-        e->log.n += 1.0f;
-        e->log.episode_return += (float)e->steps;
-        e->log.episode_length += (float)e->steps;
-        e->log.score += (float)e->steps;
+        ocean_log_episode(&e->log, (float)e->steps, (float)e->steps, (float)e->steps);
         cartpole_new_episode(e);
     }
     cartpole_observe(e);

@@ -35,10 +35,7 @@
 enum { C4_OPP_RANDOM = 0, C4_OPP_ONE_PLY = 1 };
 
 typedef struct {
-    float *obs;
-    int32_t *actions;
-    float *rewards;
-    unsigned char *terminals, *truncations;
+    OceanIO io; /* the caller's arrays, set by bind() (ocean.h) */
     Rng rng;
     OceanLog log;
     uint64_t board[2];          /* [0] the agent's pieces, [1] the opponent's */
@@ -102,7 +99,7 @@ static inline int c4_opponent_move(Connect4 *e) {
 }
 
 static inline void c4_observe(Connect4 *e) {
-    float *o = e->obs;
+    float *o = e->io.obs;
     for (int c = 0; c < C4_COLS; c++) {
         uint64_t mine = e->board[0] >> (c * 7), theirs = e->board[1] >> (c * 7);
         for (int r = 0; r < C4_ROWS; r++)
@@ -143,24 +140,18 @@ static inline int connect4_hard_init(Connect4 *e, int agents, uint64_t seed) {
 
 static inline void connect4_bind(Connect4 *e, float *obs, int32_t *actions, float *rewards,
                                  unsigned char *terminals, unsigned char *truncations) {
-    e->obs = obs;
-    e->actions = actions;
-    e->rewards = rewards;
-    e->terminals = terminals;
-    e->truncations = truncations;
+    e->io = (OceanIO){obs, actions, rewards, terminals, truncations};
 }
 
 static inline void connect4_reset(Connect4 *e, uint64_t seed) {
     rng_seed(&e->rng, seed);
     c4_new_game(e);
-    e->rewards[0] = 0.0f;
-    e->terminals[0] = 0;
-    e->truncations[0] = 0;
+    ocean_clear_transition(&e->io, 1);
     c4_observe(e);
 }
 
 static inline void connect4_step(Connect4 *e) {
-    int c = e->actions[0];
+    int c = e->io.actions[0];
     c = c < 0 ? 0 : (c >= C4_COLS ? C4_COLS - 1 : c);
     float r = 0.0f, score = 0.0f;
     int done = 1;
@@ -179,14 +170,11 @@ static inline void connect4_step(Connect4 *e) {
     } else {
         done = 0;
     }
-    e->rewards[0] = r;
-    e->terminals[0] = (unsigned char)done;
-    e->truncations[0] = 0;
+    e->io.rewards[0] = r;
+    e->io.terminals[0] = (unsigned char)done;
+    e->io.truncations[0] = 0;
     if (done) {
-        e->log.n += 1.0f;
-        e->log.episode_return += r;
-        e->log.episode_length += (float)e->agent_moves;
-        e->log.score += score;
+        ocean_log_episode(&e->log, r, (float)e->agent_moves, score);
         c4_new_game(e);
     }
     c4_observe(e);
@@ -205,7 +193,7 @@ static inline void connect4_debug_script(Connect4 *e, const int *moves, int n, i
     e->script_len = n;
     e->force_first = agent_first < 0 ? -1 : (agent_first ? 1 : 0);
     c4_new_game(e);
-    if (e->obs) c4_observe(e);
+    if (e->io.obs) c4_observe(e);
 }
 
 static inline int connect4_render(const Connect4 *e, DrawCmd *out, int max) {

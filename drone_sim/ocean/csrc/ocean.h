@@ -25,6 +25,33 @@ typedef struct {
     float n, episode_return, episode_length, score;
 } OceanLog;
 
+/* The caller's flat arrays (see above): an env reads its actions from them and writes everything else into them.
+   Every env keeps one, set by its bind(). */
+typedef struct {
+    float *obs;
+    int32_t *actions;
+    float *rewards;
+    unsigned char *terminals, *truncations;
+} OceanIO;
+
+/* What reset() writes besides the first observation: no transition has happened yet, so no reward and no
+   episode end for any agent. */
+static inline void ocean_clear_transition(OceanIO *io, int agents) {
+    for (int i = 0; i < agents; i++) {
+        io->rewards[i] = 0.0f;
+        io->terminals[i] = 0;
+        io->truncations[i] = 0;
+    }
+}
+
+/* Adds one finished episode to the sums the binding reads. */
+static inline void ocean_log_episode(OceanLog *log, float episode_return, float episode_length, float score) {
+    log->n += 1.0f;
+    log->episode_return += episode_return;
+    log->episode_length += episode_length;
+    log->score += score;
+}
+
 /* A display list: what render() wants drawn, in a [0,1] x [0,1] canvas (x right, y down), drawn by the
    Python raylib viewer in order. Colours are RGBA bytes. */
 enum { DRAW_RECT = 0, DRAW_CIRCLE = 1, DRAW_LINE = 2 };

@@ -46,10 +46,7 @@
 #define PONG_MAX_DRAW (1 + PONG_DASHES + 3 + 2 * PONG_POINTS)
 
 typedef struct {
-    float *obs;
-    int32_t *actions;
-    float *rewards;
-    unsigned char *terminals, *truncations;
+    OceanIO io; /* the caller's arrays, set by bind() (ocean.h) */
     Rng rng;
     OceanLog log;
     float bx, by, vx, vy, speed;
@@ -59,7 +56,7 @@ typedef struct {
 } Pong;
 
 static inline void pong_observe(Pong *e) {
-    float *o = e->obs;
+    float *o = e->io.obs;
     o[0] = e->bx * (2.0f / PONG_W) - 1.0f;
     o[1] = e->by * 2.0f - 1.0f;
     o[2] = e->vx * (1.0f / PONG_MAX_SPEED);
@@ -100,19 +97,13 @@ static inline int pong_init(Pong *e, int agents, uint64_t seed) {
 
 static inline void pong_bind(Pong *e, float *obs, int32_t *actions, float *rewards, unsigned char *terminals,
                              unsigned char *truncations) {
-    e->obs = obs;
-    e->actions = actions;
-    e->rewards = rewards;
-    e->terminals = terminals;
-    e->truncations = truncations;
+    e->io = (OceanIO){obs, actions, rewards, terminals, truncations};
 }
 
 static inline void pong_reset(Pong *e, uint64_t seed) {
     rng_seed(&e->rng, seed);
     pong_new_episode(e);
-    e->rewards[0] = 0.0f;
-    e->terminals[0] = 0;
-    e->truncations[0] = 0;
+    ocean_clear_transition(&e->io, 1);
     pong_observe(e);
 }
 
@@ -129,7 +120,7 @@ static inline void pong_return(Pong *e, float y, float dir) {
 
 static inline void pong_step(Pong *e) {
     const float lo = PONG_PADDLE_HALF, hi = 1.0f - PONG_PADDLE_HALF;
-    int act = e->actions[0];
+    int act = e->io.actions[0];
     if (act == 1) e->py = fmaxf(e->py - PONG_AGENT_SPEED, lo);
     else if (act == 2) e->py = fminf(e->py + PONG_AGENT_SPEED, hi);
     float aim = e->vx < 0.0f && e->bx < PONG_OPP_VIEW * PONG_W ? e->by : 0.5f;
@@ -180,14 +171,11 @@ static inline void pong_step(Pong *e) {
     int done = e->won >= PONG_POINTS || e->lost >= PONG_POINTS;
     int trunc = !done && e->steps >= PONG_MAX_STEPS;
     e->ep_return += r;
-    e->rewards[0] = r;
-    e->terminals[0] = (unsigned char)done;
-    e->truncations[0] = (unsigned char)trunc;
+    e->io.rewards[0] = r;
+    e->io.terminals[0] = (unsigned char)done;
+    e->io.truncations[0] = (unsigned char)trunc;
     if (done || trunc) {
-        e->log.n += 1.0f;
-        e->log.episode_return += e->ep_return;
-        e->log.episode_length += (float)e->steps;
-        e->log.score += (float)(e->won - e->lost);
+        ocean_log_episode(&e->log, e->ep_return, (float)e->steps, (float)(e->won - e->lost));
         pong_new_episode(e);
     }
     pong_observe(e);

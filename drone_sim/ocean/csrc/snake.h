@@ -58,10 +58,7 @@ typedef struct {
 } SnakeAgent;
 
 typedef struct {
-    float *obs;
-    int32_t *actions;
-    float *rewards;
-    unsigned char *terminals, *truncations;
+    OceanIO io; /* the caller's arrays, set by bind() (ocean.h) */
     int agents, side, stride, num_food, max_len;
     int off[4];                  /* index step per direction in the padded grid */
     unsigned char *grid;         /* stride x stride: the board inside a SNAKE_VIEW-wide ring of wall */
@@ -97,11 +94,7 @@ static inline int snake_init(Snake *env, int agents, uint64_t seed) {
 
 static inline void snake_bind(Snake *env, float *obs, int32_t *actions, float *rewards, unsigned char *terminals,
                               unsigned char *truncations) {
-    env->obs = obs;
-    env->actions = actions;
-    env->rewards = rewards;
-    env->terminals = terminals;
-    env->truncations = truncations;
+    env->io = (OceanIO){obs, actions, rewards, terminals, truncations};
 }
 
 static inline int snake_cell(const Snake *env, int x, int y) { return (y + SNAKE_VIEW) * env->stride + x + SNAKE_VIEW; }
@@ -109,7 +102,7 @@ static inline int snake_cell(const Snake *env, int x, int y) { return (y + SNAKE
 static inline void snake_observe(const Snake *env, int i) {
     const SnakeAgent *s = &env->snakes[i];
     const unsigned char *g = env->grid;
-    float *o = env->obs + (size_t)i * SNAKE_OBS;
+    float *o = env->io.obs + (size_t)i * SNAKE_OBS;
     int fwd = env->off[s->heading], right = env->off[(s->heading + 1) & 3];
     int own = SNAKE_BODY | (i << 2);
     int row = s->head + SNAKE_VIEW * fwd - SNAKE_VIEW * right;
@@ -221,15 +214,13 @@ static inline void snake_reset(Snake *env, uint64_t seed) {
         env->food[f] = snake_free_cell(env);
         env->grid[env->food[f]] = SNAKE_FOOD;
     }
+    ocean_clear_transition(&env->io, env->agents);
     for (int i = 0; i < env->agents; i++) snake_observe(env, i);
 }
 
 static inline void snake_end_episode(Snake *env, int i) {
     SnakeAgent *s = &env->snakes[i];
-    env->log.n += 1.0f;
-    env->log.episode_return += s->ep_return;
-    env->log.episode_length += (float)s->ep_len;
-    env->log.score += (float)s->food;
+    ocean_log_episode(&env->log, s->ep_return, (float)s->ep_len, (float)s->food);
 }
 
 static inline void snake_step(Snake *env) {
@@ -239,13 +230,13 @@ static inline void snake_step(Snake *env) {
     int num_eaten = 0;
     for (int i = 0; i < n; i++) {
         SnakeAgent *s = &env->snakes[i];
-        int a = env->actions[i];
+        int a = env->io.actions[i];
         s->heading = (s->heading + (a == 0 ? 3 : (a == 2 ? 1 : 0))) & 3;
         target[i] = s->head + env->off[s->heading];
         grow[i] = g[target[i]] == SNAKE_FOOD && s->len < env->max_len;
-        env->rewards[i] = 0.0f;
-        env->terminals[i] = 0;
-        env->truncations[i] = 0;
+        env->io.rewards[i] = 0.0f;
+        env->io.terminals[i] = 0;
+        env->io.truncations[i] = 0;
     }
     for (int i = 0; i < n; i++) {
         if (grow[i]) continue;
@@ -265,7 +256,7 @@ static inline void snake_step(Snake *env) {
         if (g[target[i]] == SNAKE_FOOD) {
             for (int f = 0; f < env->num_food; f++)
                 if (env->food[f] == target[i]) eaten[num_eaten++] = f;
-            env->rewards[i] = 1.0f;
+            env->io.rewards[i] = 1.0f;
             s->food++;
         }
         g[s->head] = SNAKE_CELL(i, s->heading);
@@ -277,20 +268,20 @@ static inline void snake_step(Snake *env) {
         SnakeAgent *s = &env->snakes[i];
         s->ep_len++;
         if (dead[i]) {
-            env->rewards[i] = -1.0f;
-            env->terminals[i] = 1;
+            env->io.rewards[i] = -1.0f;
+            env->io.terminals[i] = 1;
         } else if (s->ep_len >= SNAKE_MAX_STEPS) {
-            env->truncations[i] = 1;
+            env->io.truncations[i] = 1;
         }
-        s->ep_return += env->rewards[i];
-        if (dead[i] || env->truncations[i]) {
+        s->ep_return += env->io.rewards[i];
+        if (dead[i] || env->io.truncations[i]) {
             snake_end_episode(env, i);
             snake_remove(env, i);
         }
     }
     /* respawn after every removal, so the order of the snakes does not decide where there is room */
     for (int i = 0; i < n; i++)
-        if (env->terminals[i] || env->truncations[i]) snake_spawn(env, i);
+        if (env->io.terminals[i] || env->io.truncations[i]) snake_spawn(env, i);
     for (int k = 0; k < num_eaten; k++) {
         int f = eaten[k];
         env->food[f] = snake_free_cell(env);

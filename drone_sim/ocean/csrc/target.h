@@ -26,10 +26,7 @@
 #define TARGET_MAX_DRAW (3 + 2 * (TARGET_N + 1))
 
 typedef struct {
-    float *obs;
-    int32_t *actions;
-    float *rewards;
-    unsigned char *terminals, *truncations;
+    OceanIO io; /* the caller's arrays, set by bind() (ocean.h) */
     Rng rng;
     OceanLog log;
     int ax, ay, gx, gy;
@@ -39,7 +36,7 @@ typedef struct {
 
 static inline void target_observe(Target *e) {
     const float s = 2.0f / (float)(TARGET_N - 1);
-    float *o = e->obs;
+    float *o = e->io.obs;
     o[0] = (float)e->ax * s - 1.0f;
     o[1] = (float)e->ay * s - 1.0f;
     o[2] = (float)e->gx * s - 1.0f;
@@ -70,24 +67,18 @@ static inline int target_init(Target *e, int agents, uint64_t seed) {
 
 static inline void target_bind(Target *e, float *obs, int32_t *actions, float *rewards, unsigned char *terminals,
                                unsigned char *truncations) {
-    e->obs = obs;
-    e->actions = actions;
-    e->rewards = rewards;
-    e->terminals = terminals;
-    e->truncations = truncations;
+    e->io = (OceanIO){obs, actions, rewards, terminals, truncations};
 }
 
 static inline void target_reset(Target *e, uint64_t seed) {
     rng_seed(&e->rng, seed);
     target_new_episode(e);
-    e->rewards[0] = 0.0f;
-    e->terminals[0] = 0;
-    e->truncations[0] = 0;
+    ocean_clear_transition(&e->io, 1);
     target_observe(e);
 }
 
 static inline void target_step(Target *e) {
-    switch (e->actions[0]) {
+    switch (e->io.actions[0]) {
     case 1: e->ay -= e->ay > 0; break;
     case 2: e->ay += e->ay < TARGET_N - 1; break;
     case 3: e->ax -= e->ax > 0; break;
@@ -99,14 +90,11 @@ static inline void target_step(Target *e) {
     float r = reached ? 1.0f : TARGET_STEP_COST;
     int trunc = !reached && e->steps >= TARGET_MAX_STEPS;
     e->ep_return += r;
-    e->rewards[0] = r;
-    e->terminals[0] = (unsigned char)reached;
-    e->truncations[0] = (unsigned char)trunc;
+    e->io.rewards[0] = r;
+    e->io.terminals[0] = (unsigned char)reached;
+    e->io.truncations[0] = (unsigned char)trunc;
     if (reached || trunc) {
-        e->log.n += 1.0f;
-        e->log.episode_return += e->ep_return;
-        e->log.episode_length += (float)e->steps;
-        e->log.score += reached ? 1.0f : 0.0f;
+        ocean_log_episode(&e->log, e->ep_return, (float)e->steps, reached ? 1.0f : 0.0f);
         target_new_episode(e);
     }
     target_observe(e);
