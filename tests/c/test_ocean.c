@@ -56,6 +56,10 @@ static int vec_open(Vec *v, const OceanSpec *spec, int agents, uint64_t seed) {
         if (spec->init(env_at(v, i), agents, seed + (uint64_t)i) != 0) return -1;
         spec->bind(env_at(v, i), v->obs + off * (size_t)spec->obs_size, v->actions + off, v->rewards + off,
                    v->terminals + off, v->truncations + off);
+        for (int a = 0; a < agents; a++) {      /* what a last episode's end would leave; reset() must clear it */
+            v->rewards[off + (size_t)a] = NAN;
+            v->terminals[off + (size_t)a] = v->truncations[off + (size_t)a] = 1;
+        }
         spec->reset(env_at(v, i), seed * 7919u + (uint64_t)i);
     }
     return 0;
@@ -122,6 +126,9 @@ static void run(const OceanSpec *spec, int agents, uint64_t seed) {
         int nonzero = 0;
         for (int k = 0; k < obs_n; k++) nonzero |= v.obs[a * obs_n + k] != 0.0f;
         CHECK(nonzero, "%s: agent %d's first observation is all zero", name, a);
+        CHECK(v.rewards[a] == 0.0f && !v.terminals[a] && !v.truncations[a],
+              "%s: agent %d: reset() left reward %g, terminal %d, truncation %d", name, a, (double)v.rewards[a],
+              v.terminals[a], v.truncations[a]);
     }
     DrawCmd *cmds = calloc(MAX_DRAW, sizeof(DrawCmd));
     check_render(&v, cmds);
