@@ -1,9 +1,9 @@
 /* test_ocean.c - drives every env of OCEAN_ENVS straight through its OceanSpec, built with -Werror and under
  * AddressSanitizer/UBSan by tests/test_sanitizers.py. For several agent counts it runs random actions, then
  * hostile ones (negative, past the last action, INT_MIN/INT_MAX), and checks the contract of ocean.h: a
- * non-zero first observation, finite observations, rewards in [-1, 1], never a terminal and a truncation
- * together, bounded render lists inside the canvas, agent counts out of range refused, and the same seed
- * giving the same trajectory. */
+ * non-zero first observation with no reward or episode end left behind by reset(), finite observations,
+ * rewards in [-1, 1], never a terminal and a truncation together, bounded render lists inside the canvas,
+ * agent counts out of range refused, and the same seed giving the same trajectory. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
