@@ -282,7 +282,7 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
                    "ent_coef": 1.3108813258313493e-05, "activation": "tanh", "total_steps": 26_500_000},
     # all six tasks: the command that trained policies/pretrained/multitask_ctbr.onnx (issue 18's sixteenth round),
     # so that `drone-train --tasks all` reproduces it. Each part was kept because it lowered the crash rates on
-    # unseen drones (BENCHMARKS.md, issue 18): a 2 x 128 network (about half the crashes of 2 x 64), the scripted
+    # unseen drones (BENCHMARKS.md, issue 18): a 2 x 128 network (a quarter fewer crashes than 2 x 64), the scripted
     # controller as a teacher on the obstacle field for the whole run, half of the obstacle starts with the straight
     # line blocked, and a cost for flying above 3 m/s (weight 0.5). 330M agent-steps: ~71 min alone on two cores.
     "all": {"hidden": 128, "speed_weight": 0.5, "teacher": "scripted", "teacher_tasks": "obstacles",
