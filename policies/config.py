@@ -284,7 +284,7 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     # so that `drone-train --tasks all` reproduces it. Each part was kept because it lowered the crash rates on
     # unseen drones (BENCHMARKS.md, issue 18): a 2 x 128 network (a quarter fewer crashes than 2 x 64), the scripted
     # controller as a teacher on the obstacle field for the whole run, half of the obstacle starts with the straight
-    # line blocked, and a cost for flying above 3 m/s (weight 0.5). 330M agent-steps: ~71 min alone on two cores.
+    # line blocked, and a cost for flying above 3 m/s (weight 0.5). 330M agent-steps: ~83 min alone on two cores.
     "all": {"hidden": 128, "speed_weight": 0.5, "teacher": "scripted", "teacher_tasks": "obstacles",
             "teacher_fraction": 1.0, "blocked_line_prob": 0.5, "total_steps": 330_000_000,
             "keep_checkpoint_every": 33_000_000},
