@@ -34,8 +34,8 @@ typedef struct {
     unsigned char *terminals, *truncations;
 } OceanIO;
 
-/* What reset() writes besides the first observation: no transition has happened yet, so no reward and no
-   episode end for any agent. */
+/* No reward and no episode end for any agent: what reset() writes besides the first observation (no transition
+   has happened yet), and where a multi-agent step starts before it marks the agents something happened to. */
 static inline void ocean_clear_transition(OceanIO *io, int agents) {
     for (int i = 0; i < agents; i++) {
         io->rewards[i] = 0.0f;

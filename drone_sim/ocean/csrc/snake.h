@@ -228,15 +228,13 @@ static inline void snake_step(Snake *env) {
     unsigned char *g = env->grid;
     int target[SNAKE_MAX_AGENTS], grow[SNAKE_MAX_AGENTS], dead[SNAKE_MAX_AGENTS], eaten[SNAKE_MAX_FOOD];
     int num_eaten = 0;
+    ocean_clear_transition(&env->io, n);   /* the moves below set a reward or an end only where one happens */
     for (int i = 0; i < n; i++) {
         SnakeAgent *s = &env->snakes[i];
         int a = env->io.actions[i];
         s->heading = (s->heading + (a == 0 ? 3 : (a == 2 ? 1 : 0))) & 3;
         target[i] = s->head + env->off[s->heading];
         grow[i] = g[target[i]] == SNAKE_FOOD && s->len < env->max_len;
-        env->io.rewards[i] = 0.0f;
-        env->io.terminals[i] = 0;
-        env->io.truncations[i] = 0;
     }
     for (int i = 0; i < n; i++) {
         if (grow[i]) continue;
