@@ -50,7 +50,24 @@ class HoverController:
         correcting the offset; ring_gain (1/s, over kp/kd) is how fast it corrects it. Without the funnel (and
         with a gain of 1.5), 0.21 of drone-eval's randomized race episodes ended on a rim at 3 m/s; with them
         0.016 (BENCHMARKS, issue 18)."""
-        self.max_rate = np.asarray(max_rate, dtype=np.float32)
+        if int(num_agents) < 1:
+            raise ValueError(f"HoverController: num_agents must be at least 1, got {num_agents!r}")
+        max_rate = np.asarray(max_rate, dtype=np.float32)
+        if max_rate.shape != (3,) or not np.all(np.isfinite(max_rate)) or not np.all(max_rate > 0.0):
+            raise ValueError(f"HoverController: max_rate must be 3 positive finite rad/s values, got {max_rate.tolist()}")
+        # Each of these divides or scales a command: zero or a negative value would fly the drone backwards or
+        # divide by zero (ring_funnel) rather than fail, so they are refused here, by name.
+        positive = dict(kp=kp, kd=kd, k_att=k_att, max_tilt_acc=max_tilt_acc, ring_speed=ring_speed,
+                        ring_funnel=ring_funnel, ring_gain=ring_gain)
+        if max_speed is not None:
+            positive["max_speed"] = max_speed
+        for name, value in positive.items():
+            if not (np.isfinite(value) and value > 0.0):
+                raise ValueError(f"HoverController: {name} must be positive and finite, got {value!r}")
+        for name, value in dict(ki=ki, ring_aim=ring_aim).items():
+            if not (np.isfinite(value) and value >= 0.0):
+                raise ValueError(f"HoverController: {name} must be zero or positive and finite, got {value!r}")
+        self.max_rate = max_rate
         self.max_speed = max_speed
         self.kp, self.kd, self.ki, self.k_att = kp, kd, ki, k_att
         self.max_tilt_acc = max_tilt_acc
@@ -68,8 +85,14 @@ class HoverController:
         """Actions for obs; with rows (agent indices), obs holds only those agents' rows, and only their integrals
         are read and advanced: a caller that needs a few drones' actions pays for those alone."""
         obs = np.asarray(obs, dtype=np.float32)
-        assert obs.shape[1] == OBS_SIZE
+        if obs.ndim != 2 or obs.shape[1] != OBS_SIZE:
+            raise ValueError(f"HoverController: observations must have shape (n, {OBS_SIZE}) (layout version "
+                             f"{OBS_VERSION}), got {obs.shape}")
         n = obs.shape[0]
+        want = len(self.integral) if rows is None else len(np.atleast_1d(rows))
+        if n != want:
+            raise ValueError(f"HoverController: {n} observation rows for "
+                             + (f"{want} drones" if rows is None else f"{want} listed rows"))
         R = obs[:, _ROT:_ROT + 9].reshape(n, 3, 3)  # body-to-world
         v = np.einsum("nij,nj->ni", R, obs[:, _VEL:_VEL + 3] * _VEL_SCALE)
         # target: direction from the clipped vector, length from the tanh-coded distance

@@ -296,3 +296,35 @@ def test_hand_written_controller_passes_rings_of_randomized_drones_without_touch
     logs = env.logs()["race"]
     assert logs["episodes"] == env.num_agents
     assert logs["crash_rate"] <= 0.06 and logs["rings_passed"] >= 4.0, logs
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(ring_funnel=0.0), r"ring_funnel must be positive and finite, got 0\.0"),
+    (dict(max_speed=-3.0), r"max_speed must be positive and finite, got -3\.0"),
+    (dict(kd=float("nan")), r"kd must be positive and finite, got nan"),
+    (dict(ki=-1.0), r"ki must be zero or positive and finite, got -1\.0"),
+    (dict(max_rate=(10.0, 10.0)), r"max_rate must be 3 positive finite rad/s values, got \[10\.0, 10\.0\]"),
+])
+def test_hand_written_controller_refuses_settings_it_cannot_fly_by_name(kwargs, message):
+    """A zero funnel divided by zero and a negative cap flew the drone away from its target, silently; the teacher
+    and crash_report pass user-given speeds straight in, so the error names the setting."""
+    with pytest.raises(ValueError, match=message):
+        HoverController(4, **kwargs)
+    with pytest.raises(ValueError, match="num_agents must be at least 1, got 0"):
+        HoverController(0)
+
+
+def test_hand_written_controller_refuses_observations_of_another_shape():
+    """Rows of another layout, or more rows than it keeps integrals for, are an error naming both shapes rather
+    than numpy's broadcast message from deep in the loop."""
+    env = drone_sim.make(tasks="hover", num_envs=1, agents_per_env=4, seed=0, dr="nominal")
+    ctl = HoverController(env.num_agents)
+    obs, _ = env.reset()
+    assert ctl(obs).shape == (4, 4)
+    with pytest.raises(ValueError, match=rf"shape \(n, {obs.shape[1]}\).*got \(4, {obs.shape[1] - 1}\)"):
+        ctl(obs[:, :-1])
+    with pytest.raises(ValueError, match="3 observation rows for 4 drones"):
+        ctl(obs[:3])
+    with pytest.raises(ValueError, match="3 observation rows for 2 listed rows"):
+        ctl(obs[:3], rows=np.array([0, 1]))
+    assert ctl(obs[:2], rows=np.array([1, 3])).shape == (2, 4)
