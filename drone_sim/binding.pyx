@@ -70,7 +70,7 @@ cdef extern from "csrc/drone_env.h" nogil:
         int collide_all
         float crash_speed, crash_penalty
         float success_radius, follow_radius, formation_radius, goal_radius, formation_spacing
-        float clearance_margin, clearance_weight, clearance_time, rim_lookahead, smooth_weight
+        float clearance_margin, clearance_weight, clearance_time, rim_lookahead, race_tight_room, smooth_weight
         float speed_limit[NUM_TASKS]
         float speed_weight
         int race_rings
@@ -370,6 +370,7 @@ cdef void _fill_config(SimConfig *c, dict cfg) except *:
     c.clearance_weight = cfg["clearance_weight"]
     c.clearance_time = cfg["clearance_time"]
     c.rim_lookahead = cfg["rim_lookahead"]
+    c.race_tight_room = cfg["race_tight_room"]
     c.smooth_weight = cfg["smooth_weight"]
     limits = cfg["speed_limit"]
     for k in range(NUM_TASKS):

@@ -6,6 +6,7 @@ live in one readable place and the binding only copies fields.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Mapping, Sequence
 
 from . import binding
@@ -138,6 +139,7 @@ _SIM_DEFAULTS: dict = {
     "clearance_weight": 0.3,
     "clearance_time": 0.0,   # off: one --tasks all seed at 0.5 s was not better (BENCHMARKS "Slot assignment")
     "rim_lookahead": 0.0,    # off until a training run shows it helps (BENCHMARKS, issue 18)
+    "race_tight_room": 0.0,  # off until a training run shows it helps (BENCHMARKS, issue 18)
     "smooth_weight": 0.1,
     # m/s: drone-deploy's default max speed (deploy/config.py max_speed_mps) where the task is flown with it;
     # race courses are built to be flown fast, and a racer raises drone-deploy's limit
@@ -249,6 +251,9 @@ def build_config(
             sim[key] = value
     sim["obstacles"] = obstacle_counts(*sim["obstacles"])
     sim["race_rings"] = ring_count(sim["race_rings"])
+    for key in ("rim_lookahead", "race_tight_room"):
+        if not (math.isfinite(sim[key]) and sim[key] >= 0.0):
+            raise ValueError(f"{key}: zero (off) or a positive value, got {sim[key]!r}")
     if not 0.0 <= sim["blocked_line_prob"] <= 1.0:
         raise ValueError(f"blocked_line_prob: a share within 0..1, got {sim['blocked_line_prob']!r}")
     if isinstance(dr, str):

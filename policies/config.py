@@ -68,6 +68,9 @@ class TrainConfig:
                                                               "this times v nearer (0: plain distance)")
     rim_lookahead: float = _f(sim_default("rim_lookahead"), "s: a ring plane the drone would cross within this "
                                                             "time costs as if at the crossing point's rim gap (0: off)")
+    race_tight_room: float = _f(sim_default("race_tight_room"), "m: a race ring leaving the drone less room than "
+                                "this (its radius less the drone's) pays progress in full at a speed that falls "
+                                "in proportion (0: off)")
     smooth_weight: float = _f(sim_default("smooth_weight"), "cost per step of a full-scale change of every "
                                                             "action channel (0: off)")
     speed_limit: float = _f(max(sim_default("speed_limit").values()),
@@ -149,7 +152,7 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         for name in ("crash_penalty", "clearance_margin", "clearance_weight", "clearance_time", "rim_lookahead",
-                     "smooth_weight", "speed_limit", "speed_weight", "teacher_weight", "teacher_final_weight",
+                     "race_tight_room", "smooth_weight", "speed_limit", "speed_weight", "teacher_weight", "teacher_final_weight",
                      "teacher_speed", "keep_checkpoint_every"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")

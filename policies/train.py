@@ -47,7 +47,7 @@ def make_env(cfg: TrainConfig, seed: int, num_envs: int | None = None, **overrid
                           course=cfg.course or None, physics_hz=cfg.physics_hz, control_hz=cfg.control_hz,
                           **{"crash_penalty": cfg.crash_penalty, "clearance_margin": cfg.clearance_margin,
                              "clearance_weight": cfg.clearance_weight, "clearance_time": cfg.clearance_time,
-                             "rim_lookahead": cfg.rim_lookahead,
+                             "rim_lookahead": cfg.rim_lookahead, "race_tight_room": cfg.race_tight_room,
                              "smooth_weight": cfg.smooth_weight, "speed_weight": cfg.speed_weight,
                              "speed_limit": speed_limits(cfg.speed_limit, cfg.speed_limit_tasks),
                              "obstacles": (cfg.min_obstacles, cfg.max_obstacles),

@@ -98,8 +98,8 @@ def _cf(x: float) -> str:
 
 
 _SIM_SCALARS_F = ("crash_speed", "crash_penalty", "success_radius", "follow_radius", "formation_radius",
-                  "goal_radius", "formation_spacing", "clearance_margin", "clearance_weight", "clearance_time", "rim_lookahead",
-                  "smooth_weight", "speed_weight", "blocked_line_prob")
+                  "goal_radius", "formation_spacing", "clearance_margin", "clearance_weight", "clearance_time",
+                  "rim_lookahead", "race_tight_room", "smooth_weight", "speed_weight", "blocked_line_prob")
 _SIM_KEYS = {"physics_dt", "substeps", "integrator", "action_mode", "task_weights", "horizon_s", "speed_limit",
              "nominal", "dr",
              "course", "arena", "collide_all", "race_rings", "ring_radius", "obstacles", "obstacle_radius",

@@ -314,6 +314,14 @@ def test_training_fields_take_the_obstacle_count_asked_for():
         env.close()
     with pytest.raises(ConfigError, match=r"blocked_line_prob must be in \[0, 1\], got 1\.5"):
         make_config({}, {"tasks": "obstacles", "blocked_line_prob": 1.5})
+    cfg = make_config({}, {"tasks": "race", "num_envs": 1, "agents_per_env": 1, "race_tight_room": 0.6})
+    env = make_env(cfg, 0)
+    try:
+        assert env.config["race_tight_room"] == 0.6
+    finally:
+        env.close()
+    with pytest.raises(ConfigError, match=r"race_tight_room must be >= 0, got -0\.5"):
+        make_config({}, {"tasks": "race", "race_tight_room": -0.5})
 
 
 def test_a_crash_penalty_above_one_reaches_the_update(tmp_path):

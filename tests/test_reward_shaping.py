@@ -289,3 +289,34 @@ def test_a_negative_crash_penalty_is_refused():
     from policies.config import ConfigError, TrainConfig
     with pytest.raises(ConfigError, match="crash_penalty must be >= 0"):
         TrainConfig(crash_penalty=-1.0).validate()
+
+
+@pytest.mark.parametrize("tight_room,expected", [
+    (0.5, 0.0),     # the ring leaves 0.8 m of room, more than asked: paid as before
+    (1.6, 0.2),     # half the room asked for: full progress at 2.5 m/s, so 2 m/s earns 0.4 instead of 0.2
+    (8.0, 0.3),     # a tenth: the speed is held at a fifth (1 m/s), and 2 m/s earns the step's full 0.5
+])
+def test_race_progress_towards_a_tight_ring_pays_in_full_at_a_lower_speed(tight_room, expected):
+    """race_tight_room R: towards a ring that leaves the drone less room than R (ring radius less the drone's
+    radius and the rim), progress pays in full at 5 m/s * room / R, at least a fifth of it."""
+    course = _ring_course(1.0)
+    out = []
+    for room in (tight_room, 0.0):
+        env = single(task="race", course=course, clearance_weight=0.0, smooth_weight=0.0, race_tight_room=room)
+        d, wh, a = _hover(env)
+        # 4 m before the ring on its axis at 2 m/s: far from the rim, no crossing within the two steps
+        env.set_state(0, state(pos=(-4.0, 0.0, 3.0), vel=(2.0, 0, 0), motors=(wh,) * 4))
+        env.step(a)                      # the first step measures progress from the spawn, not from here
+        before = np.linalg.norm(env.states()[0, :3] - (0.0, 0.0, 3.0))
+        _, r, term, _, _ = env.step(a)
+        after = np.linalg.norm(env.states()[0, :3] - (0.0, 0.0, 3.0))
+        assert not term[0]
+        room_m = 1.0 - d["radius"] - 0.05
+        v_paid = 5.0 * (min(max(room_m / room, 0.2), 1.0) if room > 0 else 1.0)
+        by_hand = 0.5 * min((before - after) / (v_paid * env.control_dt), 1.0)
+        out.append((float(r[0]), by_hand))
+    (on, on_hand), (off, off_hand) = out
+    assert on - off == pytest.approx(on_hand - off_hand, abs=1e-4)
+    assert on - off == pytest.approx(expected, abs=5e-3)
+    with pytest.raises(ValueError, match=r"race_tight_room: zero \(off\) or a positive value, got -1\.0"):
+        single(task="race", course=course, race_tight_room=-1.0)

@@ -33,6 +33,10 @@
  * every centimetre off the centre of a ring barely wider than itself, while a centred line costs nothing. And the
  * change of the action since the last step costs smooth_weight * |a - a_prev|^2 / 4, so that holding a
  * target by switching thrust hard (bang-bang, which real motors and ESCs do not follow) does not pay.
+ * On race, progress towards the target ring pays in full at 5 m/s; with race_tight_room R (0: off) a ring that
+ * leaves the drone less room than R pays it in full at 5 m/s * room / R (at least a fifth of it): a large drone
+ * gains nothing but the rings from rushing a ring barely wider than itself, where almost all the race crashes
+ * are (BENCHMARKS, issue 18), while a ring with room to spare is paid as before.
  * Flying faster than the task's speed_limit costs speed_weight * (v - limit) / limit per step (the reward
  * is still clamped to [-1, 1]): drone-deploy holds a drone that flies faster than its max speed (3 m/s by default), so a
  * policy trained to cross the obstacle field at 7 m/s could not be flown; race has no limit by default.
@@ -130,6 +134,8 @@ typedef struct {
                                  drone approached at v counts clearance_time * v nearer than it is */
     float rim_lookahead;      /* s (0: off): a ring plane the drone would cross within this time on its current
                                  velocity costs as if it were already at the crossing point's rim distance */
+    float race_tight_room;    /* m (0: off): where the target ring leaves the drone less room than this (its radius
+                                 less the drone's and the rim's), race progress is paid in full at a lower speed */
     float smooth_weight;      /* penalty per step for a full-scale change of every action channel */
     float speed_limit[NUM_TASKS]; /* m/s; flying faster costs reward (0: no limit) */
     float speed_weight;       /* the cost per step at twice the limit, linear in the speed from 0 at the limit */
@@ -952,7 +958,10 @@ static inline int env_evaluate(DroneEnv *e, int i, float *reward) {
             a->dist_prev = env_target_dist(e, i);
         } else {
             float d = v3_dist(p, g->pos);
-            r += 0.5f * clampf((a->dist_prev - d) / (v_ref * e->dt), -1.0f, 1.0f);
+            float v_paid = v_ref; /* the speed at which progress towards this ring pays in full */
+            if (c->race_tight_room > 0.0f)
+                v_paid = v_ref * clampf((g->radius - touch) / c->race_tight_room, 0.2f, 1.0f);
+            r += 0.5f * clampf((a->dist_prev - d) / (v_paid * e->dt), -1.0f, 1.0f);
             a->dist_prev = d;
         }
         r -= effort;

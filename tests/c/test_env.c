@@ -40,6 +40,7 @@ static void fill_config(SimConfig *c, int task, int mode, int dr, int auto_reset
     c->clearance_weight = 0.3f;
     c->clearance_time = 0.5f;
     c->rim_lookahead = 0.3f;
+    c->race_tight_room = 0.6f;
     c->smooth_weight = 0.1f;
     for (int k = 0; k < NUM_TASKS; k++) c->speed_limit[k] = k == TASK_RACE ? 0.0f : 3.0f;
     c->speed_weight = 0.5f;
