@@ -112,6 +112,9 @@ class TrainConfig:
     task_value_heads: bool = _f(False, "the critic ends in one value per task, chosen by the observation's task "
                                        "one-hot, instead of one value for every task (drone env only; the actor and "
                                        "the exported policy are unchanged)")
+    task_experts: bool = _f(False, "one MLP actor and critic per task, each drone's chosen by the observation's "
+                                   "task one-hot: the tasks share no weights (drone env only; not with --lstm, "
+                                   "--entities or --task-value-heads)")
     activation: str = _f("tanh", "tanh, relu or elu")
     init_log_std: float = _f(-0.5, "initial log standard deviation of the Gaussian actions")
     # PPO
@@ -179,6 +182,9 @@ class TrainConfig:
             raise ConfigError("privileged_critic: only the drone env has privileged state (the ocean envs have none)")
         if self.task_value_heads and self.env != "drone":
             raise ConfigError("task_value_heads: only the drone env's observation says which task a row is")
+        if self.task_experts and (self.env != "drone" or self.lstm or self.entities or self.task_value_heads):
+            raise ConfigError("task_experts: one plain MLP per task of the drone env (not with --lstm, --entities or "
+                              "--task-value-heads, and the ocean envs have one task)")
         if self.teacher:
             if self.teacher != "scripted":
                 raise ConfigError(f"teacher must be 'scripted' or empty, got {self.teacher!r}")

@@ -37,7 +37,7 @@ from torch import nn
 import drone_sim
 
 from .checkpoint import CheckpointError, load_policy
-from .model import ActorCritic
+from .model import ActorCritic, run_head
 from .onnx_policy import ACTION, C_IN, C_OUT, FORMAT, H_IN, H_OUT, METADATA_KEYS, OBS, OnnxPolicy, OnnxPolicyError
 
 OPSET = 17
@@ -59,7 +59,7 @@ class _MlpActor(nn.Module):
         self.norm, self.actor, self.discrete = model.norm, model.actor, model.discrete
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        out = self.actor(self.norm(obs))
+        out = run_head(self.actor, self.norm(obs), obs)
         return out.argmax(-1) if self.discrete else torch.clamp(out, -1.0, 1.0)
 
 

@@ -124,6 +124,49 @@ def _runs(indices: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
+class TaskExperts(nn.Module):
+    """One network per task; each row goes through the one its observation's task one-hot names (read from the raw
+    observation, whose one-hot is exactly 0 and 1, unlike the normalized one).
+
+    Why: six tasks sharing one network cost each other. Race alone on a 2 x 128 network crashes 0.033-0.043 in the
+    steps a six-task run gives it; sharing the same network with five other tasks, 0.055-0.115 (BENCHMARKS, issue
+    18, eighteenth round); obstacles lost the same way in the fifth round. The experts are still one policy: one
+    file, one observation, the task being part of it. Training groups the rows by task, so a row costs one
+    expert's multiply-adds, as it did the shared network's; the ONNX export runs every expert and picks, a graph of
+    plain ops for the one or few drones deploy flies.
+    onehot: (offset, count) of the task one-hot in the observation; nets: count networks with one output size."""
+
+    def __init__(self, nets: list[nn.Module], onehot: tuple[int, int]):
+        super().__init__()
+        self.offset, self.count = (int(v) for v in onehot)
+        if len(nets) != self.count:
+            raise ValueError(f"task experts: {len(nets)} networks for a one-hot of {self.count} tasks")
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        task = obs[..., self.offset:self.offset + self.count].argmax(-1)
+        if torch.onnx.is_in_onnx_export():
+            outs = torch.stack([net(x) for net in self.nets], -2)          # (..., tasks, out)
+            pick = task[..., None, None].expand(*task.shape, 1, outs.shape[-1])
+            return outs.gather(-2, pick).squeeze(-2)
+        flat_x, flat_task = x.reshape(-1, x.shape[-1]), task.reshape(-1)
+        if flat_x.shape[0] == 0:
+            return self.nets[0](x)
+        out = None
+        for k, net in enumerate(self.nets):
+            rows = (flat_task == k).nonzero().squeeze(-1)
+            if rows.numel() == 0:
+                continue
+            y = net(flat_x.index_select(0, rows))
+            out = (flat_x.new_zeros(flat_x.shape[0], y.shape[-1]) if out is None else out).index_copy(0, rows, y)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def run_head(head: nn.Module, x: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+    """A head's output for the normalized input x; task experts also read the raw obs to pick each row's net."""
+    return head(x, obs) if isinstance(head, TaskExperts) else head(x)
+
+
 class ActorCritic(nn.Module):
     """MLP (default) or LSTM actor-critic for continuous (Gaussian) or discrete (categorical) actions; the MLP
     can read blocks of like entities through an EntityPool first (entities: (offset, count, stride) each).
@@ -131,12 +174,15 @@ class ActorCritic(nn.Module):
     value_heads (offset, count): the critic ends in one value per task and each row's value is the one its
     observation's task one-hot (count columns from offset, read before normalization) selects. Why: one policy is
     trained on six tasks whose returns differ in scale and shape (a race episode earns a reward per ring), and a
-    single output must fit them all through the one-hot alone; the actor, and so the exported policy, is unchanged."""
+    single output must fit them all through the one-hot alone; the actor, and so the exported policy, is unchanged.
+
+    experts (offset, count): the MLP actor and critic are each count networks, one per task, every row through its
+    own task's (TaskExperts): the tasks share the observation's normalization and nothing else."""
 
     def __init__(self, obs_size: int, action_size: int, hidden: int = 64, layers: int = 2, lstm: bool = False,
                  discrete: bool = False, init_log_std: float = -0.5, activation: str = "tanh",
                  entities: list[tuple[int, int, int]] | None = None, entity_width: int = 16, privileged: int = 0,
-                 value_heads: tuple[int, int] | None = None):
+                 value_heads: tuple[int, int] | None = None, experts: tuple[int, int] | None = None):
         super().__init__()
         act = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}[activation]
         self.obs_size, self.action_size, self.hidden = obs_size, action_size, hidden
@@ -160,6 +206,16 @@ class ActorCritic(nn.Module):
                 raise ValueError(f"value_heads: a one-hot of {count} columns from {offset} does not fit {obs_size} "
                                  "observation values")
             self.config["value_heads"] = list(self.value_heads)
+        self.experts = tuple(int(v) for v in experts) if experts else None
+        if self.experts:
+            offset, count = self.experts
+            if lstm or entities or self.value_heads:
+                raise ValueError("experts: one plain MLP per task; not with the LSTM, the entity encoder or value "
+                                 "heads (each expert's critic is already its task's own)")
+            if count < 1 or offset < 0 or offset + count > obs_size:
+                raise ValueError(f"experts: a one-hot of {count} columns from {offset} does not fit {obs_size} "
+                                 "observation values")
+            self.config["experts"] = list(self.experts)
         values = self.value_heads[1] if self.value_heads else 1
         self.norm = RunningNorm(obs_size, tied=entities)
         body = [hidden] * layers
@@ -175,6 +231,12 @@ class ActorCritic(nn.Module):
             pools = [EntityPool(obs_size + k, entities, entity_width, act) for k in (0, extra)]
             self.actor = nn.Sequential(pools[0], *_mlp([pools[0].out_size, *body, action_size], act, 0.01))
             self.critic = nn.Sequential(pools[1], *_mlp([pools[1].out_size, *body, values], act, 1.0))
+        elif self.experts:
+            count = self.experts[1]
+            self.actor = TaskExperts([_mlp([obs_size, *body, action_size], act, 0.01) for _ in range(count)],
+                                     self.experts)
+            self.critic = TaskExperts([_mlp([obs_size + extra, *body, values], act, 1.0) for _ in range(count)],
+                                      self.experts)
         else:
             self.actor = _mlp([obs_size, *body, action_size], act, 0.01)
             self.critic = _mlp([obs_size + extra, *body, values], act, 1.0)
@@ -220,17 +282,17 @@ class ActorCritic(nn.Module):
             else:
                 feats, state = self._features(x, state, done)
             return self.actor(feats), self._value(feats, privileged, obs), state
-        return self.actor(x), self._value(x, privileged, obs), state
+        return run_head(self.actor, x, obs), self._value(x, privileged, obs), state
 
     def _value(self, x: torch.Tensor, privileged: torch.Tensor | None, obs: torch.Tensor) -> torch.Tensor | None:
         if not self.privileged_size:
-            out = self.critic(x)
+            out = run_head(self.critic, x, obs)
         elif privileged is None:
             return None
         elif privileged.shape[-1] != self.privileged_size:
             raise ValueError(f"the critic reads {self.privileged_size} privileged values, got {privileged.shape[-1]}")
         else:
-            out = self.critic(torch.cat([x, self.priv_norm(privileged)], -1))
+            out = run_head(self.critic, torch.cat([x, self.priv_norm(privileged)], -1), obs)
         if self.value_heads is None:
             return out.squeeze(-1)
         offset, count = self.value_heads

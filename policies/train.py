@@ -231,7 +231,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                         discrete=discrete, init_log_std=cfg.init_log_std, activation=cfg.activation,
                         entities=drone_entity_blocks() if cfg.entities else None,
                         entity_width=cfg.entity_width, privileged=priv_size,
-                        value_heads=drone_sim.OBS_LAYOUT["task"] if cfg.task_value_heads else None).to(device)
+                        value_heads=drone_sim.OBS_LAYOUT["task"] if cfg.task_value_heads else None,
+                        experts=drone_sim.OBS_LAYOUT["task"] if cfg.task_experts else None).to(device)
     optimizer = Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     global_step, iteration, elapsed_before = 0, 0, 0.0
     if resume:

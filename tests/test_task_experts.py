@@ -1,0 +1,105 @@
+"""Task experts (--task-experts): one MLP actor and critic per task, each row through the one its observation's task
+one-hot names; training groups rows by task, the ONNX export runs every expert and picks, and both must give the
+row its own task's network."""
+import numpy as np
+import pytest
+import torch
+
+import drone_sim
+from policies.checkpoint import load_policy
+from policies.config import ConfigError, load_toml, make_config
+from policies.export import export_onnx
+from policies.model import ActorCritic
+from policies.onnx_policy import OnnxPolicy
+from policies.train import train
+from tiny_runs import TINY_TWO_TASKS
+
+TASK = drone_sim.OBS_LAYOUT["task"]
+
+
+def with_tasks(obs: torch.Tensor, tasks: list[int]) -> torch.Tensor:
+    """obs with its task one-hot set to say tasks[i] for row i."""
+    out = obs.clone()
+    out[:, TASK[0]:TASK[0] + TASK[1]] = 0.0
+    out[torch.arange(len(tasks)), TASK[0] + torch.tensor(tasks)] = 1.0
+    return out
+
+
+def experts_model() -> ActorCritic:
+    torch.manual_seed(0)
+    model = ActorCritic(drone_sim.OBS_SIZE, 4, hidden=16, experts=TASK)
+    # statistics as after some training, so that the normalized one-hot is no longer 0 and 1: the pick must read
+    # the raw observation
+    model.norm.update(torch.full((drone_sim.OBS_SIZE,), 0.2), torch.full((drone_sim.OBS_SIZE,), 0.16), 1000.0)
+    return model
+
+
+def test_each_row_gets_its_own_tasks_actor_and_critic():
+    model = experts_model()
+    tasks = [0, 3, 5, 3, 1, 4, 2, 5]
+    obs = with_tasks(torch.randn(len(tasks), drone_sim.OBS_SIZE), tasks)
+    with torch.no_grad():
+        mean, value, _ = model(obs)
+        x = model.norm(obs)
+        # the hand computation: each row through its own task's networks, one row at a time
+        want_mean = torch.stack([model.actor.nets[t](x[i]) for i, t in enumerate(tasks)])
+        want_value = torch.stack([model.critic.nets[t](x[i]).squeeze(-1) for i, t in enumerate(tasks)])
+        other = torch.stack([model.actor.nets[(t + 1) % 6](x[i]) for i, t in enumerate(tasks)])
+    torch.testing.assert_close(mean, want_mean)
+    torch.testing.assert_close(value, want_value)
+    assert not torch.allclose(mean, other, atol=1e-4)   # the experts differ, so picking the wrong one shows
+    # a (T, B, obs) batch, as the update's minibatches and the rollout are, picks the same
+    with torch.no_grad():
+        mean3, value3, _ = model(obs.view(2, 4, -1))
+    torch.testing.assert_close(mean3.reshape(len(tasks), 4), mean)
+    torch.testing.assert_close(value3.reshape(-1), value)
+
+
+def test_a_tasks_loss_trains_that_tasks_expert_alone():
+    """What the race drones do must not move the swarm's network: the gradient of a loss on race rows reaches the
+    race expert and no other."""
+    model = experts_model()
+    race = drone_sim.TASKS.index("race")
+    obs = with_tasks(torch.randn(5, drone_sim.OBS_SIZE), [race] * 5)
+    mean, value, _ = model(obs)
+    (mean.pow(2).sum() + value.pow(2).sum()).backward()
+    for head in (model.actor, model.critic):
+        for k, net in enumerate(head.nets):
+            grads = [p.grad for p in net.parameters()]
+            if k == race:
+                assert all(g is not None and g.abs().sum() > 0 for g in grads)
+            else:
+                assert all(g is None for g in grads), f"task {k}'s expert got a gradient from race rows"
+
+
+def test_an_experts_run_trains_exports_and_resumes_only_as_itself(tmp_path):
+    out = tmp_path / "run"
+    train(make_config(cli_values={**TINY_TWO_TASKS, "task_experts": True}), out)
+    model, _ = load_policy(out / "model.pt")
+    assert model.experts == tuple(TASK)
+    # the exported file runs every expert and picks: on rows of every task it flies like the checkpoint
+    onnx_path = tmp_path / "p.onnx"
+    export_onnx(out / "model.pt", onnx_path)
+    tasks = [0, 1, 2, 3, 4, 5, 3]
+    obs = with_tasks(torch.from_numpy(np.random.default_rng(0).normal(size=(len(tasks), drone_sim.OBS_SIZE))
+                                      .astype(np.float32)), tasks)
+    with torch.no_grad():
+        want = model.deterministic(model(obs)[0]).numpy()
+    policy = OnnxPolicy(onnx_path)
+    np.testing.assert_allclose(policy(obs.numpy()), want, atol=1e-5)
+    np.testing.assert_allclose(policy(obs[3].numpy()), want[3], atol=1e-5)
+    # a resume must keep the networks it was trained with
+    cfg = load_toml(out / "config.toml")
+    with pytest.raises(ValueError, match=r"experts: checkpoint \[76, 6\], this run None"):
+        train(make_config(cfg, {"total_steps": 1024, "task_experts": False}), out, resume=True)
+    assert train(make_config(cfg, {"total_steps": 1024}), out, resume=True)["global_step"] == 1024
+
+
+def test_experts_are_refused_where_they_cannot_be_built():
+    with pytest.raises(ConfigError, match="task_experts: one plain MLP per task of the drone env"):
+        make_config(cli_values={"env": "cartpole", "task_experts": True})
+    for other in ({"lstm": True}, {"entities": True}, {"task_value_heads": True}):
+        with pytest.raises(ConfigError, match="task_experts: one plain MLP per task"):
+            make_config(cli_values={"tasks": "hover,race", "task_experts": True, **other})
+    with pytest.raises(ValueError, match="experts: a one-hot of 6 columns from 80 does not fit 84"):
+        ActorCritic(drone_sim.OBS_SIZE, 4, experts=(80, 6))
