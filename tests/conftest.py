@@ -14,6 +14,18 @@ DATA = Path(drone_sim.__file__).parent / "data"
 G = 9.81
 
 
+def with_tasks(obs, tasks: list[int]):
+    """A torch batch of observations with row i's task one-hot set to say tasks[i]: what per-task heads and
+    experts pick by."""
+    import torch
+
+    offset, count = drone_sim.OBS_LAYOUT["task"]
+    out = obs.clone()
+    out[:, offset:offset + count] = 0.0
+    out[torch.arange(len(tasks)), offset + torch.tensor(tasks)] = 1.0
+    return out
+
+
 def nominal_drone(**changes) -> dict:
     d = copy.deepcopy(drone_sim.NOMINAL_DRONE)
     d.update(changes)

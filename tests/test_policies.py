@@ -306,22 +306,17 @@ def test_training_fields_take_the_obstacle_count_asked_for():
         make_config({}, {"tasks": "obstacles", "min_obstacles": 9, "max_obstacles": 4})
     with pytest.raises(ConfigError, match=r"within 0\.\.64, got 8, 65"):
         make_config({}, {"tasks": "obstacles", "max_obstacles": 65})
-    cfg = make_config({}, {"tasks": "obstacles", "num_envs": 2, "agents_per_env": 1, "blocked_line_prob": 0.75})
-    env = make_env(cfg, 0)
-    try:
-        assert env.config["blocked_line_prob"] == 0.75
-    finally:
-        env.close()
-    with pytest.raises(ConfigError, match=r"blocked_line_prob must be in \[0, 1\], got 1\.5"):
-        make_config({}, {"tasks": "obstacles", "blocked_line_prob": 1.5})
-    cfg = make_config({}, {"tasks": "race", "num_envs": 1, "agents_per_env": 1, "race_tight_room": 0.6})
-    env = make_env(cfg, 0)
-    try:
-        assert env.config["race_tight_room"] == 0.6
-    finally:
-        env.close()
-    with pytest.raises(ConfigError, match=r"race_tight_room must be >= 0, got -0\.5"):
-        make_config({}, {"tasks": "race", "race_tight_room": -0.5})
+    # each one-number curriculum or shaping setting: its value reaches the env, and one out of range is refused
+    for task, name, value, bad, message in (
+            ("obstacles", "blocked_line_prob", 0.75, 1.5, r"blocked_line_prob must be in \[0, 1\], got 1\.5"),
+            ("race", "race_tight_room", 0.6, -0.5, r"race_tight_room must be >= 0, got -0\.5")):
+        env = make_env(make_config({}, {"tasks": task, "num_envs": 1, "agents_per_env": 1, name: value}), 0)
+        try:
+            assert env.config[name] == value
+        finally:
+            env.close()
+        with pytest.raises(ConfigError, match=message):
+            make_config({}, {"tasks": task, name: bad})
 
 
 def test_a_crash_penalty_above_one_reaches_the_update(tmp_path):

@@ -6,23 +6,13 @@ import pytest
 import torch
 
 import drone_sim
-from policies.checkpoint import load_policy
 from policies.config import ConfigError, load_toml, make_config
-from policies.export import export_onnx
 from policies.model import ActorCritic
-from policies.onnx_policy import OnnxPolicy
 from policies.train import train
-from tiny_runs import TINY_TWO_TASKS
+from conftest import with_tasks
+from tiny_runs import train_and_export
 
 TASK = drone_sim.OBS_LAYOUT["task"]
-
-
-def with_tasks(obs: torch.Tensor, tasks: list[int]) -> torch.Tensor:
-    """obs with its task one-hot set to say tasks[i] for row i."""
-    out = obs.clone()
-    out[:, TASK[0]:TASK[0] + TASK[1]] = 0.0
-    out[torch.arange(len(tasks)), TASK[0] + torch.tensor(tasks)] = 1.0
-    return out
 
 
 def experts_model() -> ActorCritic:
@@ -73,19 +63,14 @@ def test_a_tasks_loss_trains_that_tasks_expert_alone():
 
 
 def test_an_experts_run_trains_exports_and_resumes_only_as_itself(tmp_path):
-    out = tmp_path / "run"
-    train(make_config(cli_values={**TINY_TWO_TASKS, "task_experts": True}), out)
-    model, _ = load_policy(out / "model.pt")
+    out, model, policy = train_and_export(tmp_path, task_experts=True)
     assert model.experts == tuple(TASK)
     # the exported file runs every expert and picks: on rows of every task it flies like the checkpoint
-    onnx_path = tmp_path / "p.onnx"
-    export_onnx(out / "model.pt", onnx_path)
     tasks = [0, 1, 2, 3, 4, 5, 3]
     obs = with_tasks(torch.from_numpy(np.random.default_rng(0).normal(size=(len(tasks), drone_sim.OBS_SIZE))
                                       .astype(np.float32)), tasks)
     with torch.no_grad():
         want = model.deterministic(model(obs)[0]).numpy()
-    policy = OnnxPolicy(onnx_path)
     np.testing.assert_allclose(policy(obs.numpy()), want, atol=1e-5)
     np.testing.assert_allclose(policy(obs[3].numpy()), want[3], atol=1e-5)
     # a resume must keep the networks it was trained with

@@ -5,23 +5,13 @@ import pytest
 import torch
 
 import drone_sim
-from policies.checkpoint import load_policy
 from policies.config import ConfigError, load_toml, make_config
-from policies.export import export_onnx
 from policies.model import ActorCritic
-from policies.onnx_policy import OnnxPolicy
 from policies.train import drone_entity_blocks, train
-from tiny_runs import TINY_TWO_TASKS
+from conftest import with_tasks
+from tiny_runs import train_and_export
 
 TASK = drone_sim.OBS_LAYOUT["task"]
-
-
-def with_tasks(obs: torch.Tensor, tasks: list[int]) -> torch.Tensor:
-    """obs with its task one-hot set to say tasks[i] for row i."""
-    out = obs.clone()
-    out[:, TASK[0]:TASK[0] + TASK[1]] = 0.0
-    out[torch.arange(len(tasks)), TASK[0] + torch.tensor(tasks)] = 1.0
-    return out
 
 
 @pytest.mark.parametrize("kind", ["mlp", "lstm", "privileged", "entities"])
@@ -62,17 +52,13 @@ def test_a_one_hot_that_does_not_fit_the_observation_is_refused():
 
 
 def test_a_value_heads_run_trains_exports_and_resumes_only_as_itself(tmp_path):
-    out = tmp_path / "run"
-    train(make_config(cli_values={**TINY_TWO_TASKS, "task_value_heads": True}), out)
-    model, _ = load_policy(out / "model.pt")
+    out, model, policy = train_and_export(tmp_path, task_value_heads=True)
     assert model.value_heads == tuple(TASK)
     # the exported file is the actor alone, and flies like the checkpoint
-    onnx_path = tmp_path / "p.onnx"
-    export_onnx(out / "model.pt", onnx_path)
     obs = np.random.default_rng(0).normal(size=(drone_sim.OBS_SIZE,)).astype(np.float32)
     with torch.no_grad():
         want = model.deterministic(model(torch.from_numpy(obs)[None])[0])[0].numpy()
-    np.testing.assert_allclose(OnnxPolicy(onnx_path)(obs), want, atol=1e-5)
+    np.testing.assert_allclose(policy(obs), want, atol=1e-5)
     # a resume must keep the critic it was trained with
     cfg = load_toml(out / "config.toml")
     with pytest.raises(ValueError, match=r"value_heads: checkpoint \[76, 6\], this run None"):
