@@ -162,6 +162,18 @@ class TaskExperts(nn.Module):
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
+def _task_onehot(name: str, onehot: tuple[int, int] | None, obs_size: int) -> tuple[int, int] | None:
+    """(offset, count) of the observation's task one-hot that per-task value heads or experts pick by (None: off),
+    refused by name where it does not fit the observation."""
+    if not onehot:
+        return None
+    offset, count = (int(v) for v in onehot)
+    if count < 1 or offset < 0 or offset + count > obs_size:
+        raise ValueError(f"{name}: a one-hot of {count} columns from {offset} does not fit {obs_size} "
+                         "observation values")
+    return offset, count
+
+
 def run_head(head: nn.Module, x: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
     """A head's output for the normalized input x; task experts also read the raw obs to pick each row's net."""
     return head(x, obs) if isinstance(head, TaskExperts) else head(x)
@@ -199,22 +211,14 @@ class ActorCritic(nn.Module):
         if self.privileged_size:
             self.config["privileged"] = self.privileged_size
             self.priv_norm = RunningNorm(self.privileged_size)
-        self.value_heads = tuple(value_heads) if value_heads else None
+        self.value_heads = _task_onehot("value_heads", value_heads, obs_size)
         if self.value_heads:
-            offset, count = self.value_heads
-            if count < 1 or offset < 0 or offset + count > obs_size:
-                raise ValueError(f"value_heads: a one-hot of {count} columns from {offset} does not fit {obs_size} "
-                                 "observation values")
             self.config["value_heads"] = list(self.value_heads)
-        self.experts = tuple(int(v) for v in experts) if experts else None
+        self.experts = _task_onehot("experts", experts, obs_size)
         if self.experts:
-            offset, count = self.experts
             if lstm or entities or self.value_heads:
                 raise ValueError("experts: one plain MLP per task; not with the LSTM, the entity encoder or value "
                                  "heads (each expert's critic is already its task's own)")
-            if count < 1 or offset < 0 or offset + count > obs_size:
-                raise ValueError(f"experts: a one-hot of {count} columns from {offset} does not fit {obs_size} "
-                                 "observation values")
             self.config["experts"] = list(self.experts)
         values = self.value_heads[1] if self.value_heads else 1
         self.norm = RunningNorm(obs_size, tied=entities)

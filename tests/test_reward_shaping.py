@@ -318,5 +318,8 @@ def test_race_progress_towards_a_tight_ring_pays_in_full_at_a_lower_speed(tight_
     (on, on_hand), (off, off_hand) = out
     assert on - off == pytest.approx(on_hand - off_hand, abs=1e-4)
     assert on - off == pytest.approx(expected, abs=5e-3)
+
+
+def test_a_negative_race_tight_room_is_refused():
     with pytest.raises(ValueError, match=r"race_tight_room: zero \(off\) or a positive value, got -1\.0"):
-        single(task="race", course=course, race_tight_room=-1.0)
+        single(task="race", course=_ring_course(1.0), race_tight_room=-1.0)
