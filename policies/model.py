@@ -143,8 +143,12 @@ class TaskExperts(nn.Module):
             raise ValueError(f"task experts: {len(nets)} networks for a one-hot of {self.count} tasks")
         self.nets = nn.ModuleList(nets)
 
+    def task_of(self, obs: torch.Tensor) -> torch.Tensor:
+        """Each row's task index, read from the raw observation's task one-hot."""
+        return obs[..., self.offset:self.offset + self.count].argmax(-1)
+
     def forward(self, x: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        task = obs[..., self.offset:self.offset + self.count].argmax(-1)
+        task = self.task_of(obs)
         if torch.onnx.is_in_onnx_export():
             outs = torch.stack([net(x) for net in self.nets], -2)          # (..., tasks, out)
             pick = task[..., None, None].expand(*task.shape, 1, outs.shape[-1])
@@ -189,7 +193,8 @@ class ActorCritic(nn.Module):
     single output must fit them all through the one-hot alone; the actor, and so the exported policy, is unchanged.
 
     experts (offset, count): the MLP actor and critic are each count networks, one per task, every row through its
-    own task's (TaskExperts): the tasks share the observation's normalization and nothing else."""
+    own task's (TaskExperts), and each task has its own log std; with the trainer's per-task advantage
+    normalization and gradient clip (ppo.py) the tasks share the observation's normalization and nothing else."""
 
     def __init__(self, obs_size: int, action_size: int, hidden: int = 64, layers: int = 2, lstm: bool = False,
                  discrete: bool = False, init_log_std: float = -0.5, activation: str = "tanh",
@@ -245,7 +250,9 @@ class ActorCritic(nn.Module):
             self.actor = _mlp([obs_size, *body, action_size], act, 0.01)
             self.critic = _mlp([obs_size + extra, *body, values], act, 1.0)
         if not discrete:
-            self.log_std = nn.Parameter(torch.full((action_size,), init_log_std))
+            # experts: one row per task, so that a task that needs less exploration noise does not set another's
+            rows = (self.experts[1],) if self.experts else ()
+            self.log_std = nn.Parameter(torch.full((*rows, action_size), init_log_std))
 
     # -- recurrent state ----------------------------------------------------------------------------
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -302,10 +309,29 @@ class ActorCritic(nn.Module):
         offset, count = self.value_heads
         return (out * obs[..., offset:offset + count]).sum(-1)
 
-    def distribution(self, mean_or_logits: torch.Tensor):
+    def distribution(self, mean_or_logits: torch.Tensor, obs: torch.Tensor | None = None):
+        """The action distribution; obs (the raw observations the mean came from) picks each row's log std where
+        the tasks have their own (experts), and is not read otherwise."""
         if self.discrete:
             return torch.distributions.Categorical(logits=mean_or_logits)
-        return torch.distributions.Normal(mean_or_logits, self.log_std.exp().expand_as(mean_or_logits))
+        if self.log_std.dim() == 1:
+            return torch.distributions.Normal(mean_or_logits, self.log_std.exp().expand_as(mean_or_logits))
+        if obs is None:
+            raise ValueError("distribution: task experts have a log std per task; pass the observations")
+        return torch.distributions.Normal(mean_or_logits, self.log_std[self.actor.task_of(obs)].exp())
+
+    def expert_gradients(self) -> list[list[torch.Tensor]]:
+        """For each task, the gradients of what is its alone: its actor and critic networks and its row of the log
+        std (a view, so scaling it in place scales the gradient). Experts only; a network that no row of the
+        minibatch went through has no gradient and is left out."""
+        groups = []
+        for k in range(self.experts[1]):
+            params = [*self.actor.nets[k].parameters(), *self.critic.nets[k].parameters()]
+            grads = [p.grad for p in params if p.grad is not None]
+            if self.log_std.grad is not None:
+                grads.append(self.log_std.grad[k])
+            groups.append(grads)
+        return groups
 
     def deterministic(self, mean_or_logits: torch.Tensor) -> torch.Tensor:
         if self.discrete:

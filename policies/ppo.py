@@ -77,6 +77,31 @@ def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, clip: float) -> to
     return -torch.min(ratio * adv, torch.clamp(ratio, 1.0 - clip, 1.0 + clip) * adv).mean()
 
 
+def normalize_by_group(x: torch.Tensor, group: torch.Tensor, count: int, eps: float = 1e-8) -> torch.Tensor:
+    """x with each group's values brought to mean 0 and (unbiased) std 1; group holds each value's index in
+    [0, count). Why: with one network per task, advantages normalized over the whole minibatch give the task with
+    the largest returns (race earns a reward per ring) the largest steps and shrink every other task's."""
+    n = x.new_zeros(count).index_add_(0, group, torch.ones_like(x))
+    mean = x.new_zeros(count).index_add_(0, group, x) / n.clamp_min(1.0)
+    dev = x - mean[group]
+    var = x.new_zeros(count).index_add_(0, group, dev * dev) / (n - 1.0).clamp_min(1.0)
+    return dev / (var.sqrt()[group] + eps)
+
+
+def clip_grad_norm_by_group(groups: list[list[torch.Tensor]], max_norm: float) -> float:
+    """Scales each group of gradients in place to a norm of at most max_norm, on its own, and returns the norm of
+    all of them together before clipping (what one global clip would have reported). Why: with one network per
+    task, one clip over all of them scales every task's step by the largest task's gradient."""
+    total_sq = 0.0
+    for grads in groups:
+        if not grads:
+            continue
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        torch._foreach_mul_(grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+        total_sq += float(norm) ** 2
+    return total_sq ** 0.5
+
+
 def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int,
                minibatch_size: int, clip: float, vf_coef: float, ent_coef: float, max_grad_norm: float,
                norm_adv: bool = True, generator: torch.Generator | None = None,
@@ -84,7 +109,9 @@ def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int
     """Several epochs of minibatch PPO on one rollout. grad_hook(model) runs between backward and the
     optimizer step (the distributed trainer all-reduces gradients there). With teacher_weight > 0 (MLP only)
     the loss adds teacher_weight x the mean squared distance of the action mean from the teacher's action, over
-    the samples the teacher is imitated on, each weighted by its task's teacher weight (buf.teacher_mask)."""
+    the samples the teacher is imitated on, each weighted by its task's teacher weight (buf.teacher_mask).
+    With task experts the advantages are normalized and the gradients clipped per task (normalize_by_group,
+    clip_grad_norm_by_group), so that each expert trains as it would alone."""
     T, N = buf.steps, buf.agents
     stats = UpdateStats()
     updates = 0
@@ -114,14 +141,18 @@ def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int
                 act = buf.actions[:, idx].reshape(-1, *buf.actions.shape[2:])
                 old_logp, adv = buf.logp[:, idx].reshape(-1), buf.advantages[:, idx].reshape(-1)
                 ret = buf.returns[:, idx].reshape(-1)
+                obs = buf.obs[:, idx].reshape(-1, buf.obs.shape[-1])
             else:
-                mean, value, _ = model(flat_obs[idx], privileged=flat_priv[idx] if flat_priv is not None else None)
+                obs = flat_obs[idx]
+                mean, value, _ = model(obs, privileged=flat_priv[idx] if flat_priv is not None else None)
                 act = flat_act[idx]
                 old_logp, adv, ret = (x[idx] for x in flat)
-            dist = model.distribution(mean)
+            dist = model.distribution(mean, obs)
             new_logp = log_prob(dist, act, discrete)
             ent = entropy(dist, discrete).mean()
-            if norm_adv:
+            if norm_adv and model.experts:
+                adv = normalize_by_group(adv, model.actor.task_of(obs), model.experts[1])
+            elif norm_adv:
                 adv = (adv - adv.mean()) / (adv.std() + 1e-8)
             logratio = new_logp - old_logp
             ratio = logratio.exp()
@@ -139,7 +170,10 @@ def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int
             loss.backward()
             if grad_hook is not None:
                 grad_hook(model)
-            gn = nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            if model.experts:
+                gn = clip_grad_norm_by_group(model.expert_gradients(), max_grad_norm)
+            else:
+                gn = nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             optimizer.step()
             with torch.no_grad():
                 stats.policy_loss += pg_loss.item()

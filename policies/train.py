@@ -309,7 +309,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                     p = priv_cpu.to(device, non_blocking=True)
                     buf.privileged[t].copy_(p)
                 mean, value, state = model(o, state, starts if model.is_lstm else None, p)
-                dist_t = model.distribution(mean)
+                dist_t = model.distribution(mean, o)
                 a = dist_t.sample()
                 buf.actions[t].copy_(a)
                 buf.logp[t].copy_(log_prob(dist_t, a, model.discrete))

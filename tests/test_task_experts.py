@@ -88,3 +88,37 @@ def test_experts_are_refused_where_they_cannot_be_built():
             make_config(cli_values={"tasks": "hover,race", "task_experts": True, **other})
     with pytest.raises(ValueError, match="experts: a one-hot of 6 columns from 80 does not fit 84"):
         ActorCritic(drone_sim.OBS_SIZE, 4, experts=(80, 6))
+
+
+def test_each_task_has_its_own_log_std():
+    """A row's exploration noise is its own task's: the Gaussian's std is read from the log std row its task
+    one-hot names, and a loss on race rows moves race's row alone."""
+    model = experts_model()
+    with torch.no_grad():
+        model.log_std.copy_(torch.arange(6.0)[:, None].expand(6, 4) * -0.1)
+    tasks = [5, 0, 2, 2]
+    obs = with_tasks(torch.randn(len(tasks), drone_sim.OBS_SIZE), tasks)
+    mean, _, _ = model(obs)
+    dist = model.distribution(mean, obs)
+    want = torch.tensor([[(-0.1 * t)] * 4 for t in tasks]).exp()
+    torch.testing.assert_close(dist.stddev, want)
+    dist.log_prob(torch.zeros_like(mean)).sum().backward()
+    moved = (model.log_std.grad.abs().sum(-1) > 0).tolist()
+    assert moved == [k in tasks for k in range(6)]
+    with pytest.raises(ValueError, match="log std per task; pass the observations"):
+        model.distribution(mean)
+
+
+def test_expert_gradients_cover_every_parameter_once():
+    """The per-task clip (clip_grad_norm_by_group) must reach every gradient of an experts model, each in one
+    task's group: a parameter left out would not be clipped at all."""
+    model = experts_model()
+    obs = with_tasks(torch.randn(6, drone_sim.OBS_SIZE), list(range(6)))
+    mean, value, _ = model(obs)
+    (model.distribution(mean, obs).log_prob(mean.detach() + 0.1).sum() + value.pow(2).sum()).backward()
+    groups = model.expert_gradients()
+    assert len(groups) == 6
+    covered = sum(g.numel() for grads in groups for g in grads)
+    assert covered == sum(p.grad.numel() for p in model.parameters() if p.grad is not None)
+    race = drone_sim.TASKS.index("race")
+    assert groups[race][0] is model.actor.nets[race][0].weight.grad
