@@ -113,7 +113,8 @@ class TrainConfig:
                                        "one-hot, instead of one value for every task (drone env only; the actor and "
                                        "the exported policy are unchanged)")
     task_experts: bool = _f(False, "one MLP actor and critic per task, each drone's chosen by the observation's "
-                                   "task one-hot: the tasks share no weights (drone env only; not with --lstm, "
+                                   "task one-hot, with its own log std, advantage normalization and gradient "
+                                   "clip: the tasks share no weights (drone env only; not with --lstm, "
                                    "--entities or --task-value-heads)")
     activation: str = _f("tanh", "tanh, relu or elu")
     init_log_std: float = _f(-0.5, "initial log standard deviation of the Gaussian actions")
@@ -129,7 +130,7 @@ class TrainConfig:
     clip: float = _f(0.2, "PPO ratio clip")
     vf_coef: float = _f(0.5, "value loss weight")
     ent_coef: float = _f(0.0, "entropy bonus weight")
-    max_grad_norm: float = _f(0.5, "gradient clipping (global norm)")
+    max_grad_norm: float = _f(0.5, "gradient clipping (global norm; per task with --task-experts)")
     norm_adv: bool = _f(True, "normalize advantages per minibatch")
     # running
     device: str = _f("auto", "auto, cpu or cuda")
