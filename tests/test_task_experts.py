@@ -122,3 +122,45 @@ def test_expert_gradients_cover_every_parameter_once():
     assert covered == sum(p.grad.numel() for p in model.parameters() if p.grad is not None)
     race = drone_sim.TASKS.index("race")
     assert groups[race][0] is model.actor.nets[race][0].weight.grad
+
+
+class _RecordingOptimizer:
+    """Stands in for Adam in ppo_update: keeps each expert's gradient norm as the optimizer would see it."""
+
+    def __init__(self, model: ActorCritic):
+        self.model, self.norms = model, []
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.model.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.norms.append([float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+                           for grads in self.model.expert_gradients()])
+
+
+def test_the_update_normalizes_and_clips_each_task_on_its_own(monkeypatch):
+    """ppo_update with experts: each expert's gradient reaches the optimizer clipped to max_grad_norm on its own (a
+    global clip would leave every expert below it), and advantages are normalized by the rows' tasks."""
+    import policies.ppo as ppo
+
+    model = experts_model()
+    T, N = 4, 12
+    buf = ppo.Rollout(T, N, drone_sim.OBS_SIZE, (4,), "cpu")
+    tasks = [k % 6 for k in range(N)]
+    buf.obs.copy_(with_tasks(torch.randn(T * N, drone_sim.OBS_SIZE), tasks * T).view(T, N, -1))
+    buf.actions.normal_()
+    buf.advantages.normal_()
+    buf.returns.normal_(0.0, 10.0)
+    with torch.no_grad():
+        mean, _, _ = model(buf.obs.view(T * N, -1))
+        buf.logp.copy_(model.distribution(mean, buf.obs.view(T * N, -1)).log_prob(buf.actions.view(T * N, 4))
+                       .sum(-1).view(T, N))
+    groups_seen = []
+    real = ppo.normalize_by_group
+    monkeypatch.setattr(ppo, "normalize_by_group", lambda x, g, c: groups_seen.append(g.clone()) or real(x, g, c))
+    opt = _RecordingOptimizer(model)
+    ppo.ppo_update(model, opt, buf, epochs=1, minibatch_size=T * N, clip=0.2, vf_coef=0.5, ent_coef=0.0,
+                   max_grad_norm=0.5)
+    assert len(opt.norms) == 1 and len(groups_seen) == 1
+    assert sorted(groups_seen[0].tolist()) == sorted(tasks * T)
+    assert opt.norms[0] == pytest.approx([0.5] * 6, abs=1e-4)   # returns of scale 10: every expert is over 0.5
