@@ -141,7 +141,7 @@ def ppo_update(model: ActorCritic, optimizer: Adam, buf: Rollout, *, epochs: int
                 act = buf.actions[:, idx].reshape(-1, *buf.actions.shape[2:])
                 old_logp, adv = buf.logp[:, idx].reshape(-1), buf.advantages[:, idx].reshape(-1)
                 ret = buf.returns[:, idx].reshape(-1)
-                obs = buf.obs[:, idx].reshape(-1, buf.obs.shape[-1])
+                obs = None   # only task experts read the rows' observations here, and they are MLP-only
             else:
                 obs = flat_obs[idx]
                 mean, value, _ = model(obs, privileged=flat_priv[idx] if flat_priv is not None else None)
