@@ -3,11 +3,14 @@ and on which drone, and the crash rate by drone size, thrust-to-weight, spawn he
 leaves. For obstacles, also whether the obstacle hit lay on the straight line to the goal and whether the
 observation listed it a second before the crash: the difference between a policy that ignores obstacles and one
 that cannot see them. For swarm, the time in slot while the formation assembles and while it holds, against what
-a drone that flew straight to its slot at the task's speed limit could reach at best.
+a drone that flew straight to its slot at the task's speed limit could reach at best. For follow, which hardly
+crashes, the time off the moving target while closing the spawn's gap and while tracking, and which drones lose a
+target they had.
 
     python scripts/crash_report.py --policy policies/pretrained/multitask_ctbr.onnx [--tasks race,swarm,obstacles]
     python scripts/crash_report.py --policy runs/X/model.pt --episodes 512 --json crashes.json
     python scripts/crash_report.py --policy scripted --tasks obstacles   # the hand-written controller, for reference
+    python scripts/crash_report.py --policy runs/X/model.pt --tasks follow
 
 Why: drone-eval says how often a policy crashes; deciding what to change (the observation, the reward, the
 curriculum, the randomization) needs to know which crashes they are. The episodes are drone-eval's own
@@ -35,6 +38,12 @@ LOOKBACK_S = 1.0  # obstacles: what the drone saw this long before a crash (at 7
 HISTORY_S = 3.0   # obstacles: how far back to look for when the obstacle hit entered the observation's list
 FORMATION_RADIUS = sim_default("formation_radius")   # swarm: in slot within this of it (m), drone-eval's figure
 ASSEMBLY_S = 3.0  # swarm: the formation assembles in this long from the scattered spawn; holding comes after
+FOLLOW_RADIUS = sim_default("follow_radius")         # follow: on the target within this of it (m), drone-eval's figure
+SETTLE_S = 2.0    # follow: the spawn is up to 1 m off the moving target; tracking is judged after this
+LOST_SHARE = 0.05  # follow: a drone off the target for more of its tracking than this lost it
+# the tasks whose time on target is watched in two phases: (radius m, phase boundary s, the phases' names)
+PHASES = {"swarm": (FORMATION_RADIUS, ASSEMBLY_S, ("assembling", "holding")),
+          "follow": (FOLLOW_RADIUS, SETTLE_S, ("settling", "tracking"))}
 
 
 def _spheres(field: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -95,19 +104,21 @@ class CrashWatcher:
                 self._obstacle_episode_begins(env)
         self.states = env.states().copy()
         self.targets = env.targets()[0].copy()
-        if self.task == "swarm":
-            self._slot_step(step)
+        if self.task in PHASES:
+            self._phase_step(step)
         if self.task == "obstacles":
             self.past[step % len(self.past)] = self.states[:, :6]
 
-    def _slot_step(self, step: int) -> None:
-        """Add this step's slot error of every counted drone to its flight, in the assembly or the holding phase."""
-        phase = "assembling" if step * self.dt < ASSEMBLY_S else "holding"
+    def _phase_step(self, step: int) -> None:
+        """Add this step's distance from the target (swarm: the slot; follow: the moving point) of every counted
+        drone to its flight, in the task's first phase (assembling, settling) or its second (holding, tracking)."""
+        radius, boundary, names = PHASES[self.task]
+        phase = names[0] if step * self.dt < boundary else names[1]
         err = np.linalg.norm(self.targets - self.states[:, :3], axis=1)
         for i in np.flatnonzero(self.counted):
             f = self.flights[self.first + i]
             steps, inside, total = f.get(phase, (0, 0, 0.0))
-            f[phase] = (steps + 1, inside + int(err[i] < FORMATION_RADIUS), total + float(err[i]))
+            f[phase] = (steps + 1, inside + int(err[i] < radius), total + float(err[i]))
 
     def _obstacle_episode_begins(self, env) -> None:
         """Note each env's obstacle field, and whether the straight line from each drone's spawn to its goal runs
@@ -201,8 +212,9 @@ def share(rows: list[dict], pred) -> str:
 
 def report(task: str, crashes: list[dict], flights: list[dict]) -> list[str]:
     out = [f"## {task}: {len(crashes)} crashes in {len(flights)} episodes ({len(crashes) / max(1, len(flights)):.3f})"]
+    phases = {"swarm": _slot_lines, "follow": _follow_lines}.get(task, lambda flights: [])
     if not crashes:
-        return out + (_slot_lines(flights) if task == "swarm" else [])
+        return out + phases(flights)
     causes = sorted({c["cause"] for c in crashes})
     out.append("cause: " + ", ".join(f"{c} {sum(r['cause'] == c for r in crashes)}" for c in causes))
     out.append(f"within the first {EARLY_S:g} s: {share(crashes, lambda r: r['t'] < EARLY_S)} of the crashes; "
@@ -230,7 +242,18 @@ def report(task: str, crashes: list[dict], flights: list[dict]) -> list[str]:
         if near:
             out.append(f"drone contacts: median closing speed {np.median([r['closing_speed'] for r in near]):.1f} m/s, "
                        f"during the first {EARLY_S:g} s {share(near, lambda r: r['t'] < EARLY_S)}")
-        out += _slot_lines(flights)
+    return out + phases(flights)
+
+
+def _phase_lines(task: str, flights: list[dict], on_target: str, error: str) -> list[str]:
+    """Time on target and mean distance from it in each of the task's two phases, over every counted step."""
+    radius, boundary, names = PHASES[task]
+    out = []
+    for phase, when in zip(names, (f"the first {boundary:g} s", f"after {boundary:g} s")):
+        sums = np.sum([f[phase] for f in flights if phase in f], axis=0)
+        if np.ndim(sums) and sums[0]:
+            out.append(f"{phase} ({when}): {on_target} {sums[1] / sums[0]:.3f}, {error} {sums[2] / sums[0]:.2f} m "
+                       "(watched each step)")
     return out
 
 
@@ -238,13 +261,7 @@ def _slot_lines(flights: list[dict]) -> list[str]:
     """How much of the swarm's time out of slot is the assembly, which even a perfect drone spends, and how much
     is holding: and the best a drone could do that flew straight to its slot at the speed limit from the first
     step (no acceleration, no turn) and held it exactly."""
-    out = []
-    for phase in ("assembling", "holding"):
-        sums = np.sum([f[phase] for f in flights if phase in f], axis=0)
-        if np.ndim(sums) and sums[0]:
-            when = f"the first {ASSEMBLY_S:g} s" if phase == "assembling" else f"after {ASSEMBLY_S:g} s"
-            out.append(f"{phase} ({when}): in slot {sums[1] / sums[0]:.3f}, slot error {sums[2] / sums[0]:.2f} m "
-                       "(watched each step)")
+    out = _phase_lines("swarm", flights, "in slot", "slot error")
     limit, horizon = sim_default("speed_limit")["swarm"], sim_default("horizon_s")["swarm"]
     if limit > 0 and flights:
         d = np.array([f["target_m"] for f in flights])
@@ -252,6 +269,27 @@ def _slot_lines(flights: list[dict]) -> list[str]:
         best_err = np.mean(np.minimum(d / limit, horizon) * d / 2.0 / horizon)
         out.append(f"spawn to slot: median {np.median(d):.2f} m; flying straight there at the {limit:g} m/s speed "
                    f"limit and holding it exactly: in slot at most {best_in:.3f}, slot error at least {best_err:.2f} m")
+    return out
+
+
+def _follow_lines(flights: list[dict]) -> list[str]:
+    """Whether follow's time off the target is the approach from the spawn, which every drone spends, or drones
+    that lose a target they had; and which drones those are, by size (a large drone turns slowly)."""
+    out = _phase_lines("follow", flights, f"within {FOLLOW_RADIUS:g} m", "error")
+    tracked = [f for f in flights if f.get("tracking", (0,))[0]]
+    if not tracked:
+        return out
+    off = np.array([1.0 - f["tracking"][1] / f["tracking"][0] for f in tracked])
+    radius = np.array([f["radius"] for f in tracked])
+    lost = off > LOST_SHARE
+    out.append(f"drones off the target for over {LOST_SHARE:.0%} of the tracking: {int(lost.sum())} of {len(tracked)}"
+               + (f" (radius {', '.join(f'{r:.2f}' for r in np.sort(radius[lost]))} m)" if lost.any() else ""))
+    edges = np.quantile(radius, [0, 1 / 3, 2 / 3, 1])
+    cells = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (radius >= lo) & (radius <= hi)
+        cells.append(f"{lo:.2f}-{hi:.2f}: {off[m].mean():.4f}" if m.any() else f"{lo:.2f}-{hi:.2f}: -")
+    out.append("share of the tracking off the target by drone radius m (terciles): " + "; ".join(cells))
     return out
 
 

@@ -114,6 +114,35 @@ def test_crash_report_counts_the_crashes_drone_eval_counts():
     assert "through an obstacle" in "\n".join(crash_report.report("obstacles", crashes, flights))
 
 
+def test_crash_report_splits_follow_into_settling_and_tracking():
+    """follow hardly crashes: what it loses is time off the moving target. crash_report counts that time over
+    drone-eval's own steps, in the approach from the spawn and in the tracking after it, so the two phases add up to
+    drone-eval's score; a drone off the target for more than LOST_SHARE of its tracking is named by its size."""
+    import crash_report
+
+    make_policy, meta = crash_report.load(str(ROOT / "policies" / "pretrained" / "multitask_ctbr.onnx"))
+    crashes, flights, m = crash_report.crashes_of(make_policy, meta, "follow", "default", episodes=64, seed=5)
+    horizon = round(sim_default("horizon_s")["follow"] * meta["control_hz"])
+    settle = round(crash_report.SETTLE_S * meta["control_hz"])
+    inside = steps = 0
+    for f in flights:       # every counted step in one phase; a flight that did not crash flew them all
+        n = f["settling"][0] + f.get("tracking", (0,))[0]
+        assert f["settling"][0] <= settle and (n == horizon if not f["crashed"] else n < horizon)
+        inside += f["settling"][1] + f.get("tracking", (0, 0))[1]
+        steps += n
+    # the watcher sees the state before each step and drone-eval scores the one after it: one step per flight apart
+    assert abs(inside / steps - m["score"]) <= 1.0 / horizon, (inside / steps, m["score"])
+    # by hand: two drones, the larger off the target for 50 of its 650 tracking steps (0.077 > 0.05)
+    made = [{"radius": 0.1, "settling": (100, 50, 30.0), "tracking": (650, 650, 20.0)},
+            {"radius": 0.3, "settling": (100, 40, 40.0), "tracking": (650, 600, 80.0)}]
+    lines = crash_report._follow_lines(made)
+    assert lines[0] == "settling (the first 2 s): within 0.5 m 0.450, error 0.35 m (watched each step)"
+    assert lines[1] == "tracking (after 2 s): within 0.5 m 0.962, error 0.08 m (watched each step)"
+    assert lines[2] == "drones off the target for over 5% of the tracking: 1 of 2 (radius 0.30 m)"
+    report = "\n".join(crash_report.report("follow", crashes, flights))
+    assert report.startswith(f"## follow: {len(crashes)} crashes") and "tracking (after 2 s): within 0.5 m" in report
+
+
 def test_crash_report_bounds_the_swarm_by_the_assembly_at_the_speed_limit():
     """The best in-slot share and slot error a drone could reach that flew straight to its slot at the speed limit
     (3 m/s) and held it exactly, over the 15 s episode: by hand for slots 3.3 m and 6.3 m from the spawn."""
