@@ -210,6 +210,16 @@ def share(rows: list[dict], pred) -> str:
     return f"{k / len(rows):.2f}" if rows else "-"
 
 
+def _by_terciles(values: np.ndarray, measure: np.ndarray, digits: int) -> str:
+    """measure's mean over the flights in each third of values ("lo-hi: mean; ..."; "-" for an empty third)."""
+    edges = np.quantile(values, [0, 1 / 3, 2 / 3, 1])
+    cells = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (values >= lo) & (values <= hi)
+        cells.append(f"{lo:.2f}-{hi:.2f}: " + (f"{measure[m].mean():.{digits}f}" if m.any() else "-"))
+    return "; ".join(cells)
+
+
 def report(task: str, crashes: list[dict], flights: list[dict]) -> list[str]:
     out = [f"## {task}: {len(crashes)} crashes in {len(flights)} episodes ({len(crashes) / max(1, len(flights)):.3f})"]
     phases = {"swarm": _slot_lines, "follow": _follow_lines}.get(task, lambda flights: [])
@@ -225,12 +235,7 @@ def report(task: str, crashes: list[dict], flights: list[dict]) -> list[str]:
     crashed = np.array([f["crashed"] for f in flights])
     height = np.array([f["height"] for f in flights])
     for name, values in (("drone radius m", radius), ("thrust-to-weight", twr), ("spawn height m", height)):
-        edges = np.quantile(values, [0, 1 / 3, 2 / 3, 1])
-        cells = []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            m = (values >= lo) & (values <= hi)
-            cells.append(f"{lo:.2f}-{hi:.2f}: {crashed[m].mean():.3f}")
-        out.append(f"crash rate by {name} (terciles): " + "; ".join(cells))
+        out.append(f"crash rate by {name} (terciles): " + _by_terciles(values, crashed, 3))
     if task == "race":
         room = np.array([r["room_m"] for r in crashes])
         out.append(f"room the target ring left (ring radius - drone radius) at the crashes: median {np.median(room):.2f} m, "
@@ -284,12 +289,7 @@ def _follow_lines(flights: list[dict]) -> list[str]:
     lost = off > LOST_SHARE
     out.append(f"drones off the target for over {LOST_SHARE:.0%} of the tracking: {int(lost.sum())} of {len(tracked)}"
                + (f" (radius {', '.join(f'{r:.2f}' for r in np.sort(radius[lost]))} m)" if lost.any() else ""))
-    edges = np.quantile(radius, [0, 1 / 3, 2 / 3, 1])
-    cells = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (radius >= lo) & (radius <= hi)
-        cells.append(f"{lo:.2f}-{hi:.2f}: {off[m].mean():.4f}" if m.any() else f"{lo:.2f}-{hi:.2f}: -")
-    out.append("share of the tracking off the target by drone radius m (terciles): " + "; ".join(cells))
+    out.append("share of the tracking off the target by drone radius m (terciles): " + _by_terciles(radius, off, 4))
     return out
 
 

@@ -75,6 +75,17 @@ def test_bench_swarm_loop_mode_runs_the_real_tick(tmp_path):
     assert float(cells[5].split("/")[0]) > 0.0
 
 
+def assert_phases_cover_the_flights(crash_report, task: str, flights: list[dict], control_hz: float) -> int:
+    """Every counted step of a flight is in one of the task's two phases, the first no longer than its boundary;
+    a flight that did not crash flew them all. Returns the task's horizon in steps."""
+    _, boundary, (first, second) = crash_report.PHASES[task]
+    horizon = round(sim_default("horizon_s")[task] * control_hz)
+    for f in flights:
+        steps = f[first][0] + f.get(second, (0,))[0]
+        assert f[first][0] <= round(boundary * control_hz) and (steps == horizon if not f["crashed"] else steps < horizon)
+    return horizon
+
+
 def test_crash_report_counts_the_crashes_drone_eval_counts():
     """scripts/crash_report.py watches drone-eval's own episodes: same seed, same drones, the same crashes, each
     with what it hit."""
@@ -95,12 +106,8 @@ def test_crash_report_counts_the_crashes_drone_eval_counts():
             assert sum(c["cause"] == cause for c in crashes) == round(m[f"crash_{cause}_rate"] * 64)
         assert sum(f["crashed"] for f in flights) == len(crashes)
         assert "\n".join(crash_report.report(task, crashes, flights)).startswith(f"## {task}: {len(crashes)} crashes")
-        if task == "swarm":    # every counted step of a flight is in one phase; one that did not crash flew them all
-            horizon = round(sim_default("horizon_s")["swarm"] * meta["control_hz"])
-            assembly = round(crash_report.ASSEMBLY_S * meta["control_hz"])
-            for f in flights:
-                steps = f["assembling"][0] + f.get("holding", (0,))[0]
-                assert f["assembling"][0] <= assembly and (steps == horizon if not f["crashed"] else steps < horizon)
+        if task == "swarm":
+            assert_phases_cover_the_flights(crash_report, "swarm", flights, meta["control_hz"])
             assert "holding (after 3 s): in slot" in "\n".join(crash_report.report(task, crashes, flights))
     # obstacles: each crash names the obstacle's geometry, and each flight whether its straight line was blocked
     hits = [c for c in crashes if c["cause"] == "obstacle"]
@@ -122,14 +129,9 @@ def test_crash_report_splits_follow_into_settling_and_tracking():
 
     make_policy, meta = crash_report.load(str(ROOT / "policies" / "pretrained" / "multitask_ctbr.onnx"))
     crashes, flights, m = crash_report.crashes_of(make_policy, meta, "follow", "default", episodes=64, seed=5)
-    horizon = round(sim_default("horizon_s")["follow"] * meta["control_hz"])
-    settle = round(crash_report.SETTLE_S * meta["control_hz"])
-    inside = steps = 0
-    for f in flights:       # every counted step in one phase; a flight that did not crash flew them all
-        n = f["settling"][0] + f.get("tracking", (0,))[0]
-        assert f["settling"][0] <= settle and (n == horizon if not f["crashed"] else n < horizon)
-        inside += f["settling"][1] + f.get("tracking", (0, 0))[1]
-        steps += n
+    horizon = assert_phases_cover_the_flights(crash_report, "follow", flights, meta["control_hz"])
+    inside = sum(f["settling"][1] + f.get("tracking", (0, 0))[1] for f in flights)
+    steps = sum(f["settling"][0] + f.get("tracking", (0,))[0] for f in flights)
     # the watcher sees the state before each step and drone-eval scores the one after it: one step per flight apart
     assert abs(inside / steps - m["score"]) <= 1.0 / horizon, (inside / steps, m["score"])
     # by hand: two drones, the larger off the target for 50 of its 650 tracking steps (0.077 > 0.05)
