@@ -36,6 +36,31 @@ class ConfigError(ValueError):
     """A configuration value or file that cannot be used; the message names it."""
 
 
+def expert_of(groups: str) -> list[int]:
+    """Each task's expert network (in drone_sim.TASKS order) for --expert-groups: 'hover+goto+follow' puts those
+    three in one network and every other task in its own; networks are numbered in the order of their first task.
+
+    Why: separate experts train each task as if alone, and follow then closes on its target more slowly than one
+    network shared by all six does (BENCHMARKS, issue 18, twenty-first round); tasks that fly the same way (to a
+    point, onto a moving point) can share what they learn without sharing with race's fast, noisy flight."""
+    import drone_sim
+
+    group_of: dict[str, int] = {}
+    for k, group in enumerate(g.strip() for g in groups.split(",") if g.strip()):
+        names = [n.strip() for n in group.split("+")]
+        for name in names:
+            if name not in drone_sim.TASKS:
+                raise ConfigError(f"expert_groups: unknown task {name!r} (tasks: {', '.join(drone_sim.TASKS)})")
+            if name in group_of:
+                raise ConfigError(f"expert_groups: {name} is named twice")
+            group_of[name] = k
+        if len(names) < 2:
+            raise ConfigError(f"expert_groups: {group!r} is one task, which has its own expert anyway; a group "
+                              "joins two or more with '+'")
+    first: dict[object, int] = {}
+    return [first.setdefault(group_of.get(t, t), len(first)) for t in drone_sim.TASKS]
+
+
 def _f(default, help: str, **kw):
     return field(default=default, metadata={"help": help, **kw})
 
@@ -116,6 +141,9 @@ class TrainConfig:
                                    "task one-hot, with its own log std, advantage normalization and gradient "
                                    "clip: the tasks share no weights (drone env only; not with --lstm, "
                                    "--entities or --task-value-heads)")
+    expert_groups: str = _f("", "with --task-experts: tasks that share one expert network, joined by '+', groups "
+                                "separated by ',' (e.g. 'hover+goto+follow'); every task not named keeps its own. "
+                                "The tasks of a group still have their own log std and advantage normalization")
     activation: str = _f("tanh", "tanh, relu or elu")
     init_log_std: float = _f(-0.5, "initial log standard deviation of the Gaussian actions")
     # PPO
@@ -186,6 +214,10 @@ class TrainConfig:
         if self.task_experts and (self.env != "drone" or self.lstm or self.entities or self.task_value_heads):
             raise ConfigError("task_experts: one plain MLP per task of the drone env (not with --lstm, --entities or "
                               "--task-value-heads, and the ocean envs have one task)")
+        if self.expert_groups:
+            if not self.task_experts:
+                raise ConfigError("expert_groups: the tasks share expert networks only with --task-experts")
+            expert_of(self.expert_groups)
         if self.teacher:
             if self.teacher != "scripted":
                 raise ConfigError(f"teacher must be 'scripted' or empty, got {self.teacher!r}")

@@ -134,21 +134,26 @@ class TaskExperts(nn.Module):
     file, one observation, the task being part of it. Training groups the rows by task, so a row costs one
     expert's multiply-adds, as it did the shared network's; the ONNX export runs every expert and picks, a graph of
     plain ops for the one or few drones deploy flies.
-    onehot: (offset, count) of the task one-hot in the observation; nets: count networks with one output size."""
+    onehot: (offset, count) of the task one-hot in the observation; nets: one network per task, or with expert_of
+    (each task's network index, count entries) one per group of tasks that share a network."""
 
-    def __init__(self, nets: list[nn.Module], onehot: tuple[int, int]):
+    def __init__(self, nets: list[nn.Module], onehot: tuple[int, int], expert_of: list[int] | None = None):
         super().__init__()
         self.offset, self.count = (int(v) for v in onehot)
-        if len(nets) != self.count:
-            raise ValueError(f"task experts: {len(nets)} networks for a one-hot of {self.count} tasks")
+        expert_of = list(range(self.count)) if expert_of is None else [int(k) for k in expert_of]
+        if len(expert_of) != self.count or sorted(set(expert_of)) != list(range(len(nets))):
+            raise ValueError(f"task experts: tasks mapped to networks {expert_of} do not use each of the {len(nets)} "
+                             f"networks for a one-hot of {self.count} tasks")
         self.nets = nn.ModuleList(nets)
+        # not saved with the weights: the mapping is part of the model's configuration
+        self.register_buffer("expert_of", torch.tensor(expert_of, dtype=torch.long), persistent=False)
 
     def task_of(self, obs: torch.Tensor) -> torch.Tensor:
         """Each row's task index, read from the raw observation's task one-hot."""
         return obs[..., self.offset:self.offset + self.count].argmax(-1)
 
     def forward(self, x: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        task = self.task_of(obs)
+        task = self.expert_of[self.task_of(obs)]
         if torch.onnx.is_in_onnx_export():
             outs = torch.stack([net(x) for net in self.nets], -2)          # (..., tasks, out)
             pick = task[..., None, None].expand(*task.shape, 1, outs.shape[-1])
@@ -194,12 +199,15 @@ class ActorCritic(nn.Module):
 
     experts (offset, count): the MLP actor and critic are each count networks, one per task, every row through its
     own task's (TaskExperts), and each task has its own log std; with the trainer's per-task advantage
-    normalization and gradient clip (ppo.py) the tasks share the observation's normalization and nothing else."""
+    normalization and gradient clip (ppo.py) the tasks share the observation's normalization and nothing else.
+    expert_of (count entries): each task's network where some tasks share one (config.expert_of); the tasks of a
+    group keep their own log std and advantage normalization and are clipped together."""
 
     def __init__(self, obs_size: int, action_size: int, hidden: int = 64, layers: int = 2, lstm: bool = False,
                  discrete: bool = False, init_log_std: float = -0.5, activation: str = "tanh",
                  entities: list[tuple[int, int, int]] | None = None, entity_width: int = 16, privileged: int = 0,
-                 value_heads: tuple[int, int] | None = None, experts: tuple[int, int] | None = None):
+                 value_heads: tuple[int, int] | None = None, experts: tuple[int, int] | None = None,
+                 expert_of: list[int] | None = None):
         super().__init__()
         act = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}[activation]
         self.obs_size, self.action_size, self.hidden = obs_size, action_size, hidden
@@ -225,6 +233,10 @@ class ActorCritic(nn.Module):
                 raise ValueError("experts: one plain MLP per task; not with the LSTM, the entity encoder or value "
                                  "heads (each expert's critic is already its task's own)")
             self.config["experts"] = list(self.experts)
+            if expert_of is not None and list(expert_of) != list(range(self.experts[1])):
+                self.config["expert_of"] = [int(k) for k in expert_of]
+        elif expert_of is not None:
+            raise ValueError("expert_of: tasks share expert networks only where there are experts")
         values = self.value_heads[1] if self.value_heads else 1
         self.norm = RunningNorm(obs_size, tied=entities)
         body = [hidden] * layers
@@ -241,11 +253,12 @@ class ActorCritic(nn.Module):
             self.actor = nn.Sequential(pools[0], *_mlp([pools[0].out_size, *body, action_size], act, 0.01))
             self.critic = nn.Sequential(pools[1], *_mlp([pools[1].out_size, *body, values], act, 1.0))
         elif self.experts:
-            count = self.experts[1]
+            shared = self.config.get("expert_of")
+            count = max(shared) + 1 if shared else self.experts[1]
             self.actor = TaskExperts([_mlp([obs_size, *body, action_size], act, 0.01) for _ in range(count)],
-                                     self.experts)
+                                     self.experts, shared)
             self.critic = TaskExperts([_mlp([obs_size + extra, *body, values], act, 1.0) for _ in range(count)],
-                                      self.experts)
+                                      self.experts, shared)
         else:
             self.actor = _mlp([obs_size, *body, action_size], act, 0.01)
             self.critic = _mlp([obs_size + extra, *body, values], act, 1.0)
@@ -321,15 +334,16 @@ class ActorCritic(nn.Module):
         return torch.distributions.Normal(mean_or_logits, self.log_std[self.actor.task_of(obs)].exp())
 
     def expert_gradients(self) -> list[list[torch.Tensor]]:
-        """For each task, the gradients of what is its alone: its actor and critic networks and its row of the log
-        std (a view, so scaling it in place scales the gradient). Experts only; a network that no row of the
-        minibatch went through has no gradient and is left out."""
+        """For each expert network, the gradients of what is its tasks' alone: its actor and critic networks and
+        the rows of the log std of the tasks it flies (views, so scaling them in place scales the gradient).
+        Experts only; a network that no row of the minibatch went through has no gradient and is left out."""
+        expert_of = self.actor.expert_of.tolist()
         groups = []
-        for k in range(self.experts[1]):
+        for k in range(len(self.actor.nets)):
             params = [*self.actor.nets[k].parameters(), *self.critic.nets[k].parameters()]
             grads = [p.grad for p in params if p.grad is not None]
             if self.log_std.grad is not None:
-                grads.append(self.log_std.grad[k])
+                grads += [self.log_std.grad[t] for t, net in enumerate(expert_of) if net == k]
             groups.append(grads)
         return groups
 

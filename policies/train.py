@@ -22,7 +22,7 @@ from drone_sim.config import sim_default
 
 from .adam import Adam
 from .checkpoint import architecture_differences, load_checkpoint, save_checkpoint
-from .config import TrainConfig, default_toml
+from .config import TrainConfig, default_toml, expert_of
 from .metrics import MetricsWriter
 from .model import ActorCritic, log_prob
 from .ppo import Rollout, compute_gae, ppo_update
@@ -232,7 +232,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                         entities=drone_entity_blocks() if cfg.entities else None,
                         entity_width=cfg.entity_width, privileged=priv_size,
                         value_heads=drone_sim.OBS_LAYOUT["task"] if cfg.task_value_heads else None,
-                        experts=drone_sim.OBS_LAYOUT["task"] if cfg.task_experts else None).to(device)
+                        experts=drone_sim.OBS_LAYOUT["task"] if cfg.task_experts else None,
+                        expert_of=expert_of(cfg.expert_groups) if cfg.expert_groups else None).to(device)
     optimizer = Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     global_step, iteration, elapsed_before = 0, 0, 0.0
     if resume:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import drone_sim
-from policies.config import ConfigError, load_toml, make_config
+from policies.config import ConfigError, expert_of, load_toml, make_config
 from policies.model import ActorCritic
 from policies.train import train
 from conftest import with_tasks
@@ -62,9 +62,11 @@ def test_a_tasks_loss_trains_that_tasks_expert_alone():
                 assert all(g is None for g in grads), f"task {k}'s expert got a gradient from race rows"
 
 
-def test_an_experts_run_trains_exports_and_resumes_only_as_itself(tmp_path):
-    out, model, policy = train_and_export(tmp_path, task_experts=True)
+@pytest.mark.parametrize("groups", ["", "hover+goto+follow"])
+def test_an_experts_run_trains_exports_and_resumes_only_as_itself(tmp_path, groups):
+    out, model, policy = train_and_export(tmp_path, task_experts=True, expert_groups=groups)
     assert model.experts == tuple(TASK)
+    assert len(model.actor.nets) == (4 if groups else 6)
     # the exported file runs every expert and picks: on rows of every task it flies like the checkpoint
     tasks = [0, 1, 2, 3, 4, 5, 3]
     obs = with_tasks(torch.from_numpy(np.random.default_rng(0).normal(size=(len(tasks), drone_sim.OBS_SIZE))
@@ -76,7 +78,10 @@ def test_an_experts_run_trains_exports_and_resumes_only_as_itself(tmp_path):
     # a resume must keep the networks it was trained with
     cfg = load_toml(out / "config.toml")
     with pytest.raises(ValueError, match=r"experts: checkpoint \[76, 6\], this run None"):
-        train(make_config(cfg, {"total_steps": 1024, "task_experts": False}), out, resume=True)
+        train(make_config(cfg, {"total_steps": 1024, "task_experts": False, "expert_groups": ""}), out, resume=True)
+    other = {"expert_groups": "goto+follow"} if groups else {"expert_groups": "hover+goto+follow"}
+    with pytest.raises(ValueError, match=r"expert_of: checkpoint"):
+        train(make_config(cfg, {"total_steps": 1024, **other}), out, resume=True)
     assert train(make_config(cfg, {"total_steps": 1024}), out, resume=True)["global_step"] == 1024
 
 
@@ -164,3 +169,67 @@ def test_the_update_normalizes_and_clips_each_task_on_its_own(monkeypatch):
     assert len(opt.norms) == 1 and len(groups_seen) == 1
     assert sorted(groups_seen[0].tolist()) == sorted(tasks * T)
     assert opt.norms[0] == pytest.approx([0.5] * 6, abs=1e-4)   # returns of scale 10: every expert is over 0.5
+
+
+def test_expert_groups_name_each_tasks_network():
+    """--expert-groups 'hover+goto+follow': the three fly one network, every other task its own, networks numbered
+    by their first task in drone_sim.TASKS order (hover, goto, follow, race, swarm, obstacles)."""
+    assert drone_sim.TASKS == ("hover", "goto", "follow", "race", "swarm", "obstacles")
+    assert expert_of("hover+goto+follow") == [0, 0, 0, 1, 2, 3]
+    assert expert_of("follow+race, swarm+hover") == [0, 1, 2, 2, 0, 3]
+    for text, problem in [("hover+gate", "unknown task 'gate'"), ("hover+goto,goto+follow", "goto is named twice"),
+                          ("race", "'race' is one task")]:
+        with pytest.raises(ConfigError, match=problem):
+            expert_of(text)
+    with pytest.raises(ConfigError, match="only with --task-experts"):
+        make_config(cli_values={"tasks": "hover,race", "expert_groups": "hover+race"})
+    with pytest.raises(ValueError, match="do not use each of the 4 networks"):
+        ActorCritic(drone_sim.OBS_SIZE, 4, experts=TASK, expert_of=[0, 0, 0, 1, 1, 3])
+
+
+def grouped_model() -> ActorCritic:
+    torch.manual_seed(0)
+    model = ActorCritic(drone_sim.OBS_SIZE, 4, hidden=16, experts=TASK, expert_of=expert_of("hover+goto+follow"))
+    model.norm.update(torch.full((drone_sim.OBS_SIZE,), 0.2), torch.full((drone_sim.OBS_SIZE,), 0.16), 1000.0)
+    return model
+
+
+def test_grouped_tasks_fly_one_network_with_their_own_noise():
+    """hover, goto and follow rows go through network 0, race, swarm and obstacles through 1, 2 and 3; each task
+    still reads its own row of the log std, and a loss on follow rows moves network 0 and follow's noise alone."""
+    model = grouped_model()
+    assert len(model.actor.nets) == len(model.critic.nets) == 4 and model.log_std.shape == (6, 4)
+    net = [0, 0, 0, 1, 2, 3]
+    tasks = [2, 0, 5, 1, 3, 4, 2]
+    obs = with_tasks(torch.randn(len(tasks), drone_sim.OBS_SIZE), tasks)
+    with torch.no_grad():
+        model.log_std.copy_(torch.arange(6.0)[:, None].expand(6, 4) * -0.1)
+        mean, value, _ = model(obs)
+        x = model.norm(obs)
+        want_mean = torch.stack([model.actor.nets[net[t]](x[i]) for i, t in enumerate(tasks)])
+        want_value = torch.stack([model.critic.nets[net[t]](x[i]).squeeze(-1) for i, t in enumerate(tasks)])
+    torch.testing.assert_close(mean, want_mean)
+    torch.testing.assert_close(value, want_value)
+    torch.testing.assert_close(model.distribution(mean, obs).stddev,
+                               torch.tensor([[(-0.1 * t)] * 4 for t in tasks]).exp())
+    follow = drone_sim.TASKS.index("follow")
+    fobs = with_tasks(torch.randn(3, drone_sim.OBS_SIZE), [follow] * 3)
+    mean, value, _ = model(fobs)
+    (model.distribution(mean, fobs).log_prob(torch.zeros_like(mean)).sum() + value.pow(2).sum()).backward()
+    for head in (model.actor, model.critic):
+        assert [all(p.grad is not None for p in n.parameters()) for n in head.nets] == [True, False, False, False]
+    assert (model.log_std.grad.abs().sum(-1) > 0).tolist() == [k == follow for k in range(6)]
+
+
+def test_grouped_expert_gradients_cover_every_parameter_once():
+    """The per-network clip covers each gradient once: network 0's group holds its weights and the log std rows of
+    hover, goto and follow, so that the three tasks' step is clipped together as their shared network's."""
+    model = grouped_model()
+    obs = with_tasks(torch.randn(6, drone_sim.OBS_SIZE), list(range(6)))
+    mean, value, _ = model(obs)
+    (model.distribution(mean, obs).log_prob(mean.detach() + 0.1).sum() + value.pow(2).sum()).backward()
+    groups = model.expert_gradients()
+    assert len(groups) == 4
+    assert sum(g.numel() for grads in groups for g in grads) == sum(p.grad.numel() for p in model.parameters())
+    in_shared = {g.data_ptr() for g in groups[0]}
+    assert [model.log_std.grad[t].data_ptr() in in_shared for t in range(6)] == [True] * 3 + [False] * 3
