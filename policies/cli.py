@@ -173,7 +173,8 @@ def _print_summary(summary: dict, out: Path) -> None:
 def eval_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="drone-eval", description="Deterministic evaluation of a trained policy.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("checkpoint", nargs="?", help="a model.pt or checkpoints/latest.pt written by drone-train")
+    p.add_argument("checkpoint", nargs="?", help="a model.pt or checkpoints/latest.pt written by drone-train, or a "
+                                                 "drone-export .onnx file (as --onnx)")
     p.add_argument("--onnx", metavar="POLICY.onnx",
                    help="evaluate this drone-export file with onnxruntime instead of a checkpoint (the env settings "
                         "come from its metadata)")
@@ -200,6 +201,9 @@ def eval_main(argv: list[str] | None = None) -> int:
         p.error("--video-steps and --video-agents must be at least 1")
     if (args.checkpoint is None) == (args.onnx is None):
         p.error("give either a CHECKPOINT or --onnx POLICY.onnx")
+    if args.checkpoint and Path(args.checkpoint).suffix.lower() == ".onnx":
+        # what deploy flies is the exported file, so it is the one a user reaches for first
+        args.onnx, args.checkpoint = args.checkpoint, None
 
     import drone_sim
 

@@ -321,6 +321,9 @@ def test_drone_eval_onnx_gives_the_checkpoints_metrics(policies, capsys):
     assert eval_main(["--onnx", str(p["onnx"]), "--episodes", "16", "--seed", "3"]) == 0
     from_onnx = _table_rows(capsys.readouterr().out)
     assert len(from_ckpt) == 2 and from_ckpt == from_onnx  # nominal and randomized drones
+    # an .onnx file named where a checkpoint goes is evaluated as --onnx, not refused as a broken checkpoint
+    assert eval_main([str(p["onnx"]), "--episodes", "16", "--seed", "3"]) == 0
+    assert _table_rows(capsys.readouterr().out) == from_onnx
     # the raw figures, not only the rounded table, for the LSTM (state carried across episode ends)
     q = policies["lstm"]
     kw = dict(dr="default", episodes=16, seed=4, action_mode="ctbr", control_hz=50.0, physics_hz=500.0)
