@@ -119,6 +119,11 @@ class CrashWatcher:
             f = self.flights[self.first + i]
             steps, inside, total = f.get(phase, (0, 0, 0.0))
             f[phase] = (steps + 1, inside + int(err[i] < radius), total + float(err[i]))
+            if phase == names[0]:          # when it first got there, and whether it left again before the boundary
+                if err[i] < radius:
+                    f.setdefault("reached_s", step * self.dt)
+                elif "reached_s" in f:
+                    f["left_again"] = True
 
     def _obstacle_episode_begins(self, env) -> None:
         """Note each env's obstacle field, and whether the straight line from each drone's spawn to its goal runs
@@ -281,6 +286,7 @@ def _follow_lines(flights: list[dict]) -> list[str]:
     """Whether follow's time off the target is the approach from the spawn, which every drone spends, or drones
     that lose a target they had; and which drones those are, by size (a large drone turns slowly)."""
     out = _phase_lines("follow", flights, f"within {FOLLOW_RADIUS:g} m", "error")
+    out += _approach_lines(flights)
     tracked = [f for f in flights if f.get("tracking", (0,))[0]]
     if not tracked:
         return out
@@ -290,6 +296,29 @@ def _follow_lines(flights: list[dict]) -> list[str]:
     out.append(f"drones off the target for over {LOST_SHARE:.0%} of the tracking: {int(lost.sum())} of {len(tracked)}"
                + (f" (radius {', '.join(f'{r:.2f}' for r in np.sort(radius[lost]))} m)" if lost.any() else ""))
     out.append("share of the tracking off the target by drone radius m (terciles): " + _by_terciles(radius, off, 4))
+    return out
+
+
+def _approach_lines(flights: list[dict]) -> list[str]:
+    """How a drone spawned off the moving target closes on it: how soon it first gets within the radius, and
+    whether it overshoots and leaves again while settling. Why: a slower approach and an overshoot cost follow's
+    score alike, and they call for different fixes."""
+    out = []
+    near = [f for f in flights if "target_m" in f and f["target_m"] < FOLLOW_RADIUS]
+    if near:   # the target starts moving at once: a drone slow to follow it drops out of a radius it spawned in
+        left = sum(bool(f.get("left_again")) for f in near)
+        out.append(f"spawned within {FOLLOW_RADIUS:g} m of the target: {len(near)}; left it within the first "
+                   f"{SETTLE_S:g} s: {left / len(near):.3f} of them")
+    away = [f for f in flights if f.get("target_m", 0.0) >= FOLLOW_RADIUS]
+    if away:
+        reached = np.array([f["reached_s"] for f in away if "reached_s" in f])
+        left = sum(bool(f.get("left_again")) for f in away if "reached_s" in f)
+        line = f"spawned {FOLLOW_RADIUS:g} m or more off the target: {len(away)}; "
+        if len(reached):
+            line += (f"first within {FOLLOW_RADIUS:g} m after a median {np.median(reached):.2f} s (90th percentile "
+                     f"{np.percentile(reached, 90):.2f} s), left it again within the first {SETTLE_S:g} s: "
+                     f"{left / len(reached):.3f} of them; ")
+        out.append(line + f"never within it in the first {SETTLE_S:g} s: {1.0 - len(reached) / len(away):.3f}")
     return out
 
 

@@ -135,12 +135,28 @@ def test_crash_report_splits_follow_into_settling_and_tracking():
     # the watcher sees the state before each step and drone-eval scores the one after it: one step per flight apart
     assert abs(inside / steps - m["score"]) <= 1.0 / horizon, (inside / steps, m["score"])
     # by hand: two drones, the larger off the target for 50 of its 650 tracking steps (0.077 > 0.05)
-    made = [{"radius": 0.1, "settling": (100, 50, 30.0), "tracking": (650, 650, 20.0)},
-            {"radius": 0.3, "settling": (100, 40, 40.0), "tracking": (650, 600, 80.0)}]
+    # the approach: every drone spawned 0.5 m or more off that reached it has a first time, at most the boundary
+    away = [f for f in flights if f["target_m"] >= 0.5]
+    assert away and all(0.0 < f["reached_s"] < 2.0 for f in away if "reached_s" in f)
+    assert all("reached_s" not in f for f in flights if not f["settling"][1])
+    assert all(f["reached_s"] == 0.0 for f in flights if f["target_m"] < 0.5)
+    # by hand: two drones, the larger off the target for 50 of its 650 tracking steps (0.077 > 0.05); three spawned
+    # 0.5 m or more off it, one of them never there in the first 2 s, one of the other two leaving it again
+    made = [{"radius": 0.1, "settling": (100, 50, 30.0), "tracking": (650, 650, 20.0), "target_m": 0.8,
+             "reached_s": 0.4},
+            {"radius": 0.3, "settling": (100, 40, 40.0), "tracking": (650, 600, 80.0), "target_m": 0.9,
+             "reached_s": 0.6, "left_again": True},
+            {"radius": 0.2, "settling": (100, 0, 90.0), "target_m": 1.0, "crashed": True},
+            {"radius": 0.2, "settling": (100, 100, 10.0), "tracking": (650, 650, 10.0), "target_m": 0.3,
+             "reached_s": 0.0}]
     lines = crash_report._follow_lines(made)
-    assert lines[0] == "settling (the first 2 s): within 0.5 m 0.450, error 0.35 m (watched each step)"
-    assert lines[1] == "tracking (after 2 s): within 0.5 m 0.962, error 0.08 m (watched each step)"
-    assert lines[2] == "drones off the target for over 5% of the tracking: 1 of 2 (radius 0.30 m)"
+    assert lines[0] == "settling (the first 2 s): within 0.5 m 0.475, error 0.42 m (watched each step)"
+    assert lines[1] == "tracking (after 2 s): within 0.5 m 0.974, error 0.06 m (watched each step)"
+    assert lines[2] == "spawned within 0.5 m of the target: 1; left it within the first 2 s: 0.000 of them"
+    assert lines[3] == ("spawned 0.5 m or more off the target: 3; first within 0.5 m after a median 0.50 s (90th "
+                        "percentile 0.58 s), left it again within the first 2 s: 0.500 of them; never within it in "
+                        "the first 2 s: 0.333")
+    assert lines[4] == "drones off the target for over 5% of the tracking: 1 of 3 (radius 0.30 m)"
     report = "\n".join(crash_report.report("follow", crashes, flights))
     assert report.startswith(f"## follow: {len(crashes)} crashes") and "tracking (after 2 s): within 0.5 m" in report
 
