@@ -300,9 +300,10 @@ def _follow_lines(flights: list[dict]) -> list[str]:
 
 
 def _approach_lines(flights: list[dict]) -> list[str]:
-    """How a drone spawned off the moving target closes on it: how soon it first gets within the radius, and
-    whether it overshoots and leaves again while settling. Why: a slower approach and an overshoot cost follow's
-    score alike, and they call for different fixes."""
+    """How the drones get onto the moving target and stay on it while settling: of those spawned within the radius,
+    how many drop off as the target starts moving; of those spawned farther, how soon they first arrive and how
+    many overshoot and leave again. Why: a late start, a slow approach and an overshoot cost follow's score alike,
+    and they call for different fixes."""
     out = []
     near = [f for f in flights if "target_m" in f and f["target_m"] < FOLLOW_RADIUS]
     if near:   # the target starts moving at once: a drone slow to follow it drops out of a radius it spawned in
