@@ -306,7 +306,7 @@ def _approach_lines(flights: list[dict]) -> list[str]:
     and they call for different fixes."""
     out = []
     near = [f for f in flights if "target_m" in f and f["target_m"] < FOLLOW_RADIUS]
-    if near:   # the target starts moving at once: a drone slow to follow it drops out of a radius it spawned in
+    if near:   # the target moves from the first step and the drone starts at rest: a late start drops it out
         left = sum(bool(f.get("left_again")) for f in near)
         out.append(f"spawned within {FOLLOW_RADIUS:g} m of the target: {len(near)}; left it within the first "
                    f"{SETTLE_S:g} s: {left / len(near):.3f} of them")
