@@ -29,7 +29,7 @@ from .controllers import HoverController
 from .env import OBS_SIZE, OBS_VERSION
 from .params import FileFormatError
 from .screen import VideoOut, has_display
-from .signals import sigterm_as_interrupt
+from .signals import StopRequest, sigterm_as_interrupt
 
 
 class ViewPolicy(Protocol):
@@ -231,39 +231,43 @@ def run(env, actor, viewer=None, steps: int | None = None, video=None, speed: fl
     realtime = viewer is not None and not viewer.hidden and video is None and speed > 0
     wall0 = time.perf_counter()
     try:
-        while steps is None or done < steps:
-            if viewer is not None and viewer.should_close():
-                break
-            if viewer is not None and viewer.paused:
-                viewer.draw()
-                time.sleep(1.0 / 60.0)
-                wall0 = time.perf_counter() - done * dt / max(speed, 1e-9)
-                continue
-            n = 1
-            if realtime:
-                due = int((time.perf_counter() - wall0) * speed / dt) - done
-                if due > max_steps_per_frame:  # drawing cannot keep up: slow the simulation down instead
-                    wall0 += (due - max_steps_per_frame) * dt / speed
-                    due = max_steps_per_frame
-                n = max(1, due)
-                if steps is not None:
-                    n = min(n, steps - done)
-            for _ in range(n):
-                actions = actor(obs)
-                obs, rewards, term, trunc, _ = env.step(actions)
-                ended = term | trunc
-                actor.reset(ended)
-                done += 1
-                if viewer is not None:
-                    viewer.update(rewards, ended)
-            if viewer is not None:
-                viewer.draw()
-                if video is not None:
-                    video.write(viewer.frame())
+        # the stop is checked each frame: a KeyboardInterrupt that lands in a weakref callback or a __del__ (raylib's
+        # and numpy's objects have them) is dropped by Python, and the viewer would run on (seen under SIGTERM in CI)
+        with StopRequest() as stop:
+            while steps is None or done < steps:
+                stop.check()
+                if viewer is not None and viewer.should_close():
+                    break
+                if viewer is not None and viewer.paused:
+                    viewer.draw()
+                    time.sleep(1.0 / 60.0)
+                    wall0 = time.perf_counter() - done * dt / max(speed, 1e-9)
+                    continue
+                n = 1
                 if realtime:
-                    wait = wall0 + done * dt / speed - time.perf_counter()
-                    if wait > 0:
-                        time.sleep(wait)
+                    due = int((time.perf_counter() - wall0) * speed / dt) - done
+                    if due > max_steps_per_frame:  # drawing cannot keep up: slow the simulation down instead
+                        wall0 += (due - max_steps_per_frame) * dt / speed
+                        due = max_steps_per_frame
+                    n = max(1, due)
+                    if steps is not None:
+                        n = min(n, steps - done)
+                for _ in range(n):
+                    actions = actor(obs)
+                    obs, rewards, term, trunc, _ = env.step(actions)
+                    ended = term | trunc
+                    actor.reset(ended)
+                    done += 1
+                    if viewer is not None:
+                        viewer.update(rewards, ended)
+                if viewer is not None:
+                    viewer.draw()
+                    if video is not None:
+                        video.write(viewer.frame())
+                    if realtime:
+                        wait = wall0 + done * dt / speed - time.perf_counter()
+                        if wait > 0:
+                            time.sleep(wait)
     except KeyboardInterrupt:
         print(f"drone-view: interrupted after {done} steps", file=sys.stderr)
     return done

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BIN = Path(sys.executable).parent
@@ -95,3 +96,44 @@ def test_drone_eval_and_drone_view(tmp_path, tiny_checkpoint, display):
                                                     "--width", "320", "--height", "200"]
     code, out = _interrupt(cmd, signal.SIGTERM, None, tmp_path, env={"DISPLAY": display})
     assert code == 0 and "interrupted after" in out and "Traceback" not in out, out
+
+
+class _StopInDel:
+    """Sends this process SIGTERM from inside a __del__, where Python drops the KeyboardInterrupt the handler raises
+    (it reports it as unraisable): what happened to drone-view under CI's SIGTERM, deterministically."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class _HoverActor:
+    name = "zero"
+
+    def __init__(self, env):
+        self.calls, self.actions = 0, np.zeros((env.num_agents, 4), np.float32)
+
+    def __call__(self, obs):
+        self.calls += 1
+        if self.calls == 5:
+            _StopInDel()        # dropped at once: its __del__ runs here
+        return self.actions
+
+    def reset(self, ended) -> None:
+        pass
+
+
+def test_the_viewer_loop_stops_on_a_sigterm_whose_interrupt_python_dropped(capsys):
+    import drone_sim
+    from drone_sim.signals import sigterm_as_interrupt
+    from drone_sim.view import run
+
+    env = drone_sim.make(tasks="hover", num_envs=1, agents_per_env=2, action_mode="ctbr", seed=0)
+    previous = signal.getsignal(signal.SIGTERM)
+    sigterm_as_interrupt()
+    try:
+        done = run(env, _HoverActor(env), viewer=None, steps=200)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        env.close()
+    assert done == 5, done    # stopped at the next step's check, not after all 200
+    assert "drone-view: interrupted after 5 steps" in capsys.readouterr().err

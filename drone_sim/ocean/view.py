@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..signals import StopRequest
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="drone-view --env NAME",
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None, policy_loader=None) -> int:
         actor = KeyboardActor(env, spec, viewer, seed=args.seed)
     video = None
     status = 0
+    stop = StopRequest()
     try:
         if args.video:
             from ..screen import VideoOut
@@ -112,7 +115,9 @@ def main(argv: list[str] | None = None, policy_loader=None) -> int:
         obs, _ = env.reset(args.seed)
         actor.reset(None)
         done, t_next = 0, time.perf_counter()
+        stop.__enter__()   # a stop checked each frame, not only a KeyboardInterrupt (why: drone_sim.view.run)
         while (args.steps is None or done < args.steps) and not viewer.should_close():
+            stop.check()
             if viewer.paused or (actor.name == "keyboard" and not actor.wants_step()):
                 viewer.draw()
                 time.sleep(1 / 60)
@@ -147,6 +152,7 @@ def main(argv: list[str] | None = None, policy_loader=None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        stop.__exit__(None, None, None)
         if video is not None:
             video.close()
         viewer.close()
