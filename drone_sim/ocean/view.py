@@ -105,7 +105,6 @@ def main(argv: list[str] | None = None, policy_loader=None) -> int:
         actor = KeyboardActor(env, spec, viewer, seed=args.seed)
     video = None
     status = 0
-    stop = StopRequest()
     try:
         if args.video:
             from ..screen import VideoOut
@@ -115,25 +114,25 @@ def main(argv: list[str] | None = None, policy_loader=None) -> int:
         obs, _ = env.reset(args.seed)
         actor.reset(None)
         done, t_next = 0, time.perf_counter()
-        stop.__enter__()   # a stop checked each frame, not only a KeyboardInterrupt (why: drone_sim.view.run)
-        while (args.steps is None or done < args.steps) and not viewer.should_close():
-            stop.check()
-            if viewer.paused or (actor.name == "keyboard" and not actor.wants_step()):
+        with StopRequest() as stop:   # a stop checked each frame, not only a KeyboardInterrupt (why: view.run)
+            while (args.steps is None or done < args.steps) and not viewer.should_close():
+                stop.check()
+                if viewer.paused or (actor.name == "keyboard" and not actor.wants_step()):
+                    viewer.draw()
+                    time.sleep(1 / 60)
+                    continue
+                obs, rewards, term, trunc, _ = env.step(actor(obs))
+                ended = term | trunc
+                actor.reset(ended)
+                viewer.update(rewards, ended)
                 viewer.draw()
-                time.sleep(1 / 60)
-                continue
-            obs, rewards, term, trunc, _ = env.step(actor(obs))
-            ended = term | trunc
-            actor.reset(ended)
-            viewer.update(rewards, ended)
-            viewer.draw()
-            done += 1
-            if video is not None:
-                video.write(viewer.frame())
-            elif not offscreen:
-                t_next += 1.0 / fps
-                time.sleep(max(0.0, t_next - time.perf_counter()))
-                t_next = max(t_next, time.perf_counter() - 0.1)
+                done += 1
+                if video is not None:
+                    video.write(viewer.frame())
+                elif not offscreen:
+                    t_next += 1.0 / fps
+                    time.sleep(max(0.0, t_next - time.perf_counter()))
+                    t_next = max(t_next, time.perf_counter() - 0.1)
         if args.screenshot:
             Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
             viewer.save_screenshot(args.screenshot)
@@ -152,7 +151,6 @@ def main(argv: list[str] | None = None, policy_loader=None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        stop.__exit__(None, None, None)
         if video is not None:
             video.close()
         viewer.close()
