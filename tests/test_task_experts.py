@@ -15,9 +15,11 @@ from tiny_runs import train_and_export
 TASK = drone_sim.OBS_LAYOUT["task"]
 
 
-def experts_model() -> ActorCritic:
+def experts_model(groups: str = "") -> ActorCritic:
+    """A small experts model, one network per task, or per group of tasks with groups (as --expert-groups)."""
     torch.manual_seed(0)
-    model = ActorCritic(drone_sim.OBS_SIZE, 4, hidden=16, experts=TASK)
+    model = ActorCritic(drone_sim.OBS_SIZE, 4, hidden=16, experts=TASK,
+                        expert_of=expert_of(groups) if groups else None)
     # statistics as after some training, so that the normalized one-hot is no longer 0 and 1: the pick must read
     # the raw observation
     model.norm.update(torch.full((drone_sim.OBS_SIZE,), 0.2), torch.full((drone_sim.OBS_SIZE,), 0.16), 1000.0)
@@ -114,19 +116,26 @@ def test_each_task_has_its_own_log_std():
         model.distribution(mean)
 
 
-def test_expert_gradients_cover_every_parameter_once():
-    """The per-task clip (clip_grad_norm_by_group) must reach every gradient of an experts model, each in one
-    task's group: a parameter left out would not be clipped at all."""
-    model = experts_model()
+@pytest.mark.parametrize("groups", ["", "hover+goto+follow"])
+def test_expert_gradients_cover_every_parameter_once(groups):
+    """The per-network clip (clip_grad_norm_by_group) must reach every gradient of an experts model, each in one
+    network's group: a parameter left out would not be clipped at all. A network's group holds the log std rows of
+    the tasks it flies (grouped: hover's, goto's and follow's in network 0's), so that they are clipped together."""
+    model = experts_model(groups)
     obs = with_tasks(torch.randn(6, drone_sim.OBS_SIZE), list(range(6)))
     mean, value, _ = model(obs)
     (model.distribution(mean, obs).log_prob(mean.detach() + 0.1).sum() + value.pow(2).sum()).backward()
-    groups = model.expert_gradients()
-    assert len(groups) == 6
-    covered = sum(g.numel() for grads in groups for g in grads)
-    assert covered == sum(p.grad.numel() for p in model.parameters() if p.grad is not None)
-    race = drone_sim.TASKS.index("race")
-    assert groups[race][0] is model.actor.nets[race][0].weight.grad
+    per_net = model.expert_gradients()
+    net = [0, 0, 0, 1, 2, 3] if groups else list(range(6))
+    assert len(per_net) == max(net) + 1
+    assert all(p.grad is not None for p in model.parameters())    # every task has rows: every network is reached
+    covered = sum(g.numel() for grads in per_net for g in grads)
+    assert covered == sum(p.grad.numel() for p in model.parameters())
+    race = net[drone_sim.TASKS.index("race")]
+    assert per_net[race][0] is model.actor.nets[race][0].weight.grad
+    for k, grads in enumerate(per_net):
+        in_group = {g.data_ptr() for g in grads}
+        assert [model.log_std.grad[t].data_ptr() in in_group for t in range(6)] == [n == k for n in net]
 
 
 class _RecordingOptimizer:
@@ -187,17 +196,10 @@ def test_expert_groups_name_each_tasks_network():
         ActorCritic(drone_sim.OBS_SIZE, 4, experts=TASK, expert_of=[0, 0, 0, 1, 1, 3])
 
 
-def grouped_model() -> ActorCritic:
-    torch.manual_seed(0)
-    model = ActorCritic(drone_sim.OBS_SIZE, 4, hidden=16, experts=TASK, expert_of=expert_of("hover+goto+follow"))
-    model.norm.update(torch.full((drone_sim.OBS_SIZE,), 0.2), torch.full((drone_sim.OBS_SIZE,), 0.16), 1000.0)
-    return model
-
-
 def test_grouped_tasks_fly_one_network_with_their_own_noise():
     """hover, goto and follow rows go through network 0, race, swarm and obstacles through 1, 2 and 3; each task
     still reads its own row of the log std, and a loss on follow rows moves network 0 and follow's noise alone."""
-    model = grouped_model()
+    model = experts_model("hover+goto+follow")
     assert len(model.actor.nets) == len(model.critic.nets) == 4 and model.log_std.shape == (6, 4)
     net = [0, 0, 0, 1, 2, 3]
     tasks = [2, 0, 5, 1, 3, 4, 2]
@@ -219,17 +221,3 @@ def test_grouped_tasks_fly_one_network_with_their_own_noise():
     for head in (model.actor, model.critic):
         assert [all(p.grad is not None for p in n.parameters()) for n in head.nets] == [True, False, False, False]
     assert (model.log_std.grad.abs().sum(-1) > 0).tolist() == [k == follow for k in range(6)]
-
-
-def test_grouped_expert_gradients_cover_every_parameter_once():
-    """The per-network clip covers each gradient once: network 0's group holds its weights and the log std rows of
-    hover, goto and follow, so that the three tasks' step is clipped together as their shared network's."""
-    model = grouped_model()
-    obs = with_tasks(torch.randn(6, drone_sim.OBS_SIZE), list(range(6)))
-    mean, value, _ = model(obs)
-    (model.distribution(mean, obs).log_prob(mean.detach() + 0.1).sum() + value.pow(2).sum()).backward()
-    groups = model.expert_gradients()
-    assert len(groups) == 4
-    assert sum(g.numel() for grads in groups for g in grads) == sum(p.grad.numel() for p in model.parameters())
-    in_shared = {g.data_ptr() for g in groups[0]}
-    assert [model.log_std.grad[t].data_ptr() in in_shared for t in range(6)] == [True] * 3 + [False] * 3
