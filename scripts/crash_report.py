@@ -301,9 +301,9 @@ def _follow_lines(flights: list[dict]) -> list[str]:
 
 def _approach_lines(flights: list[dict]) -> list[str]:
     """How the drones get onto the moving target and stay on it while settling: of those spawned within the radius,
-    how many drop off as the target starts moving; of those spawned farther, how soon they first arrive and how
-    many overshoot and leave again. Why: a late start, a slow approach and an overshoot cost follow's score alike,
-    and they call for different fixes."""
+    how many drop off it (it moves from the first step, the drone starts at rest); of those spawned farther, how
+    soon they first arrive and how many overshoot and leave again. Why: a late start, a slow approach and an
+    overshoot cost follow's score alike, and they call for different fixes."""
     out = []
     near = [f for f in flights if "target_m" in f and f["target_m"] < FOLLOW_RADIUS]
     if near:   # the target moves from the first step and the drone starts at rest: a late start drops it out
