@@ -233,7 +233,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     print(f"drone-eval: {len(tasks)} task(s) x {len(sets)} drone set(s), {args.episodes} episodes each ...",
           file=sys.stderr, flush=True)
     try:
-        rows = evaluate_policy(make_policy, meta, tasks, sets, episodes=args.episodes, seed=args.seed)
+        with StopRequest() as stop:
+            rows = evaluate_policy(make_policy, meta, tasks, sets, episodes=args.episodes, seed=args.seed,
+                                   stop=stop.check)
     except KeyboardInterrupt:
         print("drone-eval: interrupted; no table", file=sys.stderr)
         return 130

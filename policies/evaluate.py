@@ -69,9 +69,14 @@ class StepWatcher(Protocol):
 
 def evaluate_task(policy_factory: Callable[[int], Callable], task: str, *, dr: str, episodes: int, seed: int,
                   action_mode: str, control_hz: float, physics_hz: float, drone=None, course=None,
-                  num_envs: int = 8, agents_per_env: int = 8, watch: StepWatcher | None = None) -> dict[str, float]:
+                  num_envs: int = 8, agents_per_env: int = 8, watch: StepWatcher | None = None,
+                  stop: Callable[[], None] | None = None) -> dict[str, float]:
     """Run the policy on one task for whole env-episodes until at least `episodes` drone-episodes were
     logged; per-task metrics from the C logs.
+
+    `stop` is called before every step and ends the evaluation by raising (a StopRequest's check): a
+    KeyboardInterrupt that Python dropped inside a `__del__` or a callback would otherwise leave a SIGTERM'd
+    evaluation running to its end.
 
     The env runs in evaluation mode: every env-episode lasts its full horizon from reset and only the
     episode each drone began it with counts. Counting every episode that happened to end (as training
@@ -90,6 +95,8 @@ def evaluate_task(policy_factory: Callable[[int], Callable], task: str, *, dr: s
     aux_name = TASK_SCORE[task][1]
     aux_sum = aux_n = 0.0
     for step in range(rounds * horizon):
+        if stop is not None:
+            stop()
         if watch is not None:
             watch.before(env, step % horizon)
         obs, _, term, trunc, _ = env.step(policy(obs))
@@ -160,10 +167,11 @@ def drone_sets(meta: dict, which: str = "both") -> list[str]:
 
 
 def evaluate_policy(make_policy: Callable[[int], Callable], meta: dict, tasks: list[str], sets: list[str], *,
-                    episodes: int, seed: int) -> list[dict]:
+                    episodes: int, seed: int, stop: Callable[[], None] | None = None) -> list[dict]:
     """drone-eval's table as data, one row per (task, drone set): what --json writes and what drone-sweep's
     objective reads, so neither parses the printed table. Each row has the task's metrics from evaluate_task
-    plus task, drones, score_name and detail_name (what `score` and the detail column mean)."""
+    plus task, drones, score_name and detail_name (what `score` and the detail column mean). `stop`: as in
+    evaluate_task."""
     tcfg = meta["train_config"]
     rows = []
     for task in tasks:
@@ -171,7 +179,7 @@ def evaluate_policy(make_policy: Callable[[int], Callable], meta: dict, tasks: l
             m = evaluate_task(make_policy, task, dr=dr, episodes=episodes, seed=seed,
                               action_mode=meta["action_mode"], control_hz=meta["control_hz"],
                               physics_hz=meta["physics_hz"], drone=tcfg["drone"] or None,
-                              course=tcfg["course"] or None)
+                              course=tcfg["course"] or None, stop=stop)
             (n1, _), (n2, k2) = TABLE_COLUMNS[task]
             rows.append({"task": task, "drones": dr, **m, "score_name": n1, "detail_name": n2, "detail_key": k2})
     return rows

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -25,7 +26,7 @@ from policies.cli import eval_policy_of  # noqa: E402
 from policies.evaluate import drone_sets, evaluate_policy  # noqa: E402
 
 import drone_sim  # noqa: E402
-from drone_sim.signals import sigterm_as_interrupt  # noqa: E402
+from drone_sim.signals import StopRequest  # noqa: E402
 
 
 def candidates(run: Path, from_step: float = 0.0) -> list[Path]:
@@ -47,10 +48,10 @@ def pick(results: list[dict]) -> dict:
     return min(reversed(results), key=lambda r: r["crash_sum"])
 
 
-def evaluate(path: Path, tasks: str | None, episodes: int, seed: int) -> dict:
+def evaluate(path: Path, tasks: str | None, episodes: int, seed: int, stop: Callable[[], None] | None = None) -> dict:
     _, meta, make_policy = eval_policy_of(str(path), onnx=False)   # the checkpoint as drone-eval flies it
     rows = evaluate_policy(make_policy, meta, list(drone_sim.parse_tasks(tasks or meta["tasks"])),
-                           drone_sets(meta, "randomized"), episodes=episodes, seed=seed)
+                           drone_sets(meta, "randomized"), episodes=episodes, seed=seed, stop=stop)
     return {"checkpoint": str(path), "global_step": meta["global_step"], "crash_sum": crash_sum(rows), "rows": rows}
 
 
@@ -70,15 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         p.error(str(exc))
     results = []
-    sigterm_as_interrupt()
     print(f"{len(paths)} checkpoint(s), {args.episodes} episodes per task, seed {args.seed}; score/crash per task:",
           flush=True)
     try:
-        for path in paths:
-            r = evaluate(path, args.tasks, args.episodes, args.seed)
-            results.append(r)
-            scores = "  ".join(f"{row['task']} {row['score']:.3f}/{row['crash_rate']:.3f}" for row in r["rows"])
-            print(f"{r['global_step'] / 1e6:8.1f}M  crash sum {r['crash_sum']:.3f}  {scores}", flush=True)
+        with StopRequest() as stop:     # Ctrl-C and SIGTERM, checked at every evaluation step
+            for path in paths:
+                r = evaluate(path, args.tasks, args.episodes, args.seed, stop=stop.check)
+                results.append(r)
+                scores = "  ".join(f"{row['task']} {row['score']:.3f}/{row['crash_rate']:.3f}" for row in r["rows"])
+                print(f"{r['global_step'] / 1e6:8.1f}M  crash sum {r['crash_sum']:.3f}  {scores}", flush=True)
     except KeyboardInterrupt:
         print(f"interrupted after {len(results)} of {len(paths)} checkpoints; no pick", file=sys.stderr)
         return 130
