@@ -5,12 +5,13 @@ observation listed it a second before the crash: the difference between a policy
 that cannot see them. For swarm, the time in slot while the formation assembles and while it holds, against what
 a drone that flew straight to its slot at the task's speed limit could reach at best. For follow, which hardly
 crashes, the time off the moving target while closing the spawn's gap and while tracking, and which drones lose a
-target they had.
+target they had. For hover and goto, whether the crashes are drones that started on the floor, and how they hit it.
 
     python scripts/crash_report.py --policy policies/pretrained/multitask_ctbr.onnx [--tasks race,swarm,obstacles]
     python scripts/crash_report.py --policy runs/X/model.pt --episodes 512 --json crashes.json
     python scripts/crash_report.py --policy scripted --tasks obstacles   # the hand-written controller, for reference
     python scripts/crash_report.py --policy runs/X/model.pt --tasks follow
+    python scripts/crash_report.py --policy runs/X/model.pt --tasks goto
 
 Why: drone-eval says how often a policy crashes; deciding what to change (the observation, the reward, the
 curriculum, the randomization) needs to know which crashes they are. The episodes are drone-eval's own
@@ -41,6 +42,7 @@ ASSEMBLY_S = 3.0  # swarm: the formation assembles in this long from the scatter
 FOLLOW_RADIUS = sim_default("follow_radius")         # follow: on the target within this of it (m), drone-eval's figure
 SETTLE_S = 2.0    # follow: the spawn is up to 1 m off the moving target; tracking is judged after this
 LOST_SHARE = 0.05  # follow: a drone off the target for more of its tracking than this lost it
+GROUND_M = 0.05   # hover, goto: a drone spawned lower than this (m) started on the floor
 # the tasks whose time on target is watched in two phases: (radius m, phase boundary s, the phases' names)
 PHASES = {"swarm": (FORMATION_RADIUS, ASSEMBLY_S, ("assembling", "holding")),
           "follow": (FOLLOW_RADIUS, SETTLE_S, ("settling", "tracking"))}
@@ -98,7 +100,8 @@ class CrashWatcher:
             self.first = len(self.flights)
             x0, goals = env.states(), env.targets()[0]
             self.flights += [{"radius": d["radius"], "twr": binding.thrust_to_weight(d), "crashed": False,
-                              "height": float(x0[i, 2]), "target_m": float(np.linalg.norm(goals[i] - x0[i, :3]))}
+                              "height": float(x0[i, 2]), "target_height": float(goals[i, 2]),
+                              "target_m": float(np.linalg.norm(goals[i] - x0[i, :3]))}
                              for i, d in enumerate(self.drones)]
             if self.task == "obstacles":
                 self._obstacle_episode_begins(env)
@@ -153,7 +156,10 @@ class CrashWatcher:
         k = others[int(np.argmin(np.linalg.norm(x[others, :3] - x[i, :3], axis=1)))]
         offset = x[k, :3] - x[i, :3]
         distance = float(np.linalg.norm(offset))
+        qx, qy = x[i, 7], x[i, 8]          # the body's z axis against the world's: 1 - 2 (qx^2 + qy^2)
         row = {"cause": cause, "t": (step + 1) * self.dt, "speed": float(np.linalg.norm(x[i, 3:6])),
+               "vz": float(x[i, 5]), "tilt_deg": float(np.degrees(np.arccos(np.clip(1.0 - 2.0 * (qx * qx + qy * qy),
+                                                                                    -1.0, 1.0)))),
                "radius": d["radius"], "twr": binding.thrust_to_weight(d), "nearest_drone_m": distance,
                "closing_speed": float(-np.dot(x[k, 3:6] - x[i, 3:6], offset / max(1e-6, distance)))}
         if self.task == "race":
@@ -247,6 +253,8 @@ def report(task: str, crashes: list[dict], flights: list[dict]) -> list[str]:
                    f"under 0.4 m in {np.mean(room < 0.4):.2f}")
     if task == "obstacles":
         out += _obstacle_lines(crashes, flights)
+    if task in ("hover", "goto"):
+        out += _takeoff_lines(crashes, flights)
     if task == "swarm":
         near = [r for r in crashes if r["cause"] == "drone"]
         if near:
@@ -320,6 +328,22 @@ def _approach_lines(flights: list[dict]) -> list[str]:
                      f"{np.percentile(reached, 90):.2f} s), left it again within the first {SETTLE_S:g} s: "
                      f"{left / len(reached):.3f} of them; ")
         out.append(line + f"never within it in the first {SETTLE_S:g} s: {1.0 - len(reached) / len(away):.3f}")
+    return out
+
+
+def _takeoff_lines(crashes: list[dict], flights: list[dict]) -> list[str]:
+    """hover and goto start a share of their drones on the floor: whether the crashes are take-offs or flights that
+    come down, and how they hit (falling straight, or tipped over)."""
+    ground = np.array([f["height"] < GROUND_M for f in flights])
+    crashed = np.array([f["crashed"] for f in flights])
+    rate = [f"{crashed[m].mean():.3f}" if m.any() else "-" for m in (ground, ~ground)]
+    out = [f"spawned on the floor: {ground.mean():.2f} of the episodes, crash rate {rate[0]}; in the air: {rate[1]}"]
+    floor = [r for r in crashes if r["cause"] == "floor"]
+    if floor:
+        out.append(f"floor crashes: {len(floor)}; median vertical speed {np.median([r['vz'] for r in floor]):.1f} "
+                   f"m/s, tilt {np.median([r['tilt_deg'] for r in floor]):.0f} deg (tilted over 60 deg: "
+                   f"{share(floor, lambda r: r['tilt_deg'] > 60.0)}), median time "
+                   f"{np.median([r['t'] for r in floor]):.1f} s")
     return out
 
 

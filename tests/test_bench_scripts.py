@@ -119,7 +119,10 @@ def test_crash_report_counts_the_crashes_drone_eval_counts():
         assert len(flights) == m["episodes"] == 64
         assert len(crashes) == round(m["crash_rate"] * 64) > 0, task
         if task == "swarm":
-            assert any(c["cause"] == "floor" for c in crashes), crashes    # the drones with motors off
+            floor = [c for c in crashes if c["cause"] == "floor"]
+            assert floor, crashes                                          # the drones with motors off
+            # they fell: down faster than the simulator's crash speed, at a tilt between level and upside down
+            assert all(c["vz"] < -sim_default("crash_speed") and 0.0 <= c["tilt_deg"] <= 180.0 for c in floor), floor
         for cause in {c["cause"] for c in crashes}:
             assert sum(c["cause"] == cause for c in crashes) == round(m[f"crash_{cause}_rate"] * 64)
         assert sum(f["crashed"] for f in flights) == len(crashes)
@@ -137,6 +140,20 @@ def test_crash_report_counts_the_crashes_drone_eval_counts():
     assert {type(c["listed_before"]) for c in hits} == {bool}
     assert all(isinstance(f["line_blocked"], bool) for f in flights)
     assert "through an obstacle" in "\n".join(crash_report.report("obstacles", crashes, flights))
+
+
+def test_crash_report_takeoff_lines_by_hand():
+    """hover and goto: crash rates of drones spawned on the floor and in the air, and how the floor crashes hit."""
+    import crash_report
+
+    flights = [{"height": h, "crashed": c} for h, c in ((0.0, True), (0.0, False), (2.0, False), (3.0, True))]
+    crashes = [{"cause": "floor", "vz": -3.0, "tilt_deg": 80.0, "t": 0.4},
+               {"cause": "floor", "vz": -1.0, "tilt_deg": 10.0, "t": 1.0}]
+    assert crash_report._takeoff_lines(crashes, flights) == [
+        "spawned on the floor: 0.50 of the episodes, crash rate 0.500; in the air: 0.500",
+        "floor crashes: 2; median vertical speed -2.0 m/s, tilt 45 deg (tilted over 60 deg: 0.50), median time 0.7 s"]
+    assert crash_report._takeoff_lines([], flights[2:3]) == [
+        "spawned on the floor: 0.00 of the episodes, crash rate -; in the air: 0.000"]
 
 
 def test_crash_report_splits_follow_into_settling_and_tracking():
