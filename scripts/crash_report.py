@@ -43,6 +43,7 @@ FOLLOW_RADIUS = sim_default("follow_radius")         # follow: on the target wit
 SETTLE_S = 2.0    # follow: the spawn is up to 1 m off the moving target; tracking is judged after this
 LOST_SHARE = 0.05  # follow: a drone off the target for more of its tracking than this lost it
 GROUND_M = 0.05   # hover, goto: a drone spawned lower than this (m) started on the floor
+GRAVITY = 9.81
 # the tasks whose time on target is watched in two phases: (radius m, phase boundary s, the phases' names)
 PHASES = {"swarm": (FORMATION_RADIUS, ASSEMBLY_S, ("assembling", "holding")),
           "follow": (FOLLOW_RADIUS, SETTLE_S, ("settling", "tracking"))}
@@ -105,6 +106,9 @@ class CrashWatcher:
                              for i, d in enumerate(self.drones)]
             if self.task == "obstacles":
                 self._obstacle_episode_begins(env)
+            if self.task == "follow":
+                self.spawn, self.spawn_vel = x0[:, :3].copy(), x0[:, 3:6].copy()
+                self.reach = reach(self.drones, np.arange(round(SETTLE_S / self.dt) + 1) * self.dt, tilt(x0))
         self.states = env.states().copy()
         self.targets = env.targets()[0].copy()
         if self.task in PHASES:
@@ -127,6 +131,17 @@ class CrashWatcher:
                     f.setdefault("reached_s", step * self.dt)
                 elif "reached_s" in f:
                     f["left_again"] = True
+        if self.task == "follow" and phase == names[0]:
+            # the best any drone could do: off the target if it lies farther than the radius from every point the
+            # drone can have reached by now (a cylinder around the spawn, reach's horizontal and vertical extent)
+            reach_h, reach_v = self.reach[0][step], self.reach[1][step]
+            off = self.targets - self.spawn - self.spawn_vel * step * self.dt
+            gap_h = np.maximum(np.linalg.norm(off[:, :2], axis=1) - reach_h, 0.0)
+            gap_v = np.maximum(np.abs(off[:, 2]) - reach_v, 0.0)
+            for i in np.flatnonzero(self.counted & (np.hypot(gap_h, gap_v) >= radius)):
+                f = self.flights[self.first + i]
+                if f["target_m"] < radius:     # only a drone that had the target at the spawn can be forced off it
+                    f["must_leave"] = True
 
     def _obstacle_episode_begins(self, env) -> None:
         """Note each env's obstacle field, and whether the straight line from each drone's spawn to its goal runs
@@ -156,10 +171,8 @@ class CrashWatcher:
         k = others[int(np.argmin(np.linalg.norm(x[others, :3] - x[i, :3], axis=1)))]
         offset = x[k, :3] - x[i, :3]
         distance = float(np.linalg.norm(offset))
-        qx, qy = x[i, 7], x[i, 8]          # the body's z axis against the world's: 1 - 2 (qx^2 + qy^2)
         row = {"cause": cause, "t": (step + 1) * self.dt, "speed": float(np.linalg.norm(x[i, 3:6])),
-               "vz": float(x[i, 5]), "tilt_deg": float(np.degrees(np.arccos(np.clip(1.0 - 2.0 * (qx * qx + qy * qy),
-                                                                                    -1.0, 1.0)))),
+               "vz": float(x[i, 5]), "tilt_deg": float(np.degrees(tilt(x[i]))),
                "radius": d["radius"], "twr": binding.thrust_to_weight(d), "nearest_drone_m": distance,
                "closing_speed": float(-np.dot(x[k, 3:6] - x[i, 3:6], offset / max(1e-6, distance)))}
         if self.task == "race":
@@ -192,6 +205,37 @@ class CrashWatcher:
                 "gap_before_m": float(np.linalg.norm(offset) - radii[hit] - d["radius"]),
                 "heading_off_deg": float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))),
                 "straight_miss_m": straight_miss(offset, before[3:6]) - radii[hit] - d["radius"]}
+
+
+def tilt(states: np.ndarray) -> np.ndarray:
+    """The angle (rad) between the body's z axis and the world's, of env.states() rows (quaternion w, x, y, z in
+    columns 6-9): its cosine is 1 - 2 (qx^2 + qy^2)."""
+    qx, qy = states[..., 7], states[..., 8]
+    return np.arccos(np.clip(1.0 - 2.0 * (qx * qx + qy * qy), -1.0, 1.0))
+
+
+def reach(drones: list[dict], times: np.ndarray, tilt0: np.ndarray,
+          substeps: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """(horizontal, vertical) distance (m), each (len(times), len(drones)), that each drone could at most have
+    moved by each time beyond where its spawn velocity carries it: with full thrust pointed sideways (twr g sin(tilt))
+    while tilting from its spawn tilt `tilt0` (rad) at its roll-rate limit once its command latency has passed, and
+    from the first instant climbing or sinking at g max(twr - 1, 1), each as if the other took no thrust; no drag,
+    no motor lag.
+    Generous on purpose: a target that moves out of it forces any policy off the target, so follow's drop-off at
+    the start has this as its floor."""
+    dt = (times[1] - times[0]) / substeps if len(times) > 1 else 0.0
+    fine = np.arange((len(times) - 1) * substeps + 1) * dt
+    twr = np.array([binding.thrust_to_weight(d) for d in drones])
+    rate = np.array([d["max_rate"][0] for d in drones])
+    since = fine[:, None] - np.array([d["latency"] for d in drones])      # time since the first command arrived
+    acc_h = twr * GRAVITY * np.sin(np.minimum(tilt0 + rate * np.maximum(since, 0.0), np.pi / 2))
+    acc_v = np.broadcast_to(GRAVITY * np.maximum(twr - 1.0, 1.0), acc_h.shape)
+    out = []
+    for acc in (acc_h, acc_v):
+        vel = np.concatenate([np.zeros((1, len(drones))), np.cumsum((acc[:-1] + acc[1:]) * 0.5 * dt, axis=0)])
+        dist = np.concatenate([np.zeros((1, len(drones))), np.cumsum((vel[:-1] + vel[1:]) * 0.5 * dt, axis=0)])
+        out.append(dist[::substeps])
+    return out[0], out[1]
 
 
 def straight_miss(offset: np.ndarray, velocity: np.ndarray) -> float:
@@ -316,8 +360,10 @@ def _approach_lines(flights: list[dict]) -> list[str]:
     near = [f for f in flights if "target_m" in f and f["target_m"] < FOLLOW_RADIUS]
     if near:   # the target moves from the first step and the drone starts at rest: a late start drops it out
         left = sum(bool(f.get("left_again")) for f in near)
+        must = sum(bool(f.get("must_leave")) for f in near)
         out.append(f"spawned within {FOLLOW_RADIUS:g} m of the target: {len(near)}; left it within the first "
-                   f"{SETTLE_S:g} s: {left / len(near):.3f} of them")
+                   f"{SETTLE_S:g} s: {left / len(near):.3f} of them (a drone at its thrust and roll-rate limits "
+                   f"from the first step could not have stayed on: {must / len(near):.3f})")
     away = [f for f in flights if f.get("target_m", 0.0) >= FOLLOW_RADIUS]
     if away:
         reached = np.array([f["reached_s"] for f in away if "reached_s" in f])
