@@ -43,7 +43,7 @@ FOLLOW_RADIUS = sim_default("follow_radius")         # follow: on the target wit
 SETTLE_S = 2.0    # follow: the spawn is up to 1 m off the moving target; tracking is judged after this
 LOST_SHARE = 0.05  # follow: a drone off the target for more of its tracking than this lost it
 GROUND_M = 0.05   # hover, goto: a drone spawned lower than this (m) started on the floor
-GRAVITY = 9.81
+GRAVITY = drone_sim.GRAVITY
 # the tasks whose time on target is watched in two phases: (radius m, phase boundary s, the phases' names)
 PHASES = {"swarm": (FORMATION_RADIUS, ASSEMBLY_S, ("assembling", "holding")),
           "follow": (FOLLOW_RADIUS, SETTLE_S, ("settling", "tracking"))}
@@ -101,8 +101,7 @@ class CrashWatcher:
             self.first = len(self.flights)
             x0, goals = env.states(), env.targets()[0]
             self.flights += [{"radius": d["radius"], "twr": binding.thrust_to_weight(d), "crashed": False,
-                              "height": float(x0[i, 2]), "target_height": float(goals[i, 2]),
-                              "target_m": float(np.linalg.norm(goals[i] - x0[i, :3]))}
+                              "height": float(x0[i, 2]), "target_m": float(np.linalg.norm(goals[i] - x0[i, :3]))}
                              for i, d in enumerate(self.drones)]
             if self.task == "obstacles":
                 self._obstacle_episode_begins(env)
