@@ -352,12 +352,13 @@ def _follow_lines(flights: list[dict]) -> list[str]:
 
 def _approach_lines(flights: list[dict]) -> list[str]:
     """How the drones get onto the moving target and stay on it while settling: of those spawned within the radius,
-    how many drop off it (it moves from the first step, the drone starts at rest); of those spawned farther, how
-    soon they first arrive and how many overshoot and leave again. Why: a late start, a slow approach and an
-    overshoot cost follow's score alike, and they call for different fixes."""
+    how many drop off it (it moves from the first step, the drone starts with a random velocity of its own), against
+    how many no drone could have kept it; of those spawned farther, how soon they first arrive and how many
+    overshoot and leave again. Why: a late start, a slow approach and an overshoot cost follow's score alike, and
+    they call for different fixes."""
     out = []
     near = [f for f in flights if "target_m" in f and f["target_m"] < FOLLOW_RADIUS]
-    if near:   # the target moves from the first step and the drone starts at rest: a late start drops it out
+    if near:   # the target moves from the first step, the drone not with it: a late start drops it out
         left = sum(bool(f.get("left_again")) for f in near)
         must = sum(bool(f.get("must_leave")) for f in near)
         out.append(f"spawned within {FOLLOW_RADIUS:g} m of the target: {len(near)}; left it within the first "

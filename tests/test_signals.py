@@ -106,11 +106,12 @@ class _StopInDel:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-class _HoverActor:
+class _StopAtFifthCall:
+    """A zero-action actor (drone-view's) or policy (drone-eval's) that drops a _StopInDel at its fifth call."""
     name = "zero"
 
-    def __init__(self, env):
-        self.calls, self.actions = 0, np.zeros((env.num_agents, 4), np.float32)
+    def __init__(self, num_agents: int):
+        self.calls, self.actions = 0, np.zeros((num_agents, 4), np.float32)
 
     def __call__(self, obs):
         self.calls += 1
@@ -131,7 +132,7 @@ def test_the_viewer_loop_stops_on_a_sigterm_whose_interrupt_python_dropped(capsy
     previous = signal.getsignal(signal.SIGTERM)
     sigterm_as_interrupt()
     try:
-        done = run(env, _HoverActor(env), viewer=None, steps=200)
+        done = run(env, _StopAtFifthCall(env.num_agents), viewer=None, steps=200)
     finally:
         signal.signal(signal.SIGTERM, previous)
         env.close()
@@ -139,31 +140,20 @@ def test_the_viewer_loop_stops_on_a_sigterm_whose_interrupt_python_dropped(capsy
     assert "drone-view: interrupted after 5 steps" in capsys.readouterr().err
 
 
-class _StopAtFifthCall:
-    """A zero-action policy that drops a _StopInDel at its fifth call (the dropped-interrupt case above)."""
-
-    def __init__(self, num_agents: int, calls: list[int]):
-        self.actions, self.calls = np.zeros((num_agents, 4), np.float32), calls
-
-    def __call__(self, obs):
-        self.calls[0] += 1
-        if self.calls[0] == 5:
-            _StopInDel()
-        return self.actions
-
-
 def test_drone_eval_stops_on_a_sigterm_whose_interrupt_python_dropped(monkeypatch, capsys):
     """drone-eval checks the recorded stop at every step (CI saw drone-view run on after such a drop)."""
     import policies.cli as cli
 
-    calls = [0]
+    made: list[_StopAtFifthCall] = []
     meta = {"tasks": "hover", "global_step": 0, "action_mode": "ctbr", "control_hz": 50.0, "physics_hz": 500.0,
             "train_config": {"dr": "default", "drone": "", "course": ""}}
-    monkeypatch.setattr(cli, "eval_policy_of", lambda path, onnx: (None, meta, lambda n: _StopAtFifthCall(n, calls)))
+    monkeypatch.setattr(cli, "eval_policy_of",
+                        lambda path, onnx: (None, meta, lambda n: made.append(_StopAtFifthCall(n)) or made[-1]))
     previous = signal.getsignal(signal.SIGTERM)
     try:
         code = cli.eval_main(["unused.pt", "--episodes", "256", "--drones", "randomized"])
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert code == 130 and calls[0] == 5, (code, calls)   # stopped at the next step's check
+    calls = [policy.calls for policy in made]
+    assert code == 130 and calls == [5], (code, calls)   # one policy, stopped at the next step's check
     assert "drone-eval: interrupted; no table" in capsys.readouterr().err
