@@ -124,8 +124,10 @@ def evaluate_task(policy_factory: Callable[[int], Callable], task: str, *, dr: s
 
 
 def evaluate_ocean(policy_factory: Callable[[int], Callable], name: str, *, episodes: int, seed: int,
-                   agents_per_env: int | None = None, num_envs: int = 64, max_steps: int = 100_000) -> dict[str, float]:
-    """Average log of an ocean regression game over at least `episodes` finished episodes.
+                   agents_per_env: int | None = None, num_envs: int = 64, max_steps: int = 100_000,
+                   stop: Callable[[], None] | None = None) -> dict[str, float]:
+    """Average log of an ocean regression game over at least `episodes` finished episodes; `stop` as in
+    evaluate_task.
 
     Every episode that ends counts, so short episodes weigh a little more than long ones; in these games a
     short episode is a lost one (the pole fell, the snake died, the balls ran out), which makes the figure
@@ -137,6 +139,8 @@ def evaluate_ocean(policy_factory: Callable[[int], Callable], name: str, *, epis
     sums: dict[str, float] = {}
     n = 0.0
     for _ in range(max_steps):
+        if stop is not None:
+            stop()
         obs, _, term, trunc, _ = env.step(policy(obs))
         if hasattr(policy, "episode_ended"):
             policy.episode_ended(term | trunc)

@@ -157,3 +157,30 @@ def test_drone_eval_stops_on_a_sigterm_whose_interrupt_python_dropped(monkeypatc
     calls = [policy.calls for policy in made]
     assert code == 130 and calls == [5], (code, calls)   # one policy, stopped at the next step's check
     assert "drone-eval: interrupted; no table" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env", ["drone", "cartpole"])
+def test_a_sweep_trials_evaluation_stops_at_the_next_step_once_interrupted(env):
+    """drone-sweep's trial evaluations (objective.score_of) check the interrupt flag before every step, as the
+    training loop does at every update: a swallowed KeyboardInterrupt must not leave a final evaluation of
+    minutes running after Ctrl-C."""
+    from policies.config import make_config
+    from policies.model import ActorCritic
+    from policies.sweep.objective import score_of
+    from policies.train import env_spaces, make_env
+
+    cfg = make_config(cli_values={"env": env, "tasks": "hover"} if env == "drone" else {"env": env})
+    probe = make_env(cfg, num_envs=1, seed=0)
+    obs_size, action_size, discrete = env_spaces(probe)
+    probe.close()
+    model = ActorCritic(obs_size, action_size, discrete=discrete)
+    calls = []
+
+    def stop() -> None:
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        score_of(model, cfg, episodes=10_000, seed=0, stop=stop)
+    assert len(calls) == 5

@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 
@@ -114,15 +114,18 @@ def trial_config(settings: SweepSettings, params: dict[str, Any], number: int) -
         raise ValueError(f"sampled settings {params} are not a valid run: {exc}") from None
 
 
-def score_of(model, cfg: TrainConfig, episodes: int, seed: int) -> tuple[float, list[dict]]:
-    """(objective score, the evaluation rows) of an in-memory model, deterministic actions."""
+def score_of(model, cfg: TrainConfig, episodes: int, seed: int,
+             stop: Callable[[], None] | None = None) -> tuple[float, list[dict]]:
+    """(objective score, the evaluation rows) of an in-memory model, deterministic actions. `stop` is called
+    before every evaluation step and ends it by raising, so that a Ctrl-C or SIGTERM whose KeyboardInterrupt
+    was swallowed does not wait for a whole evaluation (minutes at a sweep's final episode count)."""
     was_training = model.training
     device = next(model.parameters()).device
     model.eval()
     try:
         if cfg.env != "drone":
             m = evaluate_ocean(lambda n: TorchPolicy(model, n, device), cfg.env, episodes=episodes, seed=seed,
-                               agents_per_env=cfg.agents_per_env)
+                               agents_per_env=cfg.agents_per_env, stop=stop)
             return float(m["score"]), [{"task": cfg.env, **m}]
         import drone_sim
 
@@ -131,7 +134,7 @@ def score_of(model, cfg: TrainConfig, episodes: int, seed: int) -> tuple[float, 
                 "physics_hz": cfg.physics_hz}
         randomized = cfg.dr if cfg.dr != "nominal" else "default"
         rows = evaluate_policy(lambda n: TorchPolicy(model, n, device), meta, tasks, [randomized],
-                               episodes=max(1, episodes // len(tasks)), seed=seed)
+                               episodes=max(1, episodes // len(tasks)), seed=seed, stop=stop)
         score = sum(r["score"] / TASK_SCALE.get(r["task"], 1.0) for r in rows) / len(rows)
         return float(score), rows
     finally:
@@ -170,9 +173,12 @@ def _run_trial(trial: optuna.Trial, settings: SweepSettings) -> float | tuple[fl
             return (info["time_s"] - state["eval_s"]) / settings.budget_seconds
         return info["step"] / budget_steps
 
-    def stop(info: dict) -> bool:
+    def check_interrupted() -> None:
         if settings.interrupted.is_set():
             raise KeyboardInterrupt
+
+    def stop(info: dict) -> bool:
+        check_interrupted()
         losses = info["losses"]
         bad = [k for k in ("policy_loss", "value_loss", "entropy") if not math.isfinite(losses.get(k, 0.0))]
         if bad:
@@ -184,7 +190,8 @@ def _run_trial(trial: optuna.Trial, settings: SweepSettings) -> float | tuple[fl
         if state["next"] < len(marks) and frac >= marks[state["next"]]:
             state["next"] += 1
             t0 = time.time()
-            score, _ = score_of(info["model"], cfg, max(32, settings.eval_episodes // 4), settings.eval_seed + 1)
+            score, _ = score_of(info["model"], cfg, max(32, settings.eval_episodes // 4), settings.eval_seed + 1,
+                                check_interrupted)
             state["eval_s"] += time.time() - t0
             state["best"] = max(state["best"], score)
             if not settings.multi:
@@ -198,7 +205,7 @@ def _run_trial(trial: optuna.Trial, settings: SweepSettings) -> float | tuple[fl
     from ..checkpoint import load_policy
 
     model, _ = load_policy(run_dir / "model.pt")
-    score, rows = score_of(model, cfg, settings.eval_episodes, settings.eval_seed)
+    score, rows = score_of(model, cfg, settings.eval_episodes, settings.eval_seed, check_interrupted)
     train_s = summary["wall_time_s"] - state["eval_s"]
     trial.set_user_attr("steps", int(summary["global_step"]))
     trial.set_user_attr("train_seconds", round(train_s, 2))
