@@ -19,11 +19,14 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from drone_sim.signals import StopRequest  # noqa: E402
 
 TARGETS = ROOT / "scripts" / "regression_targets.toml"
 
@@ -36,8 +39,10 @@ def load_targets(path: Path = TARGETS) -> dict[str, dict]:
     return table
 
 
-def run_one(name: str, spec: dict, out: Path, seed: int, episodes: int) -> dict:
-    """Train, then evaluate the trained policy deterministically and a random policy for reference."""
+def run_one(name: str, spec: dict, out: Path, seed: int, episodes: int,
+            stop: Callable[[], None] | None = None) -> dict:
+    """Train, then evaluate the trained policy deterministically and a random policy for reference. `stop`
+    (a StopRequest's check) is called at every update and evaluation step: it ends the game by raising."""
     from policies.checkpoint import load_policy
     from policies.config import make_config
     from policies.evaluate import TorchPolicy, evaluate_ocean
@@ -46,18 +51,19 @@ def run_one(name: str, spec: dict, out: Path, seed: int, episodes: int) -> dict:
     overrides = {k: v for k, v in spec.items() if k not in ("target", "means", "quick")}
     cfg = make_config(cli_values={"env": name, "seed": seed, "log_every": 1.0, **overrides})
     t0 = time.time()
-    summary = train(cfg, out / name)
+    summary = train(cfg, out / name, stop=None if stop is None else lambda _info: stop() or False)
     wall = time.time() - t0
     model, _ = load_policy(out / name / "model.pt")
     agents = cfg.agents_per_env
     trained = evaluate_ocean(lambda n: TorchPolicy(model, n), name, episodes=episodes, seed=seed + 10_000,
-                             agents_per_env=agents)
+                             agents_per_env=agents, stop=stop)
     rng = np.random.default_rng(seed)
 
     def random_policy(n):
         return lambda obs: rng.integers(0, model.action_size, n, dtype=np.int32)
 
-    baseline = evaluate_ocean(random_policy, name, episodes=episodes, seed=seed + 20_000, agents_per_env=agents)
+    baseline = evaluate_ocean(random_policy, name, episodes=episodes, seed=seed + 20_000, agents_per_env=agents,
+                              stop=stop)
     return {"env": name, "target": spec["target"], "means": spec.get("means", ""), "score": trained["score"],
             "random_score": baseline["score"], "episodes": trained["episodes"], "steps": summary["global_step"],
             "train_s": wall, "steps_per_s": summary["agent_steps_per_s"], "passed": trained["score"] >= spec["target"],
@@ -125,12 +131,21 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console()
     results = []
-    for name in names:
-        console.print(f"[bold]{name}[/]: training ...")
-        r = run_one(name, targets[name], Path(args.out), args.seed, args.episodes)
-        console.print(f"  {name}: score {r['score']:.3f} (target {r['target']:g}, random {r['random_score']:.3f}) "
-                      f"in {r['train_s']:.0f} s -> {'pass' if r['passed'] else 'FAIL'}")
-        results.append(r)
+    name = ""
+    try:
+        with StopRequest() as stop:     # Ctrl-C and SIGTERM, checked at every update and evaluation step
+            for name in names:
+                console.print(f"[bold]{name}[/]: training ...")
+                r = run_one(name, targets[name], Path(args.out), args.seed, args.episodes, stop=stop.check)
+                console.print(f"  {name}: score {r['score']:.3f} (target {r['target']:g}, random "
+                              f"{r['random_score']:.3f}) in {r['train_s']:.0f} s -> {'pass' if r['passed'] else 'FAIL'}")
+                results.append(r)
+    except KeyboardInterrupt:
+        # a partial suite is no regression verdict: the report (whose table reads as the whole suite) is left as
+        # it was; what finished was printed above, and the checkpoints the interrupted game wrote are kept
+        console.print(f"regression: interrupted during {name} after {len(results)} of {len(names)} game(s); "
+                      f"no report written (runs in {args.out})")
+        return 130
     table = Table(title="trainer regression")
     for col in ("env", "score", "target", "random", "result", "steps", "time"):
         table.add_column(col, justify="right")

@@ -2,7 +2,9 @@
 interrupted code and a message, without a traceback, and leaves what it writes in order.
 
 drone-deploy (lands first) and drone-ui are covered in test_deploy_faults.py and test_deploy_ui.py, the motor
-test of drone-calibrate in test_calibration_safety.py; drone-export and drone-replay finish in seconds.
+test of drone-calibrate in test_calibration_safety.py; drone-export and drone-replay finish in seconds. Of the
+scripts, regression.py (minutes per game) is covered here; pick_checkpoint passes its evaluations the same stop check
+as drone-eval.
 """
 from __future__ import annotations
 
@@ -184,3 +186,16 @@ def test_a_sweep_trials_evaluation_stops_at_the_next_step_once_interrupted(env):
     with pytest.raises(KeyboardInterrupt):
         score_of(model, cfg, episodes=10_000, seed=0, stop=stop)
     assert len(calls) == 5
+
+
+def test_the_regression_suite_stops_on_sigterm(tmp_path):
+    """scripts/regression.py trains for minutes per game: SIGTERM while training ends it with 130 and a line that
+    says so, and the last report is left as it was (a partial suite is no verdict)."""
+    report = tmp_path / "report.md"
+    report.write_text("the last whole suite's report\n")
+    cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "regression.py"), "--envs",
+           "cartpole", "--out", str(tmp_path / "runs"), "--report", str(report)]
+    code, out = _interrupt(cmd, signal.SIGTERM, "cartpole: training", tmp_path, after=2.0)
+    assert code == 130, out[-2000:]
+    assert "interrupted during cartpole after 0 of 1 game(s)" in out and "Traceback" not in out, out[-2000:]
+    assert report.read_text() == "the last whole suite's report\n"
