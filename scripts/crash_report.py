@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import drone_sim  # noqa: E402
 from drone_sim import binding  # noqa: E402
 from drone_sim.config import sim_default  # noqa: E402
+from drone_sim.signals import StopRequest  # noqa: E402
 
 EARLY_S = 2.0     # crashes this soon after the start: the spawn (or, in swarm, the assembly) rather than the flight
 LOOKBACK_S = 1.0  # obstacles: what the drone saw this long before a crash (at 7 m/s, about the room to swerve)
@@ -245,17 +247,18 @@ def straight_miss(offset: np.ndarray, velocity: np.ndarray) -> float:
     return float(np.linalg.norm(offset - velocity * ahead))
 
 
-def crashes_of(make_policy, meta: dict, task: str, dr: str, episodes: int,
-               seed: int) -> tuple[list[dict], list[dict], dict]:
+def crashes_of(make_policy, meta: dict, task: str, dr: str, episodes: int, seed: int,
+               stop: Callable[[], None] | None = None) -> tuple[list[dict], list[dict], dict]:
     """(every counted crash, every counted drone-episode, drone-eval's metrics) of one task, from one run of
-    drone-eval's own evaluation."""
+    drone-eval's own evaluation; `stop` as in evaluate_task (called before every step, ends it by raising)."""
     from policies.evaluate import evaluate_task
 
     tcfg = meta["train_config"]
     watch = CrashWatcher(task, meta["control_hz"])
     metrics = evaluate_task(make_policy, task, dr=dr, episodes=episodes, seed=seed, action_mode=meta["action_mode"],
                             control_hz=meta["control_hz"], physics_hz=meta["physics_hz"],
-                            drone=tcfg["drone"] or None, course=tcfg["course"] or None, watch=watch)
+                            drone=tcfg["drone"] or None, course=tcfg["course"] or None, watch=watch,
+                            stop=stop)
     return watch.crashes, watch.flights, metrics
 
 
@@ -433,12 +436,26 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     make_policy, meta = load(args.policy, args.scripted_speed)
     doc = {}
-    for task in drone_sim.parse_tasks(args.tasks):
-        crashes, flights, metrics = crashes_of(make_policy, meta, task, args.dr, args.episodes, args.seed)
-        print("\n".join(report(task, crashes, flights)))
-        columns = ", ".join(f"{name} {metrics[key]:.3f}" for name, key in TABLE_COLUMNS[task])
-        print(f"{columns} (drone-eval's columns)\n")
-        doc[task] = {"episodes": len(flights), "crashes": crashes}
+    task = ""
+    try:
+        with StopRequest() as stop:     # Ctrl-C and SIGTERM, checked at every evaluation step
+            tasks = list(drone_sim.parse_tasks(args.tasks))
+            print(f"crash_report: {', '.join(tasks)}, {args.episodes} episodes each, seed {args.seed} ...",
+                  file=sys.stderr, flush=True)
+            for task in tasks:
+                crashes, flights, metrics = crashes_of(make_policy, meta, task, args.dr, args.episodes, args.seed,
+                                                       stop=stop.check)
+                print("\n".join(report(task, crashes, flights)))
+                columns = ", ".join(f"{name} {metrics[key]:.3f}" for name, key in TABLE_COLUMNS[task])
+                print(f"{columns} (drone-eval's columns)\n")
+                doc[task] = {"episodes": len(flights), "crashes": crashes}
+    except KeyboardInterrupt:
+        # the tasks that finished are whole and kept; with none, an earlier --json file is left as it was
+        print(f"crash_report: interrupted during {task}; the tasks reported above are complete"
+              + (f" and written to {args.json}" if args.json and doc else ""), file=sys.stderr)
+        if args.json and doc:
+            Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        return 130
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     return 0

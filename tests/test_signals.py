@@ -3,7 +3,7 @@ interrupted code and a message, without a traceback, and leaves what it writes i
 
 drone-deploy (lands first) and drone-ui are covered in test_deploy_faults.py and test_deploy_ui.py, the motor
 test of drone-calibrate in test_calibration_safety.py; drone-export and drone-replay finish in seconds. Of the
-scripts, regression.py (minutes per game) is covered here; pick_checkpoint passes its evaluations the same stop check
+scripts, regression.py (minutes per game) and crash_report.py are covered here; pick_checkpoint passes its evaluations the same stop check
 as drone-eval.
 """
 from __future__ import annotations
@@ -199,3 +199,18 @@ def test_the_regression_suite_stops_on_sigterm(tmp_path):
     assert code == 130, out[-2000:]
     assert "interrupted during cartpole after 0 of 1 game(s)" in out and "Traceback" not in out, out[-2000:]
     assert report.read_text() == "the last whole suite's report\n"
+
+
+def test_crash_report_stops_on_sigterm(tmp_path):
+    """scripts/crash_report.py runs drone-eval's evaluation per task (minutes at 512 episodes): SIGTERM ends it
+    with 130 and a line naming the task, and an earlier --json file is not replaced by an unfinished one."""
+    out_json = tmp_path / "crashes.json"
+    out_json.write_text("an earlier report\n")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "crash_report.py"
+    cmd = [sys.executable, str(script), "--policy", "scripted", "--tasks", "hover,obstacles", "--episodes",
+           "2000000", "--json", str(out_json)]
+    # hover's 2M episodes take minutes: the stop comes during hover
+    code, out = _interrupt(cmd, signal.SIGTERM, "episodes each", tmp_path)
+    assert code == 130, out[-2000:]
+    assert "crash_report: interrupted during hover" in out and "Traceback" not in out, out[-2000:]
+    assert out_json.read_text() == "an earlier report\n"
