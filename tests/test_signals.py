@@ -3,8 +3,8 @@ interrupted code and a message, without a traceback, and leaves what it writes i
 
 drone-deploy (lands first) and drone-ui are covered in test_deploy_faults.py and test_deploy_ui.py, the motor
 test of drone-calibrate in test_calibration_safety.py; drone-export and drone-replay finish in seconds. Of the
-scripts, regression.py (minutes per game) and crash_report.py are covered here; pick_checkpoint passes its evaluations the same stop check
-as drone-eval.
+scripts, regression.py (minutes per game) and crash_report.py are covered here; pick_checkpoint passes its
+evaluations the same stop check as drone-eval.
 """
 from __future__ import annotations
 
