@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,28 +30,31 @@ def _script(name: str, module: str) -> list[str]:
 def _interrupt(cmd: list[str], sig: int, ready: str | None, cwd: Path, env: dict | None = None,
                timeout: float = 120, after: float = 0.5) -> tuple[int, str]:
     """Start cmd, wait until its output shows `ready` (None: a fixed 4 s for a program that prints nothing while it
-    works), send sig `after` seconds later; (exit code, output)."""
+    works), send sig `after` seconds later; (exit code, output). The output is read on a thread, so that a
+    program that never shows `ready` fails the test after `timeout` instead of blocking it on a read."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
                             env={**os.environ, **(env or {})})
     out: list[str] = []
-    try:
-        end = time.monotonic() + timeout
-        while ready is not None and time.monotonic() < end:
-            line = proc.stdout.readline()
-            if not line:
-                break
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
             out.append(line)
-            if ready in line:
-                break
+            if ready is not None and ready in line:
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
         if ready is None:
             time.sleep(4.0)
-            assert proc.poll() is None, f"{cmd[0]} ended by itself: {proc.stdout.read()[-2000:]}"
+            assert proc.poll() is None, f"{cmd[0]} ended by itself: {''.join(out)[-2000:]}"
         else:
-            assert any(ready in ln for ln in out), f"{cmd[0]} never showed {ready!r}: {''.join(out)[-2000:]}"
+            assert seen.wait(timeout), f"{cmd[0]} never showed {ready!r}: {''.join(out)[-2000:]}"
         time.sleep(after)
         proc.send_signal(sig)
-        rest, _ = proc.communicate(timeout=60)
-        out.append(rest)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
