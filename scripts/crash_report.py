@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     make_policy, meta = load(args.policy, args.scripted_speed)
     doc = {}
-    task = ""
+    task, interrupted = "", False
     try:
         with StopRequest() as stop:     # Ctrl-C and SIGTERM, checked at every evaluation step
             tasks = list(drone_sim.parse_tasks(args.tasks))
@@ -450,15 +450,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{columns} (drone-eval's columns)\n")
                 doc[task] = {"episodes": len(flights), "crashes": crashes}
     except KeyboardInterrupt:
-        # the tasks that finished are whole and kept; with none, an earlier --json file is left as it was
+        interrupted = True
         print(f"crash_report: interrupted during {task}; the tasks reported above are complete"
               + (f" and written to {args.json}" if args.json and doc else ""), file=sys.stderr)
-        if args.json and doc:
-            Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
-        return 130
-    if args.json:
+    # the tasks that finished are whole and kept; when a stop came before any did, an earlier file is left as it was
+    if args.json and (doc or not interrupted):
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
-    return 0
+    return 130 if interrupted else 0
 
 
 if __name__ == "__main__":
