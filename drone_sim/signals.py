@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from typing import Callable
 
 
 def sigterm_as_interrupt() -> None:
@@ -64,3 +65,16 @@ class StopRequest:
         """Raise KeyboardInterrupt if a stop was requested (a no-op otherwise)."""
         if self.requested.is_set():
             raise KeyboardInterrupt
+
+
+def exit_status_of(main: Callable[[], int | None], name: str, interrupted: str = "no results written") -> int:
+    """main's exit status, for the short scripts (benchmarks, measurements) that have no loop to check a
+    StopRequest in. SIGTERM is taken as Ctrl-C, so that either unwinds main through its `finally` blocks, which
+    stop the simulated vehicles and drone-deploy children the script started (SIGTERM's default action ended the
+    script alone and left those running); one line replaces the traceback, and the status is 130."""
+    sigterm_as_interrupt()
+    try:
+        return main() or 0
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; {interrupted}", file=sys.stderr, flush=True)
+        return 130

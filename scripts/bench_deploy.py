@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from deploy.flightlog import read_log  # noqa: E402
 from deploy.replay import Replay, plot  # noqa: E402
+from drone_sim.signals import exit_status_of  # noqa: E402
 
 BIN = Path(sys.executable).parent
 NOISE = ["--noise-pos", "0.01", "--noise-vel", "0.02", "--noise-att-deg", "0.3", "--noise-gyro", "0.01",
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     res: dict = {"load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
     if args.what in ("all", "flight"):
+        print("bench_deploy: flight (drone-sim-vehicle and drone-deploy, real time) ...", file=sys.stderr, flush=True)
         res["flight"] = bench_flight(out, args.endpoint, args.realtime == "on")
         print(json.dumps(res["flight"], indent=1), flush=True)
     if args.what in ("all", "timing"):
@@ -187,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         modes = {"off": [False], "on": [True], "both": [False, True]}[args.realtime]
         for rt in modes:
             for r in (float(x) for x in args.rates.split(",")):
+                print(f"bench_deploy: timing at {r:g} Hz{', --realtime' if rt else ''} ...", file=sys.stderr, flush=True)
                 t = bench_timing(r, args.seconds, out, rt, args.endpoint)
                 res["timing"].append(t)
                 print(json.dumps(t), flush=True)
@@ -198,4 +201,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status_of(main, "bench_deploy"))

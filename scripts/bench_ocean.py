@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drone_sim.ocean import ENVS, make_ocean  # noqa: E402
+from drone_sim.signals import exit_status_of  # noqa: E402
 
 FRAMES = 64
 
@@ -106,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status_of(main, "bench_ocean"))

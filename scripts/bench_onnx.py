@@ -32,6 +32,7 @@ from policies.config import make_config  # noqa: E402
 from policies.export import export_onnx  # noqa: E402
 from policies.model import ActorCritic  # noqa: E402
 from policies.onnx_policy import OnnxPolicy  # noqa: E402
+from drone_sim.signals import exit_status_of  # noqa: E402
 
 
 ROUNDS = 5
@@ -154,4 +155,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status_of(main, "bench_onnx"))

@@ -55,6 +55,7 @@ sys.path.insert(0, str(REPO))
 
 from drone_sim.config import ACTION_MODES, TASKS, build_config  # noqa: E402
 from drone_sim.env import OBS_SIZE, DroneVecEnv  # noqa: E402
+from drone_sim.signals import exit_status_of  # noqa: E402
 
 BUILD = REPO / "build" / "bench_sim"
 CSRC = REPO / "drone_sim" / "csrc"
@@ -603,4 +604,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status_of(main, "bench_sim"))

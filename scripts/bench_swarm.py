@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from drone_sim.signals import exit_status_of
+
 BIN = Path(sys.executable).parent
 PER_PROCESS = 4
 NOISE = ["--noise-pos", "0.01", "--noise-vel", "0.02", "--noise-att-deg", "0.3", "--noise-gyro", "0.01",
@@ -279,4 +281,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status_of(main, "bench_swarm"))

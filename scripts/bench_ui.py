@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from deploy.flightlog import read_log  # noqa: E402
 from deploy.ui import launch_sim_vehicle  # noqa: E402
+from drone_sim.signals import exit_status_of  # noqa: E402
 
 MISSION = ["--target=1,1,1.5", "--target=-1,1,1", "--target=0,-1,1.2", "--hold", "3", "--then", "stay"]
 
@@ -106,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status_of(main, "bench_ui"))

@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 import drone_sim  # noqa: E402
 from drone_sim import binding  # noqa: E402
 from drone_sim.config import NOMINAL_DRONE  # noqa: E402
+from drone_sim.signals import exit_status_of  # noqa: E402
 
 CONTROL_HZ = 50.0
 DTS_MS = (0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 10.0, 20.0)  # all divide the 20 ms control period
@@ -258,4 +259,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status_of(main, "integrator_error"))

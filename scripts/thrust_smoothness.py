@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import drone_sim  # noqa: E402
+from drone_sim.signals import exit_status_of  # noqa: E402
 from deploy.config import default_policy_path  # noqa: E402
 from deploy.flightlog import read_log  # noqa: E402
 from firmware_bridge.sim.vehicle import SensorNoise, SimVehicle, VehicleConfig  # noqa: E402
@@ -121,21 +122,27 @@ def main() -> None:
     args = ap.parse_args()
     if args.swarm:
         args.policy = args.policy or default_policy_path(swarm=True)
-        rows = [("simulator, nominal drones (no noise, no latency), swarm",
-                 in_simulator(args.policy, "nominal", "swarm")),
-                ("simulator, randomized drones (noise, 0-20 ms latency), swarm",
-                 in_simulator(args.policy, "default", "swarm")),
-                ("drone-deploy --swarm, 4 vehicles, no noise, no latency", deployed_swarm(args.policy, SensorNoise(), 0.0)),
-                ("drone-deploy --swarm, 4 vehicles, sensor noise, 10 ms command + 10 ms telemetry latency",
-                 deployed_swarm(args.policy, NOISE, 0.01))]
+        flights = [("simulator, nominal drones (no noise, no latency), swarm",
+                    lambda: in_simulator(args.policy, "nominal", "swarm")),
+                   ("simulator, randomized drones (noise, 0-20 ms latency), swarm",
+                    lambda: in_simulator(args.policy, "default", "swarm")),
+                   ("drone-deploy --swarm, 4 vehicles, no noise, no latency",
+                    lambda: deployed_swarm(args.policy, SensorNoise(), 0.0)),
+                   ("drone-deploy --swarm, 4 vehicles, sensor noise, 10 ms command + 10 ms telemetry latency",
+                    lambda: deployed_swarm(args.policy, NOISE, 0.01))]
     else:
         args.policy = args.policy or default_policy_path()
-        rows = [("simulator, nominal drone (no noise, no latency)", in_simulator(args.policy, "nominal")),
-                ("simulator, randomized drones (noise, 0-20 ms latency)", in_simulator(args.policy, "default")),
-                ("drone-deploy, no noise, no latency", deployed(args.policy, SensorNoise(), 0.0)),
-                ("drone-deploy, sensor noise", deployed(args.policy, NOISE, 0.0)),
-                ("drone-deploy, sensor noise, 10 ms command + 10 ms telemetry latency",
-                 deployed(args.policy, NOISE, 0.01))]
+        flights = [("simulator, nominal drone (no noise, no latency)", lambda: in_simulator(args.policy, "nominal")),
+                   ("simulator, randomized drones (noise, 0-20 ms latency)",
+                    lambda: in_simulator(args.policy, "default")),
+                   ("drone-deploy, no noise, no latency", lambda: deployed(args.policy, SensorNoise(), 0.0)),
+                   ("drone-deploy, sensor noise", lambda: deployed(args.policy, NOISE, 0.0)),
+                   ("drone-deploy, sensor noise, 10 ms command + 10 ms telemetry latency",
+                    lambda: deployed(args.policy, NOISE, 0.01))]
+    rows = []
+    for label, fly in flights:     # minutes in all: say which flight is under way
+        print(f"thrust_smoothness: {label} ...", file=sys.stderr, flush=True)
+        rows.append((label, fly()))
     print(f"policy {args.policy}\n")
     print("| flight | thrust std | mean abs change per step |")
     print("|---|---:|---:|")
@@ -144,4 +151,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status_of(main, "thrust_smoothness"))

@@ -4,10 +4,12 @@ interrupted code and a message, without a traceback, and leaves what it writes i
 drone-deploy (lands first) and drone-ui are covered in test_deploy_faults.py and test_deploy_ui.py, the motor
 test of drone-calibrate in test_calibration_safety.py; drone-export and drone-replay finish in seconds. Of the
 scripts, regression.py (minutes per game) and crash_report.py are covered here; pick_checkpoint passes its
-evaluations the same stop check as drone-eval.
+evaluations the same stop check as drone-eval; the benchmark and measurement scripts end through
+drone_sim.signals.exit_status_of, tested with the two that fly drone-deploy against a simulated vehicle.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,13 +29,30 @@ def _script(name: str, module: str) -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", module]
 
 
+def _group_members(pgid: int) -> list[str]:
+    """The live (not zombie) processes of a process group, as 'pid name' (from /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:          # ended while we looked
+            continue
+        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if rest[0] != "Z" and int(rest[2]) == pgid:
+            members.append(f"{stat.parent.name} {name}")
+    return members
+
+
 def _interrupt(cmd: list[str], sig: int, ready: str | None, cwd: Path, env: dict | None = None,
                timeout: float = 120, after: float = 0.5) -> tuple[int, str]:
     """Start cmd, wait until its output shows `ready` (None: a fixed 4 s for a program that prints nothing while it
     works), send sig `after` seconds later; (exit code, output). The output is read on a thread, so that a
-    program that never shows `ready` fails the test after `timeout` instead of blocking it on a read."""
+    program that never shows `ready` fails the test after `timeout` instead of blocking it on a read.
+
+    The program runs in a process group of its own, and once it has exited none of the processes it started may
+    be left in that group: a simulated vehicle or a drone-deploy left running is the failure this catches."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, start_new_session=True)
     out: list[str] = []
     seen = threading.Event()
 
@@ -55,10 +74,18 @@ def _interrupt(cmd: list[str], sig: int, ready: str | None, cwd: Path, env: dict
         proc.send_signal(sig)
         proc.wait(timeout=60)
         reader.join(timeout=10)
+        deadline = time.monotonic() + 10
+        while _group_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _group_members(proc.pid)
+        assert not left, f"{cmd[0]} exited {proc.returncode} and left running: {left}; {''.join(out)[-2000:]}"
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if _group_members(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
     return proc.returncode, "".join(out)
 
 
@@ -218,3 +245,21 @@ def test_crash_report_stops_on_sigterm(tmp_path):
     assert code == 130, out[-2000:]
     assert "crash_report: interrupted during hover" in out and "Traceback" not in out, out[-2000:]
     assert out_json.read_text() == "an earlier report\n"
+
+
+@pytest.mark.parametrize("script, ready", [
+    ("thrust_smoothness.py", "thrust_smoothness: drone-deploy, no noise, no latency"),
+    ("bench_deploy.py", "bench_deploy: flight"),
+], ids=["thrust_smoothness", "bench_deploy"])
+def test_a_measurement_script_stops_its_vehicle_and_drone_deploy_on_sigterm(tmp_path, script, ready):
+    """The measurement scripts fly drone-deploy against a simulated vehicle, each a process of its own. SIGTERM
+    while they fly ends the script with 130 and one line, and takes both down with it (SIGTERM's default action
+    ended the script alone: the vehicle and drone-deploy ran on, orphaned)."""
+    name = script.removesuffix(".py")
+    cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / script)]
+    if name == "bench_deploy":
+        cmd += ["flight", "--out", str(tmp_path / "figures")]
+    code, out = _interrupt(cmd, signal.SIGTERM, ready, tmp_path, after=3.0)
+    assert code == 130, out[-2000:]
+    assert f"{name}: interrupted; no results written" in out and "Traceback" not in out, out[-2000:]
+    assert not (tmp_path / "figures").exists()
