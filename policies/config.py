@@ -114,7 +114,9 @@ class TrainConfig:
                                   "in five; drone-eval always flies that)")
     # a teacher in the first part of the run (kickstarting)
     teacher: str = _f("", "'scripted': pull the actions towards the hand-written controller's "
-                          "(drone_sim.controllers, ctbr, MLP only) on --teacher-tasks early in the run (off: '')")
+                          "(drone_sim.controllers, ctbr, MLP only) on --teacher-tasks early in the run; or a "
+                          "drone-export .onnx file: towards that trained policy's actions (distillation; an MLP "
+                          "policy of this observation layout, action mode and control rate) (off: '')")
     teacher_tasks: str = _f("obstacles", "the tasks whose drones the teacher is imitated on, with a weight each "
                                          "if not 1: 'obstacles,goto:0.3'")
     teacher_weight: float = _f(1.0, "the imitation loss's weight at the start; it falls linearly to "
@@ -219,12 +221,16 @@ class TrainConfig:
                 raise ConfigError("expert_groups: the tasks share expert networks only with --task-experts")
             expert_of(self.expert_groups)
         if self.teacher:
-            if self.teacher != "scripted":
-                raise ConfigError(f"teacher must be 'scripted' or empty, got {self.teacher!r}")
-            if self.env != "drone" or self.action_mode != "ctbr" or self.lstm:
-                raise ConfigError("teacher: the scripted controller flies the drone env in ctbr mode, and only the MLP "
-                                  "policy is pulled towards it (--teacher '' trains without it; --tasks all turns it "
-                                  "on by default)")
+            trained = self.teacher != "scripted"
+            if trained and not self.teacher.endswith(".onnx"):
+                raise ConfigError(f"teacher must be 'scripted' or a drone-export .onnx file (or empty), got "
+                                  f"{self.teacher!r}")
+            if self.env != "drone" or self.lstm or (not trained and self.action_mode != "ctbr"):
+                raise ConfigError("teacher: the scripted controller flies the drone env in ctbr mode, a trained "
+                                  "teacher the drone env, and only the MLP policy is pulled towards either "
+                                  "(--teacher '' trains without it; --tasks all turns it on by default)")
+            if trained:
+                self._check_trained_teacher()
             if not 0.0 < self.teacher_fraction <= 1.0:
                 raise ConfigError(f"teacher_fraction must be in (0, 1], got {self.teacher_fraction!r}")
             # the trainer stops running the teacher once its weight is 0, so the weight may only fall
@@ -241,6 +247,20 @@ class TrainConfig:
             if path and not Path(path).is_file():
                 raise ConfigError(f"--{name}: no such file: {path}")
         return self
+
+    def _check_trained_teacher(self) -> None:
+        """A trained teacher is refused here, before a run directory is written, for what the trainer could not
+        use: a file onnxruntime cannot load, another observation layout, action mode or control rate (the
+        teacher's actions must mean what the student's do), or an LSTM (its state would follow every drone, and
+        the teacher runs on the taught drones only)."""
+        from .onnx_policy import OnnxPolicy, OnnxPolicyError
+
+        try:
+            policy = OnnxPolicy(self.teacher, action_mode=self.action_mode, control_hz=self.control_hz)
+        except OnnxPolicyError as exc:
+            raise ConfigError(f"teacher: {exc}") from None
+        if policy.recurrent:
+            raise ConfigError(f"teacher: {self.teacher}: an LSTM policy; a teacher must be an MLP policy")
 
 
 def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:

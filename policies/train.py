@@ -26,7 +26,7 @@ from .config import TrainConfig, default_toml, expert_of
 from .metrics import MetricsWriter
 from .model import ActorCritic, log_prob
 from .ppo import Rollout, compute_gae, ppo_update
-from .teacher import ScriptedTeacher, teacher_weight
+from .teacher import make_teacher, teacher_weight
 
 
 def pick_device(name: str) -> torch.device:
@@ -264,7 +264,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
     buf = Rollout(T, N, obs_size, () if discrete else (action_size,), device,
                   action_dtype=torch.long if discrete else torch.float32, hidden=cfg.hidden if cfg.lstm else 0,
                   teacher=bool(cfg.teacher), privileged=priv_size)
-    teacher = ScriptedTeacher(N, cfg.teacher_tasks, cfg.teacher_speed, cfg.control_hz) if cfg.teacher else None
+    teacher = make_teacher(cfg, N)
     obs_np = env.observations
     obs_cpu = torch.from_numpy(obs_np)  # views the env's buffer: refreshed in place by every step
     priv_cpu = torch.from_numpy(env.privileged) if priv_size else None   # the same, rows rewritten on respawn
