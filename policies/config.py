@@ -215,7 +215,8 @@ class TrainConfig:
             raise ConfigError("task_value_heads: only the drone env's observation says which task a row is")
         if self.task_experts and (self.env != "drone" or self.lstm or self.entities or self.task_value_heads):
             raise ConfigError("task_experts: one plain MLP per task of the drone env (not with --lstm, --entities or "
-                              "--task-value-heads, and the ocean envs have one task)")
+                              "--task-value-heads, and the ocean envs have one task; --no-task-experts turns it off, which "
+                              "--tasks all turns on by default)")
         if self.expert_groups:
             if not self.task_experts:
                 raise ConfigError("expert_groups: the tasks share expert networks only with --task-experts")
@@ -342,12 +343,15 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
                    "horizon": 64, "gamma": 0.9817162800411925, "gae_lambda": 0.978140887055227,
                    "clip": 0.2209691039490092, "init_log_std": -0.5346627785415285,
                    "ent_coef": 1.3108813258313493e-05, "activation": "tanh", "total_steps": 26_500_000},
-    # all six tasks: the command that trained policies/pretrained/multitask_ctbr.onnx (issue 18's sixteenth round),
-    # so that `drone-train --tasks all` reproduces it. Each part was kept because it lowered the crash rates on
-    # unseen drones (BENCHMARKS.md, issue 18): a 2 x 128 network (a quarter fewer crashes than 2 x 64), the scripted
-    # controller as a teacher on the obstacle field for the whole run, half of the obstacle starts with the straight
-    # line blocked, and a cost for flying above 3 m/s (weight 0.5). 330M agent-steps: ~83 min alone on two cores.
-    "all": {"hidden": 128, "speed_weight": 0.5, "teacher": "scripted", "teacher_tasks": "obstacles",
+    # all six tasks: the command that trained policies/pretrained/multitask_ctbr.onnx (issue 18's twenty-fifth
+    # round), so that `drone-train --tasks all` reproduces it. Each part was kept because it lowered the crash rates
+    # on unseen drones (BENCHMARKS.md, issue 18): 2 x 128 networks (a quarter fewer crashes than 2 x 64), one per
+    # task but follow and swarm sharing one (race and obstacles fly best on networks of their own, follow on one it
+    # shares with swarm), the scripted controller as a teacher on the obstacle field for the whole run, half of the
+    # obstacle starts with the straight line blocked, and a cost for flying above 3 m/s (weight 0.5). 330M
+    # agent-steps: 64-105 min alone on two cores, by machine.
+    "all": {"hidden": 128, "task_experts": True, "expert_groups": "follow+swarm",
+            "speed_weight": 0.5, "teacher": "scripted", "teacher_tasks": "obstacles",
             "teacher_fraction": 1.0, "blocked_line_prob": 0.5, "total_steps": 330_000_000,
             "keep_checkpoint_every": 33_000_000},
 }
@@ -386,6 +390,8 @@ def make_config(file_values: dict[str, Any] | None = None, cli_values: dict[str,
             if key not in known:
                 raise ConfigError(f"{where}: unknown setting {key!r}")
             setattr(cfg, key, _coerce(known[key], value, where))
+    if not cfg.task_experts and "expert_groups" not in {**(file_values or {}), **(cli_values or {})}:
+        cfg.expert_groups = ""     # a task mix's groups go with its experts: --no-task-experts turns off both
     return cfg.validate()
 
 

@@ -61,3 +61,6 @@ def test_drone_train_tasks_all_trains_as_the_shipped_multitask_run():
     network = {k: meta["model_config"][k] for k in ("hidden", "layers", "lstm", "activation")}
     assert network == {"hidden": recorded.hidden, "layers": recorded.layers, "lstm": recorded.lstm,
                        "activation": recorded.activation}
+    from policies.config import expert_of
+
+    assert recorded.task_experts and meta["model_config"]["expert_of"] == expert_of(recorded.expert_groups)

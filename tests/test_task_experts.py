@@ -97,6 +97,20 @@ def test_experts_are_refused_where_they_cannot_be_built():
         ActorCritic(drone_sim.OBS_SIZE, 4, experts=(80, 6))
 
 
+def test_tasks_all_flies_experts_that_one_option_turns_off():
+    """--tasks all's recipe is experts with follow and swarm grouped; --no-task-experts gives the one network (the
+    recipe's groups go with it), while groups given by the user without experts are still refused, and an LSTM on
+    the recipe is refused with the way out named."""
+    recipe = make_config(cli_values={"tasks": "all"})
+    assert recipe.task_experts and recipe.expert_groups == "follow+swarm"
+    one = make_config(cli_values={"tasks": "all", "task_experts": False})
+    assert not one.task_experts and one.expert_groups == ""
+    with pytest.raises(ConfigError, match="expert_groups: the tasks share expert networks only with --task-experts"):
+        make_config(cli_values={"tasks": "all", "task_experts": False, "expert_groups": "follow+swarm"})
+    with pytest.raises(ConfigError, match="--no-task-experts turns it off"):
+        make_config(cli_values={"tasks": "all", "lstm": True})
+
+
 def test_each_task_has_its_own_log_std():
     """A row's exploration noise is its own task's: the Gaussian's std is read from the log std row its task
     one-hot names, and a loss on race rows moves race's row alone."""
