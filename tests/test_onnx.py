@@ -314,13 +314,35 @@ def _table_rows(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("│")]
 
 
+def _same_figures(a: list[str], b: list[str]) -> None:
+    """Two drone-eval tables of one policy, run by torch and by onnxruntime. The sharpened policy's actions differ
+    by float rounding (up to TOL), which can flip whether a borderline episode crashes, and which ones do differs
+    between CPUs: task, drone set and episode count must match exactly, the detail column (a time or a distance)
+    within a tenth, every other figure (rates) within two episodes' share."""
+    import re
+
+    def figures(cell: str) -> list[float]:
+        return [float(x) for x in re.findall(r"\d*\.?\d+", cell)]
+
+    assert len(a) == len(b)
+    for row_a, row_b in zip(a, b):
+        ca, cb = [c.strip() for c in row_a.split("│")][1:-1], [c.strip() for c in row_b.split("│")][1:-1]
+        assert ca[:3] == cb[:3], (row_a, row_b)                     # task, drones, episodes
+        share = 2.0 / int(ca[2]) + 1e-3
+        for k, (x, y) in enumerate(zip(ca[3:], cb[3:]), start=3):
+            assert re.sub(r"[\d.]+", "#", x) == re.sub(r"[\d.]+", "#", y), (row_a, row_b)   # same labels
+            for u, v in zip(figures(x), figures(y)):
+                assert abs(u - v) <= (0.1 * abs(u) + 0.02 if k == 4 else share), (row_a, row_b)
+
+
 def test_drone_eval_onnx_gives_the_checkpoints_metrics(policies, capsys):
     p = policies["mlp"]
     assert eval_main([str(p["ckpt"]), "--episodes", "16", "--seed", "3"]) == 0
     from_ckpt = _table_rows(capsys.readouterr().out)
     assert eval_main(["--onnx", str(p["onnx"]), "--episodes", "16", "--seed", "3"]) == 0
     from_onnx = _table_rows(capsys.readouterr().out)
-    assert len(from_ckpt) == 2 and from_ckpt == from_onnx  # nominal and randomized drones
+    assert len(from_ckpt) == 2      # nominal and randomized drones
+    _same_figures(from_ckpt, from_onnx)
     # an .onnx file named where a checkpoint goes is evaluated as --onnx, not refused as a broken checkpoint
     assert eval_main([str(p["onnx"]), "--episodes", "16", "--seed", "3"]) == 0
     assert _table_rows(capsys.readouterr().out) == from_onnx
