@@ -67,7 +67,7 @@ class StopRequest:
             raise KeyboardInterrupt
 
 
-def exit_status_of(main: Callable[[], int | None], name: str, interrupted: str = "no results written") -> int:
+def exit_status_of(main: Callable[[], int | None], name: str) -> int:
     """main's exit status, for the short scripts (benchmarks, measurements) that have no loop to check a
     StopRequest in. SIGTERM is taken as Ctrl-C, so that either unwinds main through its `finally` blocks, which
     stop the simulated vehicles and drone-deploy children the script started (SIGTERM's default action ended the
@@ -76,5 +76,5 @@ def exit_status_of(main: Callable[[], int | None], name: str, interrupted: str =
     try:
         return main() or 0
     except KeyboardInterrupt:
-        print(f"{name}: interrupted; {interrupted}", file=sys.stderr, flush=True)
+        print(f"{name}: interrupted; no results written", file=sys.stderr, flush=True)
         return 130
